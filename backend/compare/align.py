@@ -1,0 +1,42 @@
+"""Alignment of series by step. A step that one run lacks is dropped, never interpolated."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import reduce
+
+import numpy as np
+
+from backend.compare.run_series import Series
+
+__all__ = ["align_pair", "shared_steps", "values_at", "within_window"]
+
+
+def within_window(series: Series, start: int | None, end: int | None) -> Series:
+    """The part of a step-sorted series with ``start <= step <= end`` (either bound optional)."""
+    steps, values = series
+    lo = 0 if start is None else int(np.searchsorted(steps, start, side="left"))
+    hi = steps.size if end is None else int(np.searchsorted(steps, end, side="right"))
+    return steps[lo:hi], values[lo:hi]
+
+
+def shared_steps(step_arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Steps present in every one of the sorted, duplicate-free step arrays."""
+    if not step_arrays:
+        return np.empty(0, dtype=np.int64)
+    return reduce(lambda a, b: np.intersect1d(a, b, assume_unique=True), step_arrays)
+
+
+def values_at(series: Series, steps: np.ndarray) -> np.ndarray:
+    """Values of ``series`` at ``steps``, which must all be present in it."""
+    own_steps, values = series
+    index = np.searchsorted(own_steps, steps)
+    return values[index]
+
+
+def align_pair(first: Series, second: Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(steps, first_values, second_values)`` over the steps both series have."""
+    steps, first_index, second_index = np.intersect1d(
+        first[0], second[0], assume_unique=True, return_indices=True
+    )
+    return steps, first[1][first_index], second[1][second_index]
