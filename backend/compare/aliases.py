@@ -1,0 +1,135 @@
+"""Canonical metrics and the names trainers log them under.
+
+A canonical name (``clip_rate``, ``kl``, ``entropy``, ``reward``, and the parity metrics) maps
+to raw keys in order of preference: PipelineRL's own names first, because its definitions are
+the ones DESIGN.md §1 gives, then TRL, verl, slime and SkyRL. The ``rl/`` and ``train/``
+prefixes that PipelineRL and slime put in front of their keys are optional. Per-project aliases
+come first of all: a project knows its trainer better than any built-in table.
+
+Deliberately left out: verl's ``training/rollout_probs_diff_mean`` is a difference of
+probabilities, not of log-probabilities, so it is not an alias of the parity log-prob metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+
+from backend.errors import BadInput
+
+__all__ = [
+    "BUILTIN_ALIASES",
+    "DEFAULT_METRICS",
+    "PARITY_METRICS",
+    "canonical_names",
+    "check_extra_aliases",
+    "resolve_metric",
+]
+
+DEFAULT_METRICS: tuple[str, ...] = ("clip_rate", "kl", "entropy", "reward")
+
+PARITY_METRICS: tuple[str, ...] = (
+    "logprob_diff_mean",
+    "logprob_abs_diff_mean",
+    "logprob_abs_diff_max",
+    "weight_version_lag",
+)
+
+BUILTIN_ALIASES: dict[str, tuple[str, ...]] = {
+    "clip_rate": (
+        "clamp_log_ratio_new_old_indicator",  # PipelineRL
+        "clip_ratio/region_mean",  # TRL GRPO
+        "clip_ratio",  # older TRL GRPO
+        "policy/clipfrac_avg",  # TRL PPO
+        "actor/pg_clipfrac",  # verl
+        "pg_clipfrac",  # slime (train/ prefix)
+        "policy/ppo_clip_ratio",  # SkyRL
+    ),
+    "kl": (
+        "kl_new_old",  # PipelineRL
+        "kl",  # TRL GRPO
+        "objective/kl",  # TRL PPO
+        "actor/ppo_kl",  # verl
+        "ppo_kl",  # slime
+        "policy/policy_kl",  # SkyRL
+    ),
+    "entropy": (
+        "entropy",  # PipelineRL, TRL GRPO
+        "objective/entropy",  # TRL PPO
+        "actor/entropy",  # verl
+        "entropy_loss",  # slime logs the entropy itself under this name
+        "policy/policy_entropy",  # SkyRL
+    ),
+    "reward": (
+        "reward",  # PipelineRL, TRL GRPO
+        "reward_mean",
+        "objective/rlhf_reward",  # TRL PPO
+        "objective/scores",
+        "critic/score/mean",  # verl
+        "critic/rewards/mean",
+        "rollout/raw_reward",  # slime
+        "reward/avg_raw_reward",  # SkyRL
+    ),
+    "logprob_diff_mean": ("parity/logprob_diff_mean",),
+    "logprob_abs_diff_mean": (
+        "parity/logprob_abs_diff_mean",
+        "train_rollout_logprob_abs_diff",  # slime
+        "policy/rollout_train_logprobs_abs_diff_mean",  # SkyRL
+    ),
+    "logprob_abs_diff_max": (
+        "parity/logprob_abs_diff_max",
+        "policy/rollout_train_logprobs_abs_diff_max",  # SkyRL
+    ),
+    "weight_version_lag": ("parity/weight_version_lag",),
+}
+
+_OPTIONAL_PREFIXES = ("rl/", "train/")
+
+
+def check_extra_aliases(extra_aliases: Mapping[str, object] | None) -> dict[str, tuple[str, ...]]:
+    """Validate per-project aliases ``{canonical: raw | [raw, ...]}`` into tuples of raw keys."""
+    if extra_aliases is None:
+        return {}
+    if not isinstance(extra_aliases, Mapping):
+        raise BadInput("aliases must map a canonical name to raw metric keys", field="aliases")
+    checked: dict[str, tuple[str, ...]] = {}
+    for canonical, raw in extra_aliases.items():
+        raw_keys = (raw,) if isinstance(raw, str) else raw
+        if (
+            not isinstance(canonical, str)
+            or not canonical
+            or not isinstance(raw_keys, Iterable)
+            or not all(isinstance(key, str) and key for key in raw_keys)
+        ):
+            raise BadInput(
+                f"alias {canonical!r} must map a name to non-empty metric keys", field="aliases"
+            )
+        checked[canonical] = tuple(raw_keys)
+    return checked
+
+
+def canonical_names(extra_aliases: Mapping[str, object] | None = None) -> set[str]:
+    """Every canonical name, built-in or added per project."""
+    return set(BUILTIN_ALIASES) | set(check_extra_aliases(extra_aliases))
+
+
+def resolve_metric(
+    name: str,
+    available_keys: Collection[str],
+    extra_aliases: Mapping[str, object] | None = None,
+) -> str | None:
+    """The raw key of ``available_keys`` that ``name`` stands for in one run, or None.
+
+    ``name`` may be a raw key (returned when the run has it) or a canonical name, whose aliases
+    are tried in order of preference, each first as written and then behind an optional
+    ``rl/`` or ``train/`` prefix.
+    """
+    if name in available_keys:
+        return name
+    aliases = check_extra_aliases(extra_aliases).get(name, ()) + BUILTIN_ALIASES.get(name, ())
+    for alias in aliases:
+        if alias in available_keys:
+            return alias
+        for prefix in _OPTIONAL_PREFIXES:
+            if prefix + alias in available_keys:
+                return prefix + alias
+    return None
