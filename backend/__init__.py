@@ -1,0 +1,3 @@
+"""ParityScope service: storage, comparison, diagnosis and the HTTP API."""
+
+__version__ = "0.1.0"

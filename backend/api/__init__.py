@@ -1,0 +1,1 @@
+"""The HTTP API: schemas, dependencies, one router module per resource."""

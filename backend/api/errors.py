@@ -1,0 +1,44 @@
+"""The one place where exceptions become HTTP responses."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+
+from backend.errors import ParityScopeError
+
+
+def _describe(error: dict) -> str:
+    loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    where = ".".join(loc) or "request"
+    return f"{where}: {error.get('msg', 'invalid')}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ParityScopeError)
+    async def _domain_error(_request: Request, exc: ParityScopeError) -> JSONResponse:
+        body: dict = {"detail": exc.message}
+        if exc.field:
+            body["field"] = exc.field
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        message = "; ".join(_describe(e) for e in errors[:5])
+        return JSONResponse(
+            {"detail": message, "errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors]},
+            status_code=422,
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # Values that pass validation but that the database still refuses (e.g. an out-of-range
+        # integer) are the caller's problem, not a crash.
+        code = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+        if code.startswith("22"):
+            return JSONResponse({"detail": f"value rejected by the database: {exc.orig}"}, status_code=422)
+        raise exc

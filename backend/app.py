@@ -1,0 +1,67 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+
+from backend import __version__
+from backend.api.errors import install_error_handlers
+from backend.api.routes import metrics, projects, runs
+from backend.api.schemas import ColumnsBody, RowsBody
+from backend.db import Database, prepare_database
+from backend.settings import Settings, get_settings
+
+ROUTERS = [projects.router, runs.router, metrics.router]
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    """Build the app. Opening the database migrates SQLite and refuses a stale PostgreSQL."""
+    settings = settings or get_settings()
+    if database is None:
+        database = Database(prepare_database(settings.database_url))
+    app = FastAPI(
+        title="ParityScope",
+        version=__version__,
+        description="Compare RL training runs across inference backends.",
+    )
+    app.state.settings = settings
+    app.state.database = database
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+            return JSONResponse(
+                {"detail": f"body: {length} bytes exceeds the limit of {settings.max_body_bytes} bytes"},
+                status_code=413,
+            )
+        return await call_next(request)
+
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                                 description=app.description)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            # The metrics body is parsed by hand for speed; publish its two forms all the same.
+            for model in (RowsBody, ColumnsBody):
+                model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, sub in model_schema.pop("$defs", {}).items():
+                    components.setdefault(name, sub)
+                components[model.__name__] = model_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

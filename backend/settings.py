@@ -1,0 +1,43 @@
+"""All configuration in one pydantic-settings class, read from ``PARITYSCOPE_*`` variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_database_url() -> str:
+    path = Path(user_data_dir("parityscope", appauthor=False)) / "parityscope.db"
+    return f"sqlite:///{path}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARITYSCOPE_", extra="ignore")
+
+    database_url: str = Field(default_factory=default_database_url)
+    # None means: public reads on SQLite (one person, one machine), private on PostgreSQL.
+    public_reads: bool | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Request limits of the ingestion API.
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_values_per_request: int = 100_000
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def reads_are_public(self) -> bool:
+        if self.public_reads is not None:
+            return self.public_reads
+        return self.is_sqlite
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

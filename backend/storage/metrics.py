@@ -1,0 +1,293 @@
+"""Metric points: atomic, idempotent ingestion and fast reads.
+
+Ingestion is one transaction per request and idempotent per (run, key, step): posting a point
+again replaces its value. On PostgreSQL the rows go in through COPY: straight into
+``metric_point`` when nothing in the batch's step range exists yet (the common append case),
+otherwise into a temporary table followed by one ``INSERT … ON CONFLICT`` merge. On SQLite an
+``executemany`` upsert does the same job.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from backend.domain import IngestResult, KeySummary
+from backend.ingest import PointBatch
+from backend.models import MetricKeyRow, MetricPointRow, RunRow, utcnow
+from backend.storage.values import from_storage, to_storage
+
+# One binary COPY tuple of (key_id int4, step int8, value float8): a field count, then each field
+# as a length and big-endian bytes. No NULLs are sent back (NaN is coalesced), so the stride is fixed.
+_COPY_ROW = np.dtype(
+    [("n", ">i2"), ("l1", ">i4"), ("key", ">i4"), ("l2", ">i4"), ("step", ">i8"), ("l3", ">i4"), ("value", ">f8")]
+)
+_COPY_HEADER = 19  # signature (11) + flags (4) + header extension length (4)
+
+
+class MetricStore:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def key_ids(self, names: list[str], *, create: bool) -> dict[str, int]:
+        """Ids of metric keys by name; with ``create`` the missing ones are added."""
+        if not names:
+            return {}
+        if create:
+            if self._dialect == "postgresql":
+                self.session.execute(
+                    text(
+                        "INSERT INTO metric_key (name) SELECT unnest(CAST(:names AS text[])) "
+                        "ON CONFLICT (name) DO NOTHING"
+                    ),
+                    {"names": names},
+                )
+            else:
+                self.session.execute(
+                    text("INSERT OR IGNORE INTO metric_key (name) VALUES (:name)"),
+                    [{"name": n} for n in names],
+                )
+        rows = self.session.execute(
+            select(MetricKeyRow.name, MetricKeyRow.id).where(MetricKeyRow.name.in_(names))
+        )
+        return {name: key_id for name, key_id in rows}
+
+    # -- ingestion ----------------------------------------------------------------------------
+
+    def ingest(self, run_id: int, batch: PointBatch) -> IngestResult:
+        """Store every point of ``batch`` for ``run_id``; replace values at existing steps.
+
+        Returns how many points were accepted and how many of those replaced a stored value.
+        The caller's transaction makes the whole batch atomic.
+        """
+        if batch.size == 0:
+            return IngestResult(accepted=0, replaced=0)
+        ids = self.key_ids(sorted(batch.keys), create=True)
+        rows: list[tuple[int, int, float | None, float | None]] = []
+        max_step = -1
+        for name, points in batch.keys.items():
+            key_id = ids[name]
+            for step, (value, wall_time) in points.by_step.items():
+                rows.append((key_id, step, to_storage(value), wall_time))
+                if step > max_step:
+                    max_step = step
+        if self._dialect == "postgresql":
+            replaced = self._ingest_postgresql(run_id, rows)
+        else:
+            replaced = self._ingest_sqlite(run_id, rows)
+        self.session.execute(
+            update(RunRow)
+            .where(RunRow.id == run_id)
+            .values(
+                last_step=func.coalesce(
+                    func.max(RunRow.last_step, max_step)
+                    if self._dialect == "sqlite"
+                    else func.greatest(RunRow.last_step, max_step),
+                    max_step,
+                ),
+                updated_at=utcnow(),
+            )
+        )
+        return IngestResult(accepted=len(rows), replaced=replaced)
+
+    def _overlapping(self, run_id: int, rows: list[tuple[int, int, Any, Any]]) -> set[tuple[int, int]]:
+        key_ids = sorted({r[0] for r in rows})
+        lo = min(r[1] for r in rows)
+        hi = max(r[1] for r in rows)
+        found = self.session.execute(
+            select(MetricPointRow.key_id, MetricPointRow.step).where(
+                MetricPointRow.run_id == run_id,
+                MetricPointRow.key_id.in_(key_ids),
+                MetricPointRow.step.between(lo, hi),
+            )
+        )
+        return {(k, s) for k, s in found}
+
+    def _ingest_sqlite(self, run_id: int, rows: list[tuple[int, int, Any, Any]]) -> int:
+        existing = self._overlapping(run_id, rows)
+        replaced = sum(1 for r in rows if (r[0], r[1]) in existing)
+        cursor = self.session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(
+            "INSERT INTO metric_point (run_id, key_id, step, value, wall_time) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, key_id, step) DO UPDATE SET value = excluded.value, "
+            "wall_time = excluded.wall_time",
+            [(run_id, k, s, v, t) for k, s, v, t in rows],
+        )
+        cursor.close()
+        return replaced
+
+    def _ingest_postgresql(self, run_id: int, rows: list[tuple[int, int, Any, Any]]) -> int:
+        key_ids = sorted({r[0] for r in rows})
+        lo = min(r[1] for r in rows)
+        hi = max(r[1] for r in rows)
+        clash = self.session.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM metric_point WHERE run_id = :run "
+                "AND key_id = ANY(:keys) AND step BETWEEN :lo AND :hi)"
+            ),
+            {"run": run_id, "keys": key_ids, "lo": lo, "hi": hi},
+        ).scalar_one()
+        conn = self.session.connection().connection.driver_connection  # psycopg.Connection
+        if not clash:
+            # Append path: nothing can conflict except a concurrent writer, which the savepoint
+            # catches, falling through to the merge below.
+            try:
+                with self.session.begin_nested():
+                    with conn.cursor() as cur:
+                        with cur.copy(
+                            "COPY metric_point (run_id, key_id, step, value, wall_time) FROM STDIN"
+                        ) as copy:
+                            for k, s, v, t in rows:
+                                copy.write_row((run_id, k, s, v, t))
+                return 0
+            except Exception as exc:  # noqa: BLE001 - only a unique violation is expected here
+                if getattr(exc, "sqlstate", None) != "23505" and "23505" not in repr(
+                    getattr(exc, "orig", "")
+                ):
+                    raise
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS ingest_points "
+                "(key_id int, step bigint, value float8, wall_time float8) ON COMMIT DELETE ROWS"
+            )
+            cur.execute("TRUNCATE ingest_points")
+            with cur.copy("COPY ingest_points (key_id, step, value, wall_time) FROM STDIN") as copy:
+                for k, s, v, t in rows:
+                    copy.write_row((k, s, v, t))
+            cur.execute(
+                "WITH merged AS ("
+                " INSERT INTO metric_point (run_id, key_id, step, value, wall_time)"
+                " SELECT %s, key_id, step, value, wall_time FROM ingest_points"
+                " ON CONFLICT (run_id, key_id, step) DO UPDATE"
+                " SET value = EXCLUDED.value, wall_time = EXCLUDED.wall_time"
+                " RETURNING (xmax <> 0) AS was_update)"
+                " SELECT count(*) FILTER (WHERE was_update) FROM merged",
+                (run_id,),
+            )
+            (replaced,) = cur.fetchone()
+        return int(replaced)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def keys(self, run_id: int) -> list[KeySummary]:
+        """Every key of a run with its point count and first and last step."""
+        stmt = (
+            select(
+                MetricKeyRow.name,
+                func.count(),
+                func.min(MetricPointRow.step),
+                func.max(MetricPointRow.step),
+            )
+            .join(MetricKeyRow, MetricKeyRow.id == MetricPointRow.key_id)
+            .where(MetricPointRow.run_id == run_id)
+            .group_by(MetricKeyRow.name)
+            .order_by(MetricKeyRow.name)
+        )
+        return [
+            KeySummary(key=name, count=count, first_step=first, last_step=last)
+            for name, count, first, last in self.session.execute(stmt)
+        ]
+
+    def read_arrays(
+        self,
+        run_id: int,
+        keys: list[str] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Series as numpy arrays ``(steps int64, values float64)`` ordered by step; NaN as NaN.
+
+        ``keys`` None reads every key of the run; keys without points are absent from the result.
+        ``start``/``end`` bound the steps inclusively. This is the path the comparison uses, so
+        on PostgreSQL it streams a binary COPY straight into numpy.
+        """
+        if keys is None:
+            ids = {s.key: 0 for s in self.keys(run_id)}
+            ids = self.key_ids(list(ids), create=False)
+        else:
+            ids = self.key_ids(keys, create=False)
+        if not ids:
+            return {}
+        names = {v: k for k, v in ids.items()}
+        lo = 0 if start is None else start
+        hi = 2**62 if end is None else end
+        if self._dialect == "postgresql":
+            key_col, step_col, value_col = self._copy_out(run_id, sorted(names), lo, hi)
+        else:
+            result = self.session.execute(
+                select(MetricPointRow.key_id, MetricPointRow.step, MetricPointRow.value)
+                .where(
+                    MetricPointRow.run_id == run_id,
+                    MetricPointRow.key_id.in_(sorted(names)),
+                    MetricPointRow.step.between(lo, hi),
+                )
+                .order_by(MetricPointRow.key_id, MetricPointRow.step)
+            ).all()
+            key_col = np.fromiter((r[0] for r in result), dtype=np.int64, count=len(result))
+            step_col = np.fromiter((r[1] for r in result), dtype=np.int64, count=len(result))
+            value_col = np.fromiter(
+                (from_storage(r[2]) for r in result), dtype=np.float64, count=len(result)
+            )
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if len(key_col) == 0:
+            return out
+        # Rows come ordered by key then step: split at key boundaries.
+        bounds = np.flatnonzero(np.diff(key_col)) + 1
+        for chunk_keys, chunk_steps, chunk_values in zip(
+            np.split(key_col, bounds), np.split(step_col, bounds), np.split(value_col, bounds), strict=True
+        ):
+            out[names[int(chunk_keys[0])]] = (chunk_steps, chunk_values)
+        return out
+
+    def _copy_out(self, run_id: int, key_ids: list[int], lo: int, hi: int) -> tuple[np.ndarray, ...]:
+        conn = self.session.connection().connection.driver_connection
+        query = (
+            "COPY (SELECT key_id, step, coalesce(value, 'NaN'::float8) FROM metric_point"
+            f" WHERE run_id = {int(run_id)} AND key_id IN ({','.join(str(int(k)) for k in key_ids)})"
+            f" AND step BETWEEN {int(lo)} AND {int(hi)} ORDER BY key_id, step)"
+            " TO STDOUT (FORMAT BINARY)"
+        )
+        buf = bytearray()
+        with conn.cursor() as cur:
+            with cur.copy(query) as copy:
+                for chunk in copy:
+                    buf += chunk
+        (ext_len,) = struct.unpack(">i", bytes(buf[15:19]))
+        body = memoryview(buf)[_COPY_HEADER + ext_len : len(buf) - 2]  # trailer is int16 -1
+        rows = np.frombuffer(body, dtype=_COPY_ROW)
+        return (
+            rows["key"].astype(np.int64),
+            rows["step"].astype(np.int64),
+            rows["value"].astype(np.float64),
+        )
+
+    def read_series(
+        self,
+        run_id: int,
+        keys: list[str] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> dict[str, tuple[list[int], list[float]]]:
+        """Like ``read_arrays`` but as Python lists, for the JSON read endpoint."""
+        return {
+            name: (steps.tolist(), values.tolist())
+            for name, (steps, values) in self.read_arrays(run_id, keys, start, end).items()
+        }
+
+
+def count_points(session: Session, run_id: int) -> int:
+    return int(
+        session.scalar(select(func.count()).select_from(MetricPointRow).where(MetricPointRow.run_id == run_id))
+        or 0
+    )
+

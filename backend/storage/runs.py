@@ -1,0 +1,181 @@
+"""Runs: creation (idempotent on ``external_id``), listing, reading and updating."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import String, cast, exists, func, literal, select, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.domain import Run, RunPage, RunStatus
+from backend.errors import BadInput, NotFound
+from backend.models import ProjectRow, RunRow, utcnow
+
+
+def _to_domain(row: RunRow, slug: str) -> Run:
+    return Run(
+        id=row.id,
+        project_id=row.project_id,
+        project_slug=slug,
+        name=row.name,
+        status=RunStatus(row.status),
+        tags=list(row.tags or []),
+        config=dict(row.config or {}),
+        engine=row.engine,
+        label=row.label,
+        external_id=row.external_id,
+        last_step=row.last_step,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def merge_config(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: nested dicts merge key by key, anything else in ``patch`` wins."""
+    merged = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class RunStore:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _slug(self, project_id: int) -> str:
+        return self.session.scalar(select(ProjectRow.slug).where(ProjectRow.id == project_id)) or ""
+
+    def create(
+        self,
+        project_id: int,
+        name: str,
+        config: dict[str, Any],
+        tags: list[str],
+        external_id: str | None = None,
+        engine: dict[str, Any] | None = None,
+        label: str | None = None,
+    ) -> tuple[Run, bool]:
+        """Create a run, or return the existing one with the same ``external_id``.
+
+        Returns ``(run, created)``. Safe against two trainers racing on one external id.
+        """
+        if external_id is not None:
+            existing = self._by_external_id(project_id, external_id)
+            if existing is not None:
+                return existing, False
+        row = RunRow(
+            project_id=project_id,
+            name=name,
+            config=config,
+            tags=tags,
+            external_id=external_id,
+            engine=engine,
+            label=label,
+            status=RunStatus.RUNNING.value,
+        )
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            existing = self._by_external_id(project_id, external_id or "")
+            if existing is None:
+                raise
+            return existing, False
+        return _to_domain(row, self._slug(project_id)), True
+
+    def _by_external_id(self, project_id: int, external_id: str) -> Run | None:
+        row = self.session.scalar(
+            select(RunRow).where(RunRow.project_id == project_id, RunRow.external_id == external_id)
+        )
+        return None if row is None else _to_domain(row, self._slug(project_id))
+
+    def get(self, run_id: int) -> Run:
+        """The run, or ``NotFound``."""
+        row = self.session.get(RunRow, run_id)
+        if row is None:
+            raise NotFound(f"run {run_id} not found")
+        return _to_domain(row, self._slug(row.project_id))
+
+    def get_many(self, run_ids: list[int]) -> list[Run]:
+        """Runs in the order asked; ``NotFound`` naming the first missing id."""
+        rows = {r.id: r for r in self.session.scalars(select(RunRow).where(RunRow.id.in_(run_ids)))}
+        missing = [i for i in run_ids if i not in rows]
+        if missing:
+            raise NotFound(f"run {missing[0]} not found")
+        slugs: dict[int, str] = {}
+        out = []
+        for i in run_ids:
+            row = rows[i]
+            if row.project_id not in slugs:
+                slugs[row.project_id] = self._slug(row.project_id)
+            out.append(_to_domain(row, slugs[row.project_id]))
+        return out
+
+    def list(
+        self,
+        project_id: int,
+        *,
+        q: str | None = None,
+        tag: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """Newest first. ``cursor`` is the opaque value from the previous page's ``next_cursor``."""
+        stmt = select(RunRow).where(RunRow.project_id == project_id)
+        if q:
+            pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            stmt = stmt.where(
+                func.lower(RunRow.name).like(pattern, escape="\\")
+                | func.lower(func.coalesce(RunRow.label, "")).like(pattern, escape="\\")
+            )
+        if tag:
+            stmt = stmt.where(self._has_tag(tag))
+        if status is not None:
+            stmt = stmt.where(RunRow.status == status.value)
+        if cursor:
+            try:
+                before_id = int(cursor)
+            except ValueError:
+                raise BadInput("cursor: not a cursor returned by this API", field="cursor") from None
+            stmt = stmt.where(RunRow.id < before_id)
+        rows = list(self.session.scalars(stmt.order_by(RunRow.id.desc()).limit(limit + 1)))
+        next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
+        slug = self._slug(project_id)
+        return RunPage(runs=[_to_domain(r, slug) for r in rows[:limit]], next_cursor=next_cursor)
+
+    def _has_tag(self, tag: str):  # type: ignore[no-untyped-def]
+        if self.session.get_bind().dialect.name == "postgresql":
+            return type_coerce(RunRow.tags, JSONB).contains([tag])  # JSONB @>
+        each = func.json_each(RunRow.tags).table_valued("value")
+        return exists(select(literal(1)).select_from(each).where(cast(each.c.value, String) == tag))
+
+    def update(
+        self,
+        run_id: int,
+        *,
+        status: RunStatus | None = None,
+        name: str | None = None,
+        tags: list[str] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> Run:
+        """Change fields; ``config`` is deep-merged into the stored config."""
+        row = self.session.get(RunRow, run_id)
+        if row is None:
+            raise NotFound(f"run {run_id} not found")
+        if status is not None:
+            row.status = status.value
+        if name is not None:
+            row.name = name
+        if tags is not None:
+            row.tags = tags
+        if config is not None:
+            row.config = merge_config(dict(row.config or {}), config)
+        row.updated_at = utcnow()
+        self.session.flush()
+        return _to_domain(row, self._slug(row.project_id))

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import ProjectFixture, make_project
+
+
+def test_admin_creates_project(client: TestClient, project: ProjectFixture) -> None:
+    r = client.post("/api/v1/projects", json={"slug": "beta", "name": "Beta"}, headers=project.auth("admin"))
+    assert r.status_code == 201, r.text
+    assert r.json()["slug"] == "beta"
+    listed = client.get("/api/v1/projects", headers=project.auth("admin")).json()
+    assert [p["slug"] for p in listed] == ["alpha", "beta"]
+
+
+def test_project_creation_needs_admin(client: TestClient, project: ProjectFixture) -> None:
+    assert client.post("/api/v1/projects", json={"slug": "x", "name": "X"}).status_code == 401
+    r = client.post("/api/v1/projects", json={"slug": "x", "name": "X"}, headers=project.auth("write"))
+    assert r.status_code == 403
+    assert "admin" in r.json()["detail"]
+
+
+def test_bad_and_duplicate_slug(client: TestClient, project: ProjectFixture) -> None:
+    admin = project.auth("admin")
+    r = client.post("/api/v1/projects", json={"slug": "Bad Slug!", "name": "X"}, headers=admin)
+    assert r.status_code == 422 and "slug" in r.json()["detail"]
+    r = client.post("/api/v1/projects", json={"slug": "alpha", "name": "Again"}, headers=admin)
+    assert r.status_code == 409 and "already exists" in r.json()["detail"]
+    r = client.post("/api/v1/projects", json={"name": "no slug"}, headers=admin)
+    assert r.status_code == 422 and "slug" in r.json()["detail"]
+
+
+def test_project_token_lists_only_its_project(client: TestClient, database, project: ProjectFixture) -> None:
+    other = make_project(database, "gamma")
+    listed = client.get("/api/v1/projects", headers=other.auth("read")).json()
+    assert [p["slug"] for p in listed] == ["gamma"]
+
+
+def test_listing_without_token_on_private_deployment(client: TestClient, project: ProjectFixture) -> None:
+    assert client.get("/api/v1/projects").status_code == 401
+    r = client.get("/api/v1/projects", headers={"Authorization": "Bearer pst_nope"})
+    assert r.status_code == 401 and "unknown" in r.json()["detail"]
+    r = client.get("/api/v1/projects", headers={"Authorization": "Basic abc"})
+    assert r.status_code == 401

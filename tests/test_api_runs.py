@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from backend.db import Database
+from backend.settings import Settings
+from tests.conftest import ProjectFixture, make_project
+
+
+def _create(client: TestClient, project: ProjectFixture, **body) -> dict:
+    body.setdefault("name", "run")
+    r = client.post(f"/api/v1/projects/{project.slug}/runs", json=body, headers=project.auth())
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+def test_create_and_get_run(client: TestClient, project: ProjectFixture) -> None:
+    config = {"vllm_config": {"vllm_kwargs": {"logprobs-mode": "processed_logprobs"}}, "seed": 3}
+    run = _create(client, project, name="v0-reference", config=config, tags=["gspo", "v0"])
+    assert run["status"] == "running" and run["project"] == "alpha"
+    got = client.get(f"/api/v1/runs/{run['id']}", headers=project.auth("read")).json()
+    assert got["config"] == config and got["tags"] == ["gspo", "v0"]
+
+
+def test_external_id_resumes_the_same_run(client: TestClient, project: ProjectFixture) -> None:
+    first = client.post(
+        f"/api/v1/projects/{project.slug}/runs",
+        json={"name": "trainer", "external_id": "job-42"},
+        headers=project.auth(),
+    )
+    again = client.post(
+        f"/api/v1/projects/{project.slug}/runs",
+        json={"name": "trainer (restarted)", "external_id": "job-42"},
+        headers=project.auth(),
+    )
+    assert first.status_code == 201 and again.status_code == 200
+    assert first.json()["id"] == again.json()["id"]
+    assert again.json()["name"] == "trainer"
+
+
+def test_list_filters_and_pages(client: TestClient, project: ProjectFixture) -> None:
+    for i in range(7):
+        _create(client, project, name=f"run-{i}", tags=["even" if i % 2 == 0 else "odd"])
+    auth = project.auth("read")
+    base = f"/api/v1/projects/{project.slug}/runs"
+    names = [r["name"] for r in client.get(base, headers=auth).json()["runs"]]
+    assert names == [f"run-{i}" for i in reversed(range(7))]
+    odd = client.get(base, params={"tag": "odd"}, headers=auth).json()["runs"]
+    assert sorted(r["name"] for r in odd) == ["run-1", "run-3", "run-5"]
+    assert [r["name"] for r in client.get(base, params={"q": "RUN-6"}, headers=auth).json()["runs"]] == ["run-6"]
+    # A literal '%' in the text filter matches nothing rather than everything.
+    assert client.get(base, params={"q": "%"}, headers=auth).json()["runs"] == []
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        page = client.get(base, params=params, headers=auth).json()
+        seen += [r["name"] for r in page["runs"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == names
+
+
+def test_status_filter_and_patch(client: TestClient, project: ProjectFixture) -> None:
+    run = _create(client, project, name="a", config={"rl": {"epsilon_low": 3e-4}, "seed": 1})
+    _create(client, project, name="b")
+    r = client.patch(
+        f"/api/v1/runs/{run['id']}",
+        json={"status": "finished", "tags": ["done"], "config": {"rl": {"epsilon_high": 4e-4}}},
+        headers=project.auth(),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["config"] == {"rl": {"epsilon_low": 3e-4, "epsilon_high": 4e-4}, "seed": 1}
+    finished = client.get(
+        f"/api/v1/projects/{project.slug}/runs", params={"status": "finished"}, headers=project.auth("read")
+    ).json()["runs"]
+    assert [x["name"] for x in finished] == ["a"]
+
+
+def test_bad_run_input(client: TestClient, project: ProjectFixture) -> None:
+    base = f"/api/v1/projects/{project.slug}/runs"
+    r = client.post(base, json={"name": ""}, headers=project.auth())
+    assert r.status_code == 422 and "name" in r.json()["detail"]
+    r = client.post(base, json={"name": "x", "config": [1, 2]}, headers=project.auth())
+    assert r.status_code == 422 and "config" in r.json()["detail"]
+    r = client.post(base, json={"name": "x", "tags": ["ok", ""]}, headers=project.auth())
+    assert r.status_code == 422 and "tags" in r.json()["detail"]
+    r = client.post(base, json={"name": "x", "colour": "red"}, headers=project.auth())
+    assert r.status_code == 422 and "colour" in r.json()["detail"]
+    r = client.get(base, params={"status": "paused"}, headers=project.auth("read"))
+    assert r.status_code == 422 and "status" in r.json()["detail"]
+    r = client.get(base, params={"cursor": "zzz"}, headers=project.auth("read"))
+    assert r.status_code == 422 and "cursor" in r.json()["detail"]
+    # Nothing was stored by the rejected requests.
+    assert client.get(base, headers=project.auth("read")).json()["runs"] == []
+
+
+def test_unknown_run_and_project(client: TestClient, project: ProjectFixture) -> None:
+    assert client.get("/api/v1/runs/999", headers=project.auth("read")).status_code == 404
+    r = client.post("/api/v1/projects/nope/runs", json={"name": "x"}, headers=project.auth())
+    assert r.status_code == 404 and "nope" in r.json()["detail"]
+
+
+def test_token_scopes(client: TestClient, database: Database, project: ProjectFixture) -> None:
+    run = _create(client, project, name="mine")
+    other = make_project(database, "other")
+    base = f"/api/v1/projects/{project.slug}/runs"
+    # Read token cannot write.
+    r = client.post(base, json={"name": "x"}, headers=project.auth("read"))
+    assert r.status_code == 403 and "read-only" in r.json()["detail"]
+    # Another project's tokens can neither read nor write here.
+    assert client.get(f"/api/v1/runs/{run['id']}", headers=other.auth("read")).status_code == 403
+    assert client.patch(f"/api/v1/runs/{run['id']}", json={"name": "y"}, headers=other.auth()).status_code == 403
+    assert client.post(base, json={"name": "x"}, headers=other.auth()).status_code == 403
+    # No token: 401.
+    assert client.get(f"/api/v1/runs/{run['id']}").status_code == 401
+    assert client.post(base, json={"name": "x"}).status_code == 401
+    # Admin may do anything.
+    assert client.get(f"/api/v1/runs/{run['id']}", headers=project.auth("admin")).status_code == 200
+
+
+def test_public_reads(database_url: str, database: Database, project: ProjectFixture) -> None:
+    from backend.app import create_app
+
+    with TestClient(create_app(Settings(database_url=database_url, public_reads=True), database)) as c:
+        run = c.post(f"/api/v1/projects/{project.slug}/runs", json={"name": "x"}, headers=project.auth()).json()
+        assert c.get(f"/api/v1/runs/{run['id']}").status_code == 200
+        assert c.get("/api/v1/projects").status_code == 200
+        # Writes still need a token.
+        assert c.post(f"/api/v1/projects/{project.slug}/runs", json={"name": "y"}).status_code == 401
+
+
+def test_public_reads_default_follows_the_backend() -> None:
+    assert Settings(database_url="sqlite:///x.db").reads_are_public is True
+    assert Settings(database_url="postgresql+psycopg://h/db").reads_are_public is False
+    assert Settings(database_url="postgresql+psycopg://h/db", public_reads=True).reads_are_public is True
