@@ -137,3 +137,7 @@ def main() -> None:  # pragma: no cover - console entry point
         typer.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
 
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,74 @@
+"""The command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.conftest import free_port, wait_for_http
+
+CLI = [sys.executable, "-m", "backend.cli"]
+
+
+def run_cli(*args: str, url: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"PARITYSCOPE_DATABASE_URL": url}
+    result = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_tokens_from_the_cli_work_against_the_api(database_url: str) -> None:
+    run_cli("db", "upgrade", url=database_url)
+    admin = run_cli("token", "create", "--scope", "admin", url=database_url).stdout.strip().splitlines()[-1]
+    assert admin.startswith("pst_")
+
+    port = free_port()
+    env = os.environ | {"PARITYSCOPE_DATABASE_URL": database_url}
+    server = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/healthz")
+        r = httpx.post(base + "/api/v1/projects", json={"slug": "cli", "name": "CLI"},
+                       headers={"Authorization": f"Bearer {admin}"})
+        assert r.status_code == 201, r.text
+        out = run_cli("token", "create", "--project", "cli", "--scope", "write", url=database_url).stdout
+        token_id = int(out.splitlines()[0].split()[1].rstrip(":"))
+        write = out.strip().splitlines()[-1]
+        auth = {"Authorization": f"Bearer {write}"}
+        assert httpx.post(base + "/api/v1/projects/cli/runs", json={"name": "x"}, headers=auth).status_code == 201
+        run_cli("token", "revoke", str(token_id), url=database_url)
+        assert httpx.post(base + "/api/v1/projects/cli/runs", json={"name": "y"}, headers=auth).status_code == 401
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_cli_bad_input(database_url: str) -> None:
+    run_cli("db", "upgrade", url=database_url)
+    r = run_cli("token", "create", "--scope", "write", url=database_url, check=False)
+    assert r.returncode == 1 and "needs a project" in r.stderr
+    r = run_cli("token", "create", "--project", "missing", "--scope", "read", url=database_url, check=False)
+    assert r.returncode == 1 and "not found" in r.stderr
+    r = run_cli("token", "revoke", "9999", url=database_url, check=False)
+    assert r.returncode == 1 and "not found" in r.stderr
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_serve_refuses_a_stale_postgresql(database_url: str) -> None:
+    from backend.db import make_engine
+
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM alembic_version")
+    engine.dispose()
+    env = os.environ | {"PARITYSCOPE_DATABASE_URL": database_url}
+    r = subprocess.run([*CLI, "serve", "--port", str(free_port())], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1
+    assert "parityscope db upgrade" in r.stderr
