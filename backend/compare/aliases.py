@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_METRICS",
     "PARITY_METRICS",
     "canonical_names",
+    "canonical_of",
     "check_extra_aliases",
     "resolve_metric",
 ]
@@ -121,15 +122,36 @@ def resolve_metric(
 
     ``name`` may be a raw key (returned when the run has it) or a canonical name, whose aliases
     are tried in order of preference, each first as written and then behind an optional
-    ``rl/`` or ``train/`` prefix.
+    ``rl/`` or ``train/`` prefix. A raw key that the run lacks but that is a known alias (say
+    ``rl/kl_new_old`` asked of a verl run) resolves through its canonical name, so one request
+    overlays runs from different trainers.
     """
     if name in available_keys:
         return name
-    aliases = check_extra_aliases(extra_aliases).get(name, ()) + BUILTIN_ALIASES.get(name, ())
+    extra = check_extra_aliases(extra_aliases)
+    canonical = name if name in extra or name in BUILTIN_ALIASES else canonical_of(name, extra)
+    if canonical is None:
+        return None
+    aliases = extra.get(canonical, ()) + BUILTIN_ALIASES.get(canonical, ())
     for alias in aliases:
         if alias in available_keys:
             return alias
         for prefix in _OPTIONAL_PREFIXES:
             if prefix + alias in available_keys:
                 return prefix + alias
+    return None
+
+
+def canonical_of(raw_key: str, extra_aliases: Mapping[str, object] | None = None) -> str | None:
+    """The canonical name that ``raw_key`` (with or without its optional prefix) is an alias of."""
+    extra = check_extra_aliases(extra_aliases)
+    bare = raw_key
+    for prefix in _OPTIONAL_PREFIXES:
+        if raw_key.startswith(prefix):
+            bare = raw_key[len(prefix) :]
+            break
+    for table in (extra, BUILTIN_ALIASES):
+        for canonical, aliases in table.items():
+            if raw_key in aliases or bare in aliases:
+                return canonical
     return None

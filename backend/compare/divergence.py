@@ -20,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 
+from backend.compare.align import intersect_sorted
 from backend.compare.band import ReferenceBand
 from backend.compare.run_series import Series
 from backend.errors import BadInput
@@ -52,9 +53,7 @@ def first_divergence(
     """Where ``candidate`` first leaves ``band`` for ``k`` consecutive compared steps."""
     k = check_divergence_k(k)
     candidate_steps, candidate_values = candidate
-    steps, band_index, candidate_index = np.intersect1d(
-        band.steps, candidate_steps, assume_unique=True, return_indices=True
-    )
+    steps, band_index, candidate_index = intersect_sorted(band.steps, candidate_steps)
     band_defined = np.isfinite(band.center[band_index])
     band_index = band_index[band_defined]
     steps = steps[band_defined]

@@ -117,8 +117,12 @@ def downsample_series(
     picked = [min_pos, max_pos]
     if has_nan:
         picked.append(np.minimum.reduceat(np.where(inner_nan, positions, sentinel), local_starts))
-    chosen = np.unique(np.concatenate(picked))
-    chosen = chosen[chosen < sentinel]
+    # Buckets are contiguous and in order, so sorting within each bucket orders everything;
+    # a repeat (min and max at one point) or a sentinel is dropped.
+    per_bucket = np.sort(np.stack(picked, axis=1), axis=1).ravel()
+    keep = per_bucket < sentinel
+    keep[1:] &= per_bucket[1:] != per_bucket[:-1]
+    chosen = per_bucket[keep]
 
     all_nan = min_pos == sentinel
     bucket_min = np.where(all_nan, np.nan, bucket_min)

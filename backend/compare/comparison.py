@@ -1,0 +1,362 @@
+"""The comparison of candidates against a reference (or reference replicas), end to end.
+
+Order of work, per metric: resolve each run's key through the alias table, clip to the
+``[start, end]`` window, build the band and find divergence on the full-resolution unsmoothed
+series, compute each candidate's diff against the reference line on full resolution (a step
+only when both sides have it), then smooth (if asked) and only then downsample for display.
+The displayed band goes through the same smoothing as the lines it is drawn behind, so the
+picture is consistent; the divergence steps always come from the unsmoothed data.
+
+``comparison_to_json`` in ``backend.compare.response`` turns the result into the response body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backend.compare.aliases import (
+    DEFAULT_METRICS,
+    PARITY_METRICS,
+    canonical_names,
+    canonical_of,
+    check_extra_aliases,
+    resolve_metric,
+)
+from backend.compare.align import align_pair, within_window
+from backend.compare.band import ReferenceBand, check_band_k, reference_band, reference_line
+from backend.compare.configdiff import ConfigDifference, config_diff, run_settings
+from backend.compare.diagnosis import Diagnosis, diagnose
+from backend.compare.divergence import Divergence, check_divergence_k, first_divergence
+from backend.compare.downsample import (
+    DEFAULT_MAX_POINTS,
+    DownsampledBand,
+    DownsampledSeries,
+    check_max_points,
+    downsample_band,
+    downsample_series,
+)
+from backend.compare.figures import (
+    DivergenceMarker,
+    RunTrace,
+    diff_figure,
+    overlay_figure,
+    run_colours,
+)
+from backend.compare.parity import parity_findings, summarise_parity
+from backend.compare.registry import KeyRegistry, normalise_key
+from backend.compare.run_series import RunSeries, Series, checked_series
+from backend.compare.smoothing import check_smoothing, debiased_ema
+from backend.errors import BadInput
+
+__all__ = ["CandidateMetric", "Comparison", "MetricComparison", "RunMetric", "build_comparison"]
+
+
+@dataclass(frozen=True)
+class RunMetric:
+    run_id: str | int
+    name: str
+    role: str
+    key: str | None
+    series: DownsampledSeries | None
+    downsampled: bool
+
+
+@dataclass(frozen=True)
+class CandidateMetric:
+    run_id: str | int
+    diff: DownsampledSeries | None
+    divergence: Divergence | None
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    metric: str
+    runs: list[RunMetric]
+    band: ReferenceBand | None
+    band_display: DownsampledBand | None
+    candidates: list[CandidateMetric]
+    figures: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    reference_ids: list[str | int]
+    candidate_ids: list[str | int]
+    settings: dict[str, Any]
+    metrics: list[MetricComparison]
+    config_diff: dict[str, list[ConfigDifference]]
+    diagnosis: dict[str, Diagnosis]
+
+
+def build_comparison(
+    references: Sequence[RunSeries],
+    candidates: Sequence[RunSeries],
+    metrics: Sequence[str] | None = None,
+    *,
+    start: int | None = None,
+    end: int | None = None,
+    max_points: int = DEFAULT_MAX_POINTS,
+    smoothing: float = 0.0,
+    band_k: float = 3.0,
+    divergence_k: int = 5,
+    extra_aliases: Mapping[str, object] | None = None,
+    extra_rules: Mapping[str, str] | None = None,
+) -> Comparison:
+    """Compare ``candidates`` with ``references`` (two or more references are replicas).
+
+    ``metrics`` are canonical names or raw keys, defaulting to clip rate, KL, entropy and
+    reward. Raises ``BadInput`` (naming the field) for an empty reference list, a run given
+    twice, a metric no run has that is not canonical, ``max_points`` outside [10, 20000],
+    ``smoothing`` outside [0, 1), a non-positive ``band_k``, ``divergence_k`` below 1, or
+    ``start`` after ``end``.
+    """
+    _check_runs(references, candidates)
+    max_points = check_max_points(max_points)
+    smoothing = check_smoothing(smoothing)
+    band_k = check_band_k(band_k)
+    divergence_k = check_divergence_k(divergence_k)
+    _check_window(start, end)
+    aliases = check_extra_aliases(extra_aliases)
+    registry = KeyRegistry(extra_rules)
+    wanted = _check_metrics(metrics, [*references, *candidates], aliases)
+
+    resolved: dict[tuple[str, str], tuple[str | None, Series | None]] = {}
+
+    def series_of(run: RunSeries, name: str) -> tuple[str | None, Series | None]:
+        cache_key = (str(run.run_id), name)
+        if cache_key not in resolved:
+            key = resolve_metric(name, run.series.keys(), aliases)
+            series = None
+            if key is not None:
+                steps, values = run.series[key]
+                checked = checked_series(steps, values, field=f"series[{run.run_id}][{key}]")
+                series = within_window(checked, start, end)
+            resolved[cache_key] = (key, series)
+        return resolved[cache_key]
+
+    compared = [
+        _compare_metric(name, references, candidates, series_of, max_points, smoothing, band_k, divergence_k)
+        for name in wanted
+    ]
+
+    reference_parity = summarise_parity(
+        [_parity_series(run, series_of) for run in references]
+    )
+    config_diffs: dict[str, list[ConfigDifference]] = {}
+    diagnoses: dict[str, Diagnosis] = {}
+    for candidate in candidates:
+        differences = config_diff(
+            [(run.config, run.engine) for run in references],
+            (candidate.config, candidate.engine),
+            registry,
+        )
+        findings = parity_findings(
+            summarise_parity([_parity_series(candidate, series_of)]), reference_parity
+        )
+        divergences = {
+            m.metric: c.divergence
+            for m in compared
+            for c in m.candidates
+            if c.run_id == candidate.run_id and c.divergence is not None
+        }
+        config_diffs[str(candidate.run_id)] = differences
+        diagnoses[str(candidate.run_id)] = diagnose(
+            differences,
+            findings,
+            divergences,
+            has_config=_has_config(references[0]) and _has_config(candidate),
+            logprobs_mode_recorded=_records_logprobs_mode(references[0], candidate),
+        )
+
+    colours = run_colours(
+        [str(run.run_id) for run in references], [str(run.run_id) for run in candidates]
+    )
+    names = {str(run.run_id): run.name for run in [*references, *candidates]}
+    for metric in compared:
+        metric.figures.update(_figures(metric, diagnoses, names, colours))
+
+    return Comparison(
+        reference_ids=[run.run_id for run in references],
+        candidate_ids=[run.run_id for run in candidates],
+        settings={
+            "start": start,
+            "end": end,
+            "max_points": max_points,
+            "smoothing": smoothing,
+            "band_k": band_k,
+            "divergence_k": divergence_k,
+        },
+        metrics=compared,
+        config_diff=config_diffs,
+        diagnosis=diagnoses,
+    )
+
+
+def _compare_metric(
+    name, references, candidates, series_of, max_points, smoothing, band_k, divergence_k
+) -> MetricComparison:
+    runs: list[RunMetric] = []
+    reference_series: list[Series] = []
+    for role, group in (("reference", references), ("candidate", candidates)):
+        for run in group:
+            key, series = series_of(run, name)
+            shown = None
+            if series is not None:
+                if role == "reference":
+                    reference_series.append(series)
+                shown = downsample_series(series[0], _smoothed(series[1], smoothing), max_points)
+            runs.append(
+                RunMetric(
+                    run_id=run.run_id,
+                    name=run.name,
+                    role=role,
+                    key=key,
+                    series=shown,
+                    downsampled=series is not None and series[0].size > max_points,
+                )
+            )
+
+    band = band_display = line = None
+    if reference_series:
+        band = reference_band(reference_series, k=band_k)
+        line = reference_line(reference_series)
+        band_display = downsample_band(
+            band.steps,
+            _smoothed(band.lower, smoothing),
+            _smoothed(band.center, smoothing),
+            _smoothed(band.upper, smoothing),
+            max_points,
+        )
+
+    compared: list[CandidateMetric] = []
+    for run in candidates:
+        _, series = series_of(run, name)
+        if series is None or band is None or line is None:
+            compared.append(CandidateMetric(run.run_id, None, None))
+            continue
+        steps, candidate_values, reference_values = align_pair(series, line)
+        diff = downsample_series(
+            steps, _smoothed(candidate_values - reference_values, smoothing), max_points
+        )
+        compared.append(
+            CandidateMetric(run.run_id, diff, first_divergence(band, series, divergence_k))
+        )
+    return MetricComparison(name, runs, band, band_display, compared, figures={})
+
+
+def _figures(
+    metric: MetricComparison,
+    diagnoses: Mapping[str, Diagnosis],
+    names: Mapping[str, str],
+    colours: Mapping[str, str],
+) -> dict[str, dict[str, Any]]:
+    markers = []
+    for candidate in metric.candidates:
+        divergence = candidate.divergence
+        if divergence is None or divergence.first_divergence_step is None:
+            continue
+        diagnosis = diagnoses[str(candidate.run_id)]
+        starting = next(
+            (v for v in diagnosis.verdicts if v.layer == diagnosis.starting_layer), None
+        )
+        markers.append(
+            DivergenceMarker(
+                run_id=str(candidate.run_id),
+                name=names[str(candidate.run_id)],
+                step=divergence.first_divergence_step,
+                effect_size=divergence.effect_size,
+                starting_layer=diagnosis.starting_layer,
+                sentence=starting.sentence if starting else None,
+            )
+        )
+    band_label = "reference band"
+    if metric.band is not None:
+        band_label = f"reference band ({metric.band.source}, ±{metric.band.k:g}σ)"
+    traces = [
+        RunTrace(str(run.run_id), run.name, run.role, run.series)
+        for run in metric.runs
+        if run.series is not None
+    ]
+    diffs = [
+        (str(c.run_id), names[str(c.run_id)], c.diff) for c in metric.candidates if c.diff is not None
+    ]
+    return {
+        "overlay": overlay_figure(
+            metric.metric, traces, metric.band_display, band_label, markers, dict(colours)
+        ),
+        "diff": diff_figure(
+            metric.metric, diffs, metric.band_display, band_label, markers, dict(colours)
+        ),
+    }
+
+
+def _smoothed(values: np.ndarray, smoothing: float) -> np.ndarray:
+    return debiased_ema(values, smoothing) if smoothing else values
+
+
+def _parity_series(run: RunSeries, series_of) -> dict[str, Series]:
+    found = {}
+    for name in PARITY_METRICS:
+        _, series = series_of(run, name)
+        if series is not None:
+            found[name] = series
+    return found
+
+
+def _has_config(run: RunSeries) -> bool:
+    return bool(run.config) or bool(run.engine)
+
+
+def _records_logprobs_mode(reference: RunSeries, candidate: RunSeries) -> bool:
+    def records(run: RunSeries) -> bool:
+        keys = run_settings(run.config, run.engine)
+        return any(normalise_key(key)[-1:] == ("logprobs_mode",) for key in keys)
+
+    return records(reference) and records(candidate)
+
+
+def _check_runs(references: Sequence[RunSeries], candidates: Sequence[RunSeries]) -> None:
+    if not references:
+        raise BadInput("at least one reference run is needed", field="reference")
+    seen: set[str] = set()
+    for field, group in (("reference", references), ("candidates", candidates)):
+        for run in group:
+            if not isinstance(run, RunSeries):
+                raise BadInput("runs must be RunSeries", field=field)
+            if str(run.run_id) in seen:
+                raise BadInput(f"run {run.run_id} is given more than once", field=field)
+            seen.add(str(run.run_id))
+
+
+def _check_window(start: int | None, end: int | None) -> None:
+    for field, bound in (("start", start), ("end", end)):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | np.integer)):
+            raise BadInput(f"{field} must be an integer step", field=field)
+    if start is not None and end is not None and start > end:
+        raise BadInput(f"start ({start}) is after end ({end})", field="start")
+
+
+def _check_metrics(
+    metrics: Sequence[str] | None, runs: Sequence[RunSeries], aliases: Mapping[str, tuple[str, ...]]
+) -> list[str]:
+    if not metrics:
+        return list(DEFAULT_METRICS)
+    if isinstance(metrics, str):
+        raise BadInput("metrics must be a list of names", field="metrics")
+    known = canonical_names(aliases)
+    wanted: list[str] = []
+    for name in metrics:
+        if not isinstance(name, str) or not name.strip():
+            raise BadInput("metric names must be non-empty strings", field="metrics")
+        if name in wanted:
+            continue
+        if name not in known and canonical_of(name, aliases) is None and not any(
+            name in run.series for run in runs
+        ):
+            raise BadInput(f"unknown metric {name!r}: no run has it and it is not canonical", field="metrics")
+        wanted.append(name)
+    return wanted

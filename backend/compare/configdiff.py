@@ -1,0 +1,113 @@
+"""The configuration difference between a candidate and the reference, key by key.
+
+Both the run's nested config and its engine description (under ``engine.``) are flattened to
+dotted keys. Keys are matched across runs by their normalised spelling (``logprobs-mode`` and
+``logprobs_mode`` are one key) and reported under the reference's spelling. With a reference
+group the first reference's value is "the" reference value; a key whose value already differs
+among the replicas (typically the seed) is marked ``varies_among_references``: the band was
+built across that variation, so a candidate differing there is still like-for-like.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from backend.compare.registry import LAYERS, KeyRegistry, normalise_key
+
+__all__ = ["ConfigDifference", "config_diff", "flatten_config", "run_settings"]
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class ConfigDifference:
+    key: str
+    layer: str
+    reference_value: Any
+    candidate_value: Any
+    missing_in: Literal["reference", "candidate"] | None
+    varies_among_references: bool
+
+
+def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings flattened to ``{"a.b.c": value}``; lists and scalars are leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_config(value, path))
+        else:
+            flat[path] = value
+    return flat
+
+
+def run_settings(config: Mapping[str, Any], engine: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's config and engine description as one flat mapping (engine keys under ``engine.``)."""
+    settings = flatten_config(config or {})
+    if engine:
+        settings.update(flatten_config({"engine": engine}))
+    return settings
+
+
+def config_diff(
+    references: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+    candidate: tuple[Mapping[str, Any], Mapping[str, Any]],
+    registry: KeyRegistry,
+) -> list[ConfigDifference]:
+    """Every key whose candidate value differs from the reference's, with its layer.
+
+    ``references`` and ``candidate`` are ``(config, engine)`` pairs. The result is ordered by
+    layer (workload, semantic, inference-path, objective, unclassified), then by key.
+    """
+    reference_settings = [_by_identity(run_settings(*pair)) for pair in references]
+    candidate_settings = _by_identity(run_settings(*candidate))
+    primary = reference_settings[0]
+    identities = list(primary) + [key for key in candidate_settings if key not in primary]
+
+    differences = []
+    for identity in identities:
+        spelling, reference_value = primary.get(identity, (None, _MISSING))
+        candidate_spelling, candidate_value = candidate_settings.get(identity, (None, _MISSING))
+        if _same(reference_value, candidate_value):
+            continue
+        replica_values = [s.get(identity, (None, _MISSING))[1] for s in reference_settings]
+        varies = any(not _same(replica_values[0], value) for value in replica_values[1:])
+        key = spelling or candidate_spelling
+        differences.append(
+            ConfigDifference(
+                key=key,
+                layer=registry.classify(key),
+                reference_value=None if reference_value is _MISSING else reference_value,
+                candidate_value=None if candidate_value is _MISSING else candidate_value,
+                missing_in=(
+                    "reference"
+                    if reference_value is _MISSING
+                    else "candidate"
+                    if candidate_value is _MISSING
+                    else None
+                ),
+                varies_among_references=varies,
+            )
+        )
+    order = {layer: rank for rank, layer in enumerate(LAYERS)}
+    differences.sort(key=lambda d: (order.get(d.layer, len(LAYERS)), d.key))
+    return differences
+
+
+def _by_identity(settings: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+    return {".".join(normalise_key(key)): (key, value) for key, value in settings.items()}
+
+
+def _same(first: Any, second: Any) -> bool:
+    if first is _MISSING or second is _MISSING:
+        return first is second
+    if isinstance(first, float) and isinstance(second, float):
+        if math.isnan(first) and math.isnan(second):
+            return True
+    try:
+        return bool(first == second)
+    except (TypeError, ValueError):
+        return False

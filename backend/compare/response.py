@@ -1,0 +1,135 @@
+"""The response body of ``GET /api/v1/compare``, built from a ``Comparison``.
+
+Encodings (see ``backend.compare.encoding``): series, bands, diffs, effect sizes, config values
+and evidence use the API value encoding (NaN as ``"NaN"``, ±inf as ``"Infinity"`` /
+``"-Infinity"``); figures use ``null``. Run ids keep their type in ``run_id`` fields and become
+strings where they key an object.
+
+Shape::
+
+    {
+      "references": [id, ...], "candidates": [id, ...],
+      "settings": {"start", "end", "max_points", "smoothing", "band_k", "divergence_k"},
+      "metrics": {
+        metric: {
+          "resolved": {run_id: raw_key | null},
+          "series": [{"run_id", "name", "role", "key", "downsampled", "x", "y", "y_min", "y_max"}],
+          "band": {"source", "k", "x", "lower", "center", "upper"} | null,
+          "candidates": {run_id: {"diff": {"x", "y"} | null, "first_divergence_step",
+                                  "effect_size", "direction", "compared_steps"}}
+        }
+      },
+      "config_diff": {candidate_id: [{"key", "layer", "reference_value", "candidate_value",
+                                      "missing_in", "varies_among_references"}]},
+      "diagnosis": {candidate_id: {"starting_layer", "like_for_like", "unclassified_keys",
+                                   "verdicts": [{"layer", "verdict", "evidence", "sentence"}]}},
+      "figures": {metric: {"overlay": plotly_spec, "diff": plotly_spec}}
+    }
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.compare.comparison import CandidateMetric, Comparison, MetricComparison, RunMetric
+from backend.compare.diagnosis import Diagnosis
+from backend.compare.encoding import api_number, api_numbers, api_value, steps_list
+
+__all__ = ["comparison_to_json"]
+
+
+def comparison_to_json(comparison: Comparison) -> dict[str, Any]:
+    """The JSON-ready response body for ``comparison`` (plain dicts, lists, str, int, float)."""
+    return {
+        "references": list(comparison.reference_ids),
+        "candidates": list(comparison.candidate_ids),
+        "settings": api_value(comparison.settings),
+        "metrics": {m.metric: _metric(m) for m in comparison.metrics},
+        "config_diff": {
+            run_id: [
+                {
+                    "key": d.key,
+                    "layer": d.layer,
+                    "reference_value": api_value(d.reference_value),
+                    "candidate_value": api_value(d.candidate_value),
+                    "missing_in": d.missing_in,
+                    "varies_among_references": d.varies_among_references,
+                }
+                for d in differences
+            ]
+            for run_id, differences in comparison.config_diff.items()
+        },
+        "diagnosis": {
+            run_id: _diagnosis(diagnosis) for run_id, diagnosis in comparison.diagnosis.items()
+        },
+        "figures": {m.metric: m.figures for m in comparison.metrics},
+    }
+
+
+def _metric(metric: MetricComparison) -> dict[str, Any]:
+    band = None
+    if metric.band is not None and metric.band_display is not None:
+        shown = metric.band_display
+        band = {
+            "source": metric.band.source,
+            "k": metric.band.k,
+            "x": steps_list(shown.x),
+            "lower": api_numbers(shown.lower),
+            "center": api_numbers(shown.center),
+            "upper": api_numbers(shown.upper),
+        }
+    return {
+        "resolved": {str(run.run_id): run.key for run in metric.runs},
+        "series": [_run(run) for run in metric.runs],
+        "band": band,
+        "candidates": {str(c.run_id): _candidate(c) for c in metric.candidates},
+    }
+
+
+def _run(run: RunMetric) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "run_id": run.run_id,
+        "name": run.name,
+        "role": run.role,
+        "key": run.key,
+        "downsampled": run.downsampled,
+    }
+    series = run.series
+    entry.update(
+        x=steps_list(series.x) if series else [],
+        y=api_numbers(series.y) if series else [],
+        y_min=api_numbers(series.y_min) if series else [],
+        y_max=api_numbers(series.y_max) if series else [],
+    )
+    return entry
+
+
+def _candidate(candidate: CandidateMetric) -> dict[str, Any]:
+    divergence = candidate.divergence
+    diff = None
+    if candidate.diff is not None:
+        diff = {"x": steps_list(candidate.diff.x), "y": api_numbers(candidate.diff.y)}
+    return {
+        "diff": diff,
+        "first_divergence_step": divergence.first_divergence_step if divergence else None,
+        "effect_size": api_number(divergence.effect_size) if divergence else None,
+        "direction": divergence.direction if divergence else None,
+        "compared_steps": divergence.compared_steps if divergence else 0,
+    }
+
+
+def _diagnosis(diagnosis: Diagnosis) -> dict[str, Any]:
+    return {
+        "starting_layer": diagnosis.starting_layer,
+        "like_for_like": diagnosis.like_for_like,
+        "unclassified_keys": list(diagnosis.unclassified_keys),
+        "verdicts": [
+            {
+                "layer": v.layer,
+                "verdict": v.verdict,
+                "evidence": api_value(v.evidence),
+                "sentence": v.sentence,
+            }
+            for v in diagnosis.verdicts
+        ],
+    }
