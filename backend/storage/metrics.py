@@ -1,7 +1,8 @@
 """Metric points: atomic, idempotent ingestion and fast reads.
 
 Ingestion is one transaction per request and idempotent per (run, key, step): posting a point
-again replaces its value. On PostgreSQL the rows go in through COPY: straight into
+again replaces its value. On PostgreSQL the rows go in through binary COPY built with numpy
+(NaN is stored as a float8 NaN there; SQLite cannot hold NaN and stores NULL): straight into
 ``metric_point`` when nothing in the batch's step range exists yet (the common append case),
 otherwise into a temporary table followed by one ``INSERT … ON CONFLICT`` merge. On SQLite an
 ``executemany`` upsert does the same job.
@@ -10,10 +11,12 @@ otherwise into a temporary table followed by one ``INSERT … ON CONFLICT`` merg
 from __future__ import annotations
 
 import struct
-from typing import Any
+import time
 
 import numpy as np
+import psycopg
 from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from backend.domain import IngestResult, KeySummary
@@ -68,23 +71,20 @@ class MetricStore:
         """Store every point of ``batch`` for ``run_id``; replace values at existing steps.
 
         Returns how many points were accepted and how many of those replaced a stored value.
-        The caller's transaction makes the whole batch atomic.
+        Points without a wall time get the time of receipt. The caller's transaction makes the
+        whole batch atomic.
         """
-        if batch.size == 0:
+        key_index, steps, values, times = batch.columns()
+        if len(steps) == 0:
             return IngestResult(accepted=0, replaced=0)
-        ids = self.key_ids(sorted(batch.keys), create=True)
-        rows: list[tuple[int, int, float | None, float | None]] = []
-        max_step = -1
-        for name, points in batch.keys.items():
-            key_id = ids[name]
-            for step, (value, wall_time) in points.by_step.items():
-                rows.append((key_id, step, to_storage(value), wall_time))
-                if step > max_step:
-                    max_step = step
+        ids = self.key_ids(batch.names, create=True)
+        key_ids = np.asarray([ids[name] for name in batch.names], dtype=np.int32)[key_index]
+        times = np.where(np.isnan(times), time.time(), times)
         if self._dialect == "postgresql":
-            replaced = self._ingest_postgresql(run_id, rows)
+            replaced = self._ingest_postgresql(run_id, key_ids, steps, values, times)
         else:
-            replaced = self._ingest_sqlite(run_id, rows)
+            replaced = self._ingest_sqlite(run_id, key_ids, steps, values, times)
+        max_step = int(steps.max())
         self.session.execute(
             update(RunRow)
             .where(RunRow.id == run_id)
@@ -98,45 +98,45 @@ class MetricStore:
                 updated_at=utcnow(),
             )
         )
-        return IngestResult(accepted=len(rows), replaced=replaced)
+        return IngestResult(accepted=len(steps), replaced=replaced)
 
-    def _overlapping(self, run_id: int, rows: list[tuple[int, int, Any, Any]]) -> set[tuple[int, int]]:
-        key_ids = sorted({r[0] for r in rows})
-        lo = min(r[1] for r in rows)
-        hi = max(r[1] for r in rows)
-        found = self.session.execute(
+    def _ingest_sqlite(
+        self, run_id: int, key_ids: np.ndarray, steps: np.ndarray, values: np.ndarray, times: np.ndarray
+    ) -> int:
+        existing = self.session.execute(
             select(MetricPointRow.key_id, MetricPointRow.step).where(
                 MetricPointRow.run_id == run_id,
-                MetricPointRow.key_id.in_(key_ids),
-                MetricPointRow.step.between(lo, hi),
+                MetricPointRow.key_id.in_(np.unique(key_ids).tolist()),
+                MetricPointRow.step.between(int(steps.min()), int(steps.max())),
             )
         )
-        return {(k, s) for k, s in found}
-
-    def _ingest_sqlite(self, run_id: int, rows: list[tuple[int, int, Any, Any]]) -> int:
-        existing = self._overlapping(run_id, rows)
-        replaced = sum(1 for r in rows if (r[0], r[1]) in existing)
+        found = {(k, s) for k, s in existing}
+        rows = [
+            (run_id, k, s, None if v != v else v, t)  # NaN is stored as NULL on SQLite
+            for k, s, v, t in zip(key_ids.tolist(), steps.tolist(), values.tolist(), times.tolist(), strict=True)
+        ]
+        replaced = sum(1 for r in rows if (r[1], r[2]) in found) if found else 0
         cursor = self.session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
         cursor.executemany(
             "INSERT INTO metric_point (run_id, key_id, step, value, wall_time) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (run_id, key_id, step) DO UPDATE SET value = excluded.value, "
             "wall_time = excluded.wall_time",
-            [(run_id, k, s, v, t) for k, s, v, t in rows],
+            rows,
         )
         cursor.close()
         return replaced
 
-    def _ingest_postgresql(self, run_id: int, rows: list[tuple[int, int, Any, Any]]) -> int:
-        key_ids = sorted({r[0] for r in rows})
-        lo = min(r[1] for r in rows)
-        hi = max(r[1] for r in rows)
+    def _ingest_postgresql(
+        self, run_id: int, key_ids: np.ndarray, steps: np.ndarray, values: np.ndarray, times: np.ndarray
+    ) -> int:
         clash = self.session.execute(
             text(
                 "SELECT EXISTS (SELECT 1 FROM metric_point WHERE run_id = :run "
                 "AND key_id = ANY(:keys) AND step BETWEEN :lo AND :hi)"
             ),
-            {"run": run_id, "keys": key_ids, "lo": lo, "hi": hi},
+            {"run": run_id, "keys": np.unique(key_ids).tolist(), "lo": int(steps.min()), "hi": int(steps.max())},
         ).scalar_one()
+        payload = binary_copy_payload(run_id, key_ids, steps, values, times)
         conn = self.session.connection().connection.driver_connection  # psycopg.Connection
         if not clash:
             # Append path: nothing can conflict except a concurrent writer, which the savepoint
@@ -145,34 +145,32 @@ class MetricStore:
                 with self.session.begin_nested():
                     with conn.cursor() as cur:
                         with cur.copy(
-                            "COPY metric_point (run_id, key_id, step, value, wall_time) FROM STDIN"
+                            "COPY metric_point (run_id, key_id, step, value, wall_time) "
+                            "FROM STDIN (FORMAT BINARY)"
                         ) as copy:
-                            for k, s, v, t in rows:
-                                copy.write_row((run_id, k, s, v, t))
+                            copy.write(payload)
                 return 0
-            except Exception as exc:  # noqa: BLE001 - only a unique violation is expected here
-                if getattr(exc, "sqlstate", None) != "23505" and "23505" not in repr(
-                    getattr(exc, "orig", "")
-                ):
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "23505":
                     raise
+            except psycopg.errors.UniqueViolation:
+                pass
         with conn.cursor() as cur:
             cur.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS ingest_points "
-                "(key_id int, step bigint, value float8, wall_time float8) ON COMMIT DELETE ROWS"
+                "CREATE TEMP TABLE IF NOT EXISTS ingest_points (run_id int, key_id int, step bigint, "
+                "value float8, wall_time float8) ON COMMIT DELETE ROWS"
             )
             cur.execute("TRUNCATE ingest_points")
-            with cur.copy("COPY ingest_points (key_id, step, value, wall_time) FROM STDIN") as copy:
-                for k, s, v, t in rows:
-                    copy.write_row((k, s, v, t))
+            with cur.copy("COPY ingest_points FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(payload)
             cur.execute(
                 "WITH merged AS ("
                 " INSERT INTO metric_point (run_id, key_id, step, value, wall_time)"
-                " SELECT %s, key_id, step, value, wall_time FROM ingest_points"
+                " SELECT run_id, key_id, step, value, wall_time FROM ingest_points"
                 " ON CONFLICT (run_id, key_id, step) DO UPDATE"
                 " SET value = EXCLUDED.value, wall_time = EXCLUDED.wall_time"
                 " RETURNING (xmax <> 0) AS was_update)"
-                " SELECT count(*) FILTER (WHERE was_update) FROM merged",
-                (run_id,),
+                " SELECT count(*) FILTER (WHERE was_update) FROM merged"
             )
             (replaced,) = cur.fetchone()
         return int(replaced)
@@ -283,6 +281,42 @@ class MetricStore:
             name: (steps.tolist(), values.tolist())
             for name, (steps, values) in self.read_arrays(run_id, keys, start, end).items()
         }
+
+
+_COPY_IN_ROW = np.dtype(
+    [
+        ("n", ">i2"),
+        ("l_run", ">i4"), ("run", ">i4"),
+        ("l_key", ">i4"), ("key", ">i4"),
+        ("l_step", ">i4"), ("step", ">i8"),
+        ("l_value", ">i4"), ("value", ">f8"),
+        ("l_time", ">i4"), ("time", ">f8"),
+    ]
+)
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+
+
+def binary_copy_payload(
+    run_id: int | np.ndarray, key_ids: np.ndarray, steps: np.ndarray, values: np.ndarray, times: np.ndarray
+) -> bytes:
+    """A whole binary COPY stream for metric_point rows, built with numpy in one pass.
+
+    Every field is non-NULL (NaN is a float8 value on PostgreSQL, missing times were filled),
+    so each tuple has the same 54-byte layout.
+    """
+    rows = np.empty(len(steps), dtype=_COPY_IN_ROW)
+    rows["n"] = 5
+    rows["l_run"] = 4
+    rows["run"] = run_id
+    rows["l_key"] = 4
+    rows["key"] = key_ids
+    rows["l_step"] = 8
+    rows["step"] = steps
+    rows["l_value"] = 8
+    rows["value"] = values
+    rows["l_time"] = 8
+    rows["time"] = times
+    return _COPY_SIGNATURE + rows.tobytes() + struct.pack(">h", -1)
 
 
 def count_points(session: Session, run_id: int) -> int:

@@ -1,8 +1,8 @@
 """The wire encoding of metric values, shared by ingestion and reads.
 
 On the wire a value is a JSON number, ``null`` (nothing logged at that step) or one of the strings
-``"NaN"``, ``"Infinity"``, ``"-Infinity"``. In the database NaN is stored as SQL NULL (see
-``MetricPointRow``); infinities are stored as themselves.
+``"NaN"``, ``"Infinity"``, ``"-Infinity"``. In the database NaN is SQL NULL on SQLite and a float8
+NaN on PostgreSQL (see ``MetricPointRow``); infinities are stored as themselves.
 """
 
 from __future__ import annotations

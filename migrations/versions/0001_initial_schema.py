@@ -165,8 +165,6 @@ def upgrade() -> None:
     sa.Column('step', sa.BigInteger(), nullable=False),
     sa.Column('value', sa.Float(precision=53), nullable=True),
     sa.Column('wall_time', sa.Float(precision=53), nullable=True),
-    sa.ForeignKeyConstraint(['key_id'], ['metric_key.id'], ),
-    sa.ForeignKeyConstraint(['run_id'], ['run.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('run_id', 'key_id', 'step')
     )
     op.create_table('saved_comparison',

@@ -1,0 +1,156 @@
+"""Ingestion throughput through the HTTP API against raw PostgreSQL COPY, in one run.
+
+    .venv/bin/python bench/ingest.py [--runs 10] [--keys 10] [--steps 10000] [--per-request 10000]
+
+Starts `parityscope serve` on a fresh PostgreSQL database, posts runs × keys × steps points in
+requests of --per-request values from one client, then COPYs the same rows with psycopg into a
+bare table with the same primary key, and prints both rates and their ratio. Needs PostgreSQL at
+127.0.0.1:5432 (override with PARITYSCOPE_BENCH_PG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from backend.db import Database, make_engine, upgrade  # noqa: E402
+from backend.domain import Scope  # noqa: E402
+from backend.storage.metrics import binary_copy_payload  # noqa: E402
+from backend.storage.projects import ProjectStore  # noqa: E402
+from backend.storage.tokens import TokenStore  # noqa: E402
+from tests.conftest import free_port, wait_for_http  # noqa: E402
+
+PG = os.environ.get("PARITYSCOPE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+
+
+def fresh_database(name: str) -> str:
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+
+
+def value(run: int, key: int, step: int) -> float:
+    return math.sin(step * 0.001 + key) * (run + 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--keys", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--per-request", type=int, default=10_000)
+    args = parser.parse_args()
+    total = args.runs * args.keys * args.steps
+    steps_per_request = args.per_request // args.keys
+    keys = [f"metric_{k}" for k in range(args.keys)]
+
+    url = fresh_database("ps_bench_ingest")
+    upgrade(url)
+    database = Database(make_engine(url))
+    with database.session() as session:
+        project = ProjectStore(session).create("bench", "Bench")
+        token = TokenStore(session).issue(Scope.WRITE, project.id).secret
+    database.engine.dispose()
+
+    # Request bodies are serialised before the clock starts: the client's JSON encoding is not
+    # the server's cost.
+    bodies: list[tuple[int, bytes]] = []
+    port = free_port()
+    env = os.environ | {"PARITYSCOPE_DATABASE_URL": url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/healthz")
+        http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}",
+                                                   "content-type": "application/json"}, timeout=120)
+        run_ids = [http.post("/api/v1/projects/bench/runs", json={"name": f"run-{r}"}).json()["id"]
+                   for r in range(args.runs)]
+        now = time.time()
+        for r, run_id in enumerate(run_ids):
+            for lo in range(0, args.steps, steps_per_request):
+                steps = list(range(lo, min(lo + steps_per_request, args.steps)))
+                body = {"steps": steps, "times": [now + s for s in steps],
+                        "values": {k: [value(r, i, s) for s in steps] for i, k in enumerate(keys)}}
+                bodies.append((run_id, orjson.dumps(body)))
+        # Warm the server's connection pool and code paths on a throwaway run.
+        warm = http.post("/api/v1/projects/bench/runs", json={"name": "warm"}).json()["id"]
+        http.post(f"/api/v1/runs/{warm}/metrics", content=bodies[0][1]).raise_for_status()
+
+        started = time.perf_counter()
+        accepted = 0
+        for run_id, body in bodies:
+            response = http.post(f"/api/v1/runs/{run_id}/metrics", content=body)
+            response.raise_for_status()
+            accepted += response.json()["accepted"]
+        api_seconds = time.perf_counter() - started
+        assert accepted == total, (accepted, total)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        err = server.stderr.read().decode() if server.stderr else ""
+        if server.returncode not in (0, -15) and err:
+            print(err, file=sys.stderr)
+
+    # Baselines: the same rows by raw COPY into a bare table with the same key, same process:
+    # psycopg's row writer (text format), and a binary stream built with numpy (the server's own
+    # technique, so the strongest baseline). The ratio is taken against the faster of the two.
+    raw_url = fresh_database("ps_bench_copy").replace("postgresql+psycopg://", "postgresql://")
+    rows = [
+        (r + 1, k + 1, s, value(r, k, s), now + s)
+        for r in range(args.runs) for k in range(args.keys) for s in range(args.steps)
+    ]
+    columns = [np.asarray(c) for c in zip(*rows, strict=True)]
+    with psycopg.connect(raw_url) as conn:
+        timings = {}
+        for fmt in ("text", "binary"):
+            conn.execute("DROP TABLE IF EXISTS points")
+            conn.execute("CREATE TABLE points (run_id int, key_id int, step bigint, value float8, "
+                         "wall_time float8, PRIMARY KEY (run_id, key_id, step))")
+            conn.commit()
+            started = time.perf_counter()
+            for lo in range(0, len(rows), args.per_request):
+                hi = lo + args.per_request
+                with conn.cursor() as cur:
+                    if fmt == "text":
+                        with cur.copy("COPY points FROM STDIN") as copy:
+                            for row in rows[lo:hi]:
+                                copy.write_row(row)
+                    else:
+                        payload = binary_copy_payload(*(c[lo:hi] for c in columns))
+                        with cur.copy("COPY points (run_id, key_id, step, value, wall_time) "
+                                      "FROM STDIN (FORMAT BINARY)") as copy:
+                            copy.write(payload)
+                conn.commit()
+            timings[fmt] = time.perf_counter() - started
+    copy_seconds = min(timings.values())
+
+    api_rate = total / api_seconds
+    copy_rate = total / copy_seconds
+    print(f"points:               {total:,} in {len(bodies)} requests of {args.per_request:,} values")
+    print(f"HTTP API (1 client):  {api_seconds:7.2f} s  {api_rate:12,.0f} points/s")
+    for fmt, seconds in timings.items():
+        print(f"raw COPY ({fmt:6}):     {seconds:7.2f} s  {total / seconds:12,.0f} points/s")
+    print(f"ratio API / fastest raw COPY: {api_rate / copy_rate:.2f}  (target >= 0.40)")
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "ps_bench_ingest" WITH (FORCE)')
+        conn.execute('DROP DATABASE IF EXISTS "ps_bench_copy" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
