@@ -10,12 +10,14 @@ from fastapi.responses import JSONResponse
 
 from backend import __version__
 from backend.api.errors import install_error_handlers
-from backend.api.routes import metrics, projects, runs
+from backend.api.routes import compare, metrics, projects, registry, runs
 from backend.api.schemas import ColumnsBody, RowsBody
 from backend.db import Database, prepare_database
 from backend.settings import Settings, get_settings
 
 ROUTERS = [projects.router, runs.router, metrics.router]
+# The comparison engine and the project's own alias and layer tables.
+ROUTERS += [compare.router, registry.router]
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:

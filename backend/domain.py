@@ -101,3 +101,125 @@ class Series:
     steps: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     times: list[float | None] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Note:
+    """A note pinned at a step of one comparison (its run set), shown on every panel."""
+
+    id: int
+    project_id: int
+    run_ids: list[int]
+    step: int
+    text: str
+    author: str | None
+    source: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ShareLink:
+    """A read-only link to one comparison view. The secret itself is never stored."""
+
+    id: int
+    project_id: int
+    view: dict[str, Any]
+    run_ids: list[int]
+    frozen: bool
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IssuedShareLink:
+    """A freshly made share link: the secret is shown once, like an API token's."""
+
+    link: ShareLink
+    secret: str
+
+
+@dataclass(frozen=True)
+class Sparkline:
+    """A few sampled points of one metric of a run, for the runs table."""
+
+    metric: str
+    key: str | None
+    steps: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class SavedComparison:
+    id: int
+    project_id: int
+    name: str
+    reference_ids: list[int]
+    candidate_ids: list[int]
+    options: dict[str, Any]
+    job_id: int | None
+    created_at: datetime
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+class LegStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class JobLeg:
+    """One leg of a paired job: one engine, one settings set, one sampling seed.
+
+    ``attempts`` counts claims; the current claim is identified by (worker, attempts), so a
+    worker whose lease expired and was claimed again cannot report on the newer attempt.
+    """
+
+    id: int
+    job_id: int
+    position: int
+    role: str  # reference | candidate
+    label: str
+    engine: str
+    settings: dict[str, Any]
+    replica: int
+    sampling_seed: int
+    status: LegStatus
+    run_id: int | None
+    worker: str | None
+    attempts: int
+    lease_expires_at: datetime | None
+    heartbeat_at: datetime | None
+    progress: dict[str, Any]
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    project_id: int
+    project_slug: str
+    status: JobStatus
+    workload: dict[str, Any]
+    comparison_id: int | None
+    created_at: datetime
+    finished_at: datetime | None
+    legs: list[JobLeg]
+
+
+@dataclass(frozen=True)
+class ClaimedLeg:
+    """What a worker needs to run a leg it has just claimed."""
+
+    leg: JobLeg
+    project_slug: str
+    workload: dict[str, Any]
+    lease_expires_at: datetime

@@ -177,6 +177,23 @@ class MetricStore:
 
     # -- reads --------------------------------------------------------------------------------
 
+    def key_names(self, run_id: int) -> list[str]:
+        """The names of the keys a run has points for, without scanning its points: a loose
+        index scan that seeks from one key id to the next on the primary key."""
+        rows = self.session.execute(
+            text(
+                "WITH RECURSIVE k(key_id) AS ("
+                " SELECT min(key_id) FROM metric_point WHERE run_id = :run"
+                " UNION ALL"
+                " SELECT (SELECT min(key_id) FROM metric_point WHERE run_id = :run AND key_id > k.key_id)"
+                " FROM k WHERE k.key_id IS NOT NULL)"
+                " SELECT metric_key.name FROM k JOIN metric_key ON metric_key.id = k.key_id"
+                " ORDER BY metric_key.name"
+            ),
+            {"run": run_id},
+        )
+        return [name for (name,) in rows]
+
     def keys(self, run_id: int) -> list[KeySummary]:
         """Every key of a run with its point count and first and last step."""
         stmt = (

@@ -1,0 +1,157 @@
+"""GET /api/v1/compare and saved comparisons, through HTTP on both databases."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.db import Database
+from tests.compare.synthetic_runs import PLANTED_STEP, demo_runs
+from tests.conftest import ProjectFixture, make_project
+
+
+def _wire(values) -> list:
+    return [v if math.isfinite(v) else ("NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity"))
+            for v in values.tolist()]
+
+
+def post_run(client: TestClient, project: ProjectFixture, run) -> int:
+    created = client.post(
+        f"/api/v1/projects/{project.slug}/runs",
+        json={"name": run.name, "label": run.label, "config": dict(run.config), "engine": dict(run.engine)},
+        headers=project.auth(),
+    )
+    assert created.status_code == 201, created.text
+    run_id = created.json()["id"]
+    for key, (steps, values) in run.series.items():
+        r = client.post(
+            f"/api/v1/runs/{run_id}/metrics",
+            content=orjson.dumps({"steps": steps.tolist(), "values": {key: _wire(values)}}),
+            headers=project.auth() | {"content-type": "application/json"},
+        )
+        assert r.status_code == 200, r.text
+    return run_id
+
+
+@pytest.fixture
+def demo_ids(client: TestClient, project: ProjectFixture) -> dict[str, int]:
+    return {name: post_run(client, project, run) for name, run in demo_runs().items()}
+
+
+def test_compare_finds_the_demo_story(client: TestClient, project: ProjectFixture, demo_ids) -> None:
+    r = client.get(
+        "/api/v1/compare",
+        params={
+            "reference": f"{demo_ids['reference']},{demo_ids['reference-replica']}",
+            "candidates": f"{demo_ids['v1-initial']},{demo_ids['v1-fixed']}",
+        },
+        headers=project.auth("read"),
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert list(body["metrics"]) == ["clip_rate", "kl", "entropy", "reward"]
+    initial, fixed = str(demo_ids["v1-initial"]), str(demo_ids["v1-fixed"])
+    for metric in ("clip_rate", "kl"):
+        m = body["metrics"][metric]
+        assert m["band"]["source"] == "replicas"
+        assert m["resolved"][initial] == f"rl/{'clamp_log_ratio_new_old_indicator' if metric == 'clip_rate' else 'kl_new_old'}"
+        step = m["candidates"][initial]["first_divergence_step"]
+        assert step is not None and PLANTED_STEP <= step <= PLANTED_STEP + 5
+        assert m["candidates"][fixed]["first_divergence_step"] is None
+    assert body["diagnosis"][initial]["starting_layer"] == "semantic"
+    assert body["diagnosis"][fixed]["starting_layer"] is None or body["diagnosis"][fixed]["starting_layer"] != "semantic"
+    layers = {d["key"].rsplit(".", 1)[-1]: d["layer"] for d in body["config_diff"][initial]}
+    assert layers["logprobs_mode"] == "semantic"
+    assert layers["prefix_caching"] == "inference-path"
+    overlay = body["figures"]["clip_rate"]["overlay"]
+    assert {"data", "layout"} <= set(overlay)
+    assert body["runs"][initial]["role"] == "candidate"
+
+
+def test_compare_downsamples_and_smooths(client: TestClient, project: ProjectFixture, demo_ids) -> None:
+    params = {"reference": demo_ids["reference"], "candidates": demo_ids["v1-fixed"], "metrics": "reward",
+              "max_points": 50, "smoothing": 0.9}
+    body = client.get("/api/v1/compare", params=params, headers=project.auth("read")).json()
+    series = body["metrics"]["reward"]["series"]
+    assert all(len(s["x"]) <= 50 and s["downsampled"] for s in series)
+    assert body["metrics"]["reward"]["band"]["source"] == "within-run"
+    assert body["settings"]["smoothing"] == 0.9
+
+
+def test_saved_comparison_round_trip(client: TestClient, project: ProjectFixture, demo_ids) -> None:
+    body = {"name": "V0 vs V1", "reference": [demo_ids["reference"], demo_ids["reference-replica"]],
+            "candidates": [demo_ids["v1-initial"]], "options": {"smoothing": 0.6}}
+    r = client.post("/api/v1/comparisons", json=body, headers=project.auth())
+    assert r.status_code == 201, r.text
+    saved = client.get(f"/api/v1/comparisons/{r.json()['id']}", headers=project.auth("read")).json()
+    assert saved["reference"] == body["reference"] and saved["options"] == {"smoothing": 0.6}
+    listed = client.get(f"/api/v1/projects/{project.slug}/comparisons", headers=project.auth("read")).json()
+    assert [c["name"] for c in listed] == ["V0 vs V1"]
+    assert client.post("/api/v1/comparisons", json=body, headers=project.auth("read")).status_code == 403
+
+
+def test_project_aliases_and_rules_feed_the_comparison(client: TestClient, project: ProjectFixture) -> None:
+    ids = []
+    for i, lr in enumerate((1e-3, 1e-3)):
+        run = client.post(f"/api/v1/projects/{project.slug}/runs",
+                          json={"name": f"r{i}", "config": {"my_knob": i, "lr": lr}}, headers=project.auth()).json()
+        client.post(f"/api/v1/runs/{run['id']}/metrics",
+                    json={"steps": list(range(30)), "values": {"house/clip": [0.1] * 30}}, headers=project.auth())
+        ids.append(run["id"])
+    r = client.post(f"/api/v1/projects/{project.slug}/aliases", json={"alias": "house/clip", "canonical": "clip_rate"},
+                    headers=project.auth())
+    assert r.status_code == 201 and r.json()["project"] == {"clip_rate": ["house/clip"]}
+    r = client.post(f"/api/v1/projects/{project.slug}/config-rules", json={"key": "my_knob", "layer": "objective"},
+                    headers=project.auth())
+    assert r.status_code == 201
+    body = client.get("/api/v1/compare", params={"reference": ids[0], "candidates": ids[1], "metrics": "clip_rate"},
+                      headers=project.auth("read")).json()
+    assert body["metrics"]["clip_rate"]["resolved"][str(ids[1])] == "house/clip"
+    assert [(d["key"], d["layer"]) for d in body["config_diff"][str(ids[1])]] == [("my_knob", "objective")]
+    classified = client.get(f"/api/v1/projects/{project.slug}/config-rules/classify",
+                            params={"keys": "my_knob,vllm_config.vllm_kwargs.logprobs-mode"},
+                            headers=project.auth("read")).json()
+    assert [c["layer"] for c in classified] == ["objective", "semantic"]
+    r = client.post(f"/api/v1/projects/{project.slug}/config-rules", json={"key": "x", "layer": "vibes"},
+                    headers=project.auth())
+    assert r.status_code == 422 and "layer" in r.json()["detail"]
+    r = client.post(f"/api/v1/projects/{project.slug}/aliases", json={"alias": "a", "canonical": "Clip Rate"},
+                    headers=project.auth())
+    assert r.status_code == 422 and "canonical" in r.json()["detail"]
+
+
+def test_bad_compare_requests(client: TestClient, database: Database, project: ProjectFixture, demo_ids) -> None:
+    auth = project.auth("read")
+    ref = demo_ids["reference"]
+    cand = demo_ids["v1-initial"]
+
+    def status(params: dict) -> tuple[int, str]:
+        r = client.get("/api/v1/compare", params=params, headers=auth)
+        return r.status_code, r.json().get("detail", "")
+
+    assert status({"reference": "999999"}) == (404, "run 999999 not found")
+    code, detail = status({"reference": "abc"})
+    assert code == 422 and "reference" in detail
+    code, detail = status({"reference": ref, "candidates": cand, "max_points": 0})
+    assert code == 422 and "max_points" in detail
+    code, detail = status({"reference": ref, "candidates": cand, "max_points": 10**9})
+    assert code == 422 and "max_points" in detail
+    code, detail = status({"reference": ref, "candidates": cand, "metrics": "no_such_metric"})
+    assert code == 422 and "no_such_metric" in detail
+    code, detail = status({"reference": ref, "candidates": cand, "smoothing": 1.0})
+    assert code == 422 and "smoothing" in detail
+    code, detail = status({"reference": ref, "candidates": ref})
+    assert code == 422 and "also a reference" in detail
+
+    other = make_project(database, "other")
+    foreign = client.post(f"/api/v1/projects/{other.slug}/runs", json={"name": "theirs"}, headers=other.auth()).json()
+    # With this project's token the other project's run is off limits...
+    code, _ = status({"reference": ref, "candidates": foreign["id"]})
+    assert code == 403
+    # ...and even an admin cannot mix projects in one comparison.
+    r = client.get("/api/v1/compare", params={"reference": ref, "candidates": foreign["id"]}, headers=project.auth("admin"))
+    assert r.status_code == 422 and "one project" in r.json()["detail"]
+    assert client.get("/api/v1/compare", params={"reference": ref}).status_code == 401
