@@ -1,28 +1,35 @@
 """The reference band: how far a run may stray from the reference and still be at parity.
 
-Two sources, and the band says which it used:
+The band answers "where would another run of the reference fall?", so its half-width is ``k``
+times the standard deviation of a new run around the band's center. Two sources, and the band
+says which it used:
 
 ``replicas`` (two or more reference runs)
     Over the steps every replica has: ``center`` is the per-step mean of the replicas and the
-    half-width is ``k`` times their standard deviation. A per-step standard deviation from two
-    or three runs is itself so noisy that it collapses towards zero at many steps (two replicas
-    that happen to agree), which would flag a candidate that is as noisy as the replicas. So
-    the per-step sample variance (ddof=1) is pooled over a centred window of neighbouring steps
-    (``window``, default 21) before the square root; ``window=1`` gives the raw per-step value.
+    half-width ``k · s · √(1 + 1/r)`` for ``r`` replicas, where ``s²`` is the per-step sample
+    variance (ddof=1) of the replicas; ``√(1 + 1/r)`` adds the uncertainty of the mean itself
+    (a prediction interval for one more run). A variance from two or three runs is so noisy
+    that it collapses towards zero at many steps (two replicas that happen to agree) and would
+    flag a candidate as noisy as the replicas, so ``s²`` is pooled over a centred window of
+    ``spread_window`` steps (default 201) before the square root; ``spread_window=1`` gives the
+    raw per-step value.
 
 ``within-run`` (one reference run)
-    The reference's finite points are cut into consecutive blocks of ``window`` points (the
-    last block ends at the last point and may overlap its neighbour). Per block, the median of
-    the values is the local level and a robust noise scale comes from the step-to-step
-    residuals ``d = y[i] − y[i−1]``: ``σ = 1.4826 · MAD(d) / √2``, with MAD the median of
-    ``|d − median(d)|``. ``center`` interpolates the block medians linearly between block
-    centres (extrapolating the end slopes, so a trend does not bend at the edges), the noise
-    scale is interpolated likewise and held at the ends. Differences cancel a slow trend,
-    medians ignore isolated spikes, 1.4826 makes the MAD a standard deviation for Gaussian
-    noise, and ``√2`` undoes the doubling of variance in a difference. Blocks instead of a
-    sliding window keep this at a few milliseconds for 100,000 steps. One run cannot show
-    run-to-run variation (another seed's persistent offset), so this band is narrower than a
-    replica band and says so through its source.
+    The reference's finite points are cut into consecutive blocks (the last block ends at the
+    last point and may overlap its neighbour). ``center`` interpolates the medians of blocks of
+    ``window`` points (default 21) linearly between block centres, extrapolating the end
+    slopes so a trend does not bend at the edges. The noise scale is a robust spread of each
+    step's residual around that level, ``r = y − center``, in blocks of ``spread_window``
+    points: ``σ = 1.4826 · MAD(r)``, MAD being the median of ``|r − median(r)|``, interpolated
+    between blocks and held at the ends, times ``√(1 + π / (2·window))`` for the uncertainty
+    of a median of ``window`` points. Medians ignore isolated spikes and 1.4826 makes the MAD
+    a standard deviation for Gaussian noise. Residuals around the level rather than
+    step-to-step differences, because training curves are often autocorrelated and
+    differences then understate the spread; the wide spread window keeps the estimate steady
+    (a MAD of 20 points is off by a quarter often enough to fake a divergence somewhere in a
+    long run). Blocks instead of a sliding window keep this at a few milliseconds for 100,000
+    steps. One run cannot show run-to-run variation (another seed's persistent offset, noise
+    correlated over many steps), so this band is narrower than a replica band and says so.
 
 A step where the band cannot be computed (a replica or the reference logged NaN or ±inf there)
 has NaN ``center``/``lower``/``upper``; divergence skips such steps. The half-width never drops
@@ -43,7 +50,15 @@ from backend.compare.align import shared_steps, values_at
 from backend.compare.run_series import Series
 from backend.errors import BadInput
 
-__all__ = ["BandSource", "ReferenceBand", "check_band_k", "reference_band", "reference_line"]
+__all__ = [
+    "DEFAULT_SPREAD_WINDOW",
+    "DEFAULT_WINDOW",
+    "BandSource",
+    "ReferenceBand",
+    "check_band_k",
+    "reference_band",
+    "reference_line",
+]
 
 BandSource = Literal["replicas", "within-run"]
 
@@ -51,6 +66,8 @@ _MAD_TO_SIGMA = 1.4826
 _ABSOLUTE_FLOOR = 1e-12
 _RELATIVE_FLOOR = 1e-9
 _MIN_WINDOW_SAMPLES = 3
+DEFAULT_WINDOW = 21
+DEFAULT_SPREAD_WINDOW = 201
 
 
 @dataclass(frozen=True)
@@ -89,14 +106,27 @@ def reference_line(references: Sequence[Series]) -> Series:
     return steps, stacked.mean(axis=0)
 
 
-def reference_band(references: Sequence[Series], k: float = 3.0, window: int = 21) -> ReferenceBand:
-    """The band of the reference run (one series) or reference replicas (several series)."""
+def reference_band(
+    references: Sequence[Series],
+    k: float = 3.0,
+    *,
+    window: int = DEFAULT_WINDOW,
+    spread_window: int = DEFAULT_SPREAD_WINDOW,
+) -> ReferenceBand:
+    """The band of the reference run (one series) or reference replicas (several series).
+
+    ``window`` sets how local the within-run level is; ``spread_window`` how many steps one
+    estimate of the noise scale pools (see the module docstring for both sources).
+    """
     k = check_band_k(k)
     if not references:
         raise BadInput("at least one reference run is needed", field="reference")
+    for name, size in (("window", window), ("spread_window", spread_window)):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise BadInput(f"{name} must be a positive integer, got {size!r}", field=name)
     if len(references) >= 2:
-        return _replica_band(references, k, window)
-    return _within_run_band(references[0], k, window)
+        return _replica_band(references, k, spread_window)
+    return _within_run_band(references[0], k, window, spread_window)
 
 
 def _replica_band(references: Sequence[Series], k: float, window: int) -> ReferenceBand:
@@ -107,11 +137,14 @@ def _replica_band(references: Sequence[Series], k: float, window: int) -> Refere
         center = stacked.mean(axis=0)
         variance = stacked.var(axis=0, ddof=1)
     pooled = _centred_mean(variance, defined, window)
-    spread = np.sqrt(pooled)
+    # Spread of a new run around the replicas' mean: its own variance plus the mean's.
+    spread = np.sqrt(pooled * (1.0 + 1.0 / len(references)))
     return _band(steps, np.where(defined, center, np.nan), spread, defined, k, "replicas")
 
 
-def _within_run_band(reference: Series, k: float, window: int) -> ReferenceBand:
+def _within_run_band(
+    reference: Series, k: float, window: int, spread_window: int
+) -> ReferenceBand:
     steps, values = reference
     defined = np.isfinite(values)
     center = np.full(values.size, np.nan)
@@ -120,14 +153,15 @@ def _within_run_band(reference: Series, k: float, window: int) -> ReferenceBand:
     if finite_values.size >= _MIN_WINDOW_SAMPLES:
         position = np.arange(finite_values.size, dtype=np.float64)
         level_at, level = _block_medians(finite_values, window)
-        center[defined] = _interpolate(position, level_at, level, extrapolate=True)
-        residual = np.diff(finite_values)
-        residual_at, typical = _block_medians(residual, window)
-        blocks = _blocks(residual.size, window)
+        level_line = _interpolate(position, level_at, level, extrapolate=True)
+        residual = finite_values - level_line
+        residual_at, typical = _block_medians(residual, spread_window)
+        blocks = _blocks(residual.size, spread_window)
         mad = _row_medians(np.abs(residual[blocks] - typical[:, None]))
-        sigma = _MAD_TO_SIGMA * mad / math.sqrt(2.0)
-        # Residual i lies between points i and i + 1.
-        spread[defined] = _interpolate(position, residual_at + 0.5, sigma, extrapolate=False)
+        # A median of ``window`` Gaussian points has variance ≈ πσ²/(2·window).
+        sigma = _MAD_TO_SIGMA * mad * math.sqrt(1.0 + math.pi / (2.0 * min(window, residual.size)))
+        center[defined] = level_line
+        spread[defined] = _interpolate(position, residual_at, sigma, extrapolate=False)
     return _band(steps, center, spread, defined, k, "within-run")
 
 
