@@ -10,14 +10,17 @@ from fastapi.responses import JSONResponse
 
 from backend import __version__
 from backend.api.errors import install_error_handlers
-from backend.api.routes import compare, metrics, projects, registry, runs
+from backend.api.routes import compare, metrics, notes, pages, projects, registry, runs, shares, summaries
 from backend.api.schemas import ColumnsBody, RowsBody
+from backend.api.security import SecurityHeaders
 from backend.db import Database, prepare_database
 from backend.settings import Settings, get_settings
 
 ROUTERS = [projects.router, runs.router, metrics.router]
 # The comparison engine and the project's own alias and layer tables.
 ROUTERS += [compare.router, registry.router]
+# The dashboard: its API, then its pages (after every API route).
+ROUTERS += [summaries.router, notes.router, shares.router, pages.router]
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -46,6 +49,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     for router in ROUTERS:
         app.include_router(router)
+    pages.mount_static(app)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
