@@ -15,8 +15,8 @@ numerics excess (layer 2, numerics)
     ``MIN_LOGPROB_EFFECT``. Needs the reference's parity metrics.
 update path (layer 2, weight updates)
     The candidate runs on staler weights than the reference (mean lag larger by more than
-    ``LAG_TOLERANCE`` versions), or its absolute difference on steps with lag > 0 is at least
-    ``EXCESS_RATIO`` times that on steps with lag 0.
+    ``LAG_TOLERANCE`` versions and by three standard errors), or its absolute difference on
+    steps with lag > 0 is at least ``EXCESS_RATIO`` times that on steps with lag 0.
 
 Each finding is True, False, or None when the metrics needed for it are missing. A reference
 group is summarised by pooling the replicas' steps.
@@ -46,7 +46,7 @@ __all__ = [
 
 MIN_LOGPROB_EFFECT = 1e-5
 EXCESS_RATIO = 1.5
-LAG_TOLERANCE = 0.5
+LAG_TOLERANCE = 0.1
 _SIGNIFICANCE = 3.0
 _OFFSET_SHARE = 0.5
 _MIN_STEPS = 3
@@ -64,7 +64,7 @@ class ParitySummary:
     diff_mean: _Mean | None
     abs_diff_mean: _Mean | None
     abs_diff_max: float | None
-    lag_mean: float | None
+    lag_mean: _Mean | None
     abs_diff_fresh: _Mean | None
     abs_diff_stale: _Mean | None
 
@@ -73,7 +73,7 @@ class ParitySummary:
             "logprob_diff_mean": _value(self.diff_mean),
             "logprob_abs_diff_mean": _value(self.abs_diff_mean),
             "logprob_abs_diff_max": self.abs_diff_max,
-            "weight_version_lag_mean": self.lag_mean,
+            "weight_version_lag_mean": _value(self.lag_mean),
             "logprob_abs_diff_mean_fresh": _value(self.abs_diff_fresh),
             "logprob_abs_diff_mean_stale": _value(self.abs_diff_stale),
         }
@@ -118,7 +118,7 @@ def summarise_parity(runs: Sequence[dict[str, Series]]) -> ParitySummary | None:
         diff_mean=_mean(diff),
         abs_diff_mean=_mean(absolute),
         abs_diff_max=float(maximum.max()) if maximum.size else None,
-        lag_mean=float(lag.mean()) if lag.size else None,
+        lag_mean=_mean(lag),
         abs_diff_fresh=_mean(np.concatenate(fresh_parts)) if fresh_parts else None,
         abs_diff_stale=_mean(np.concatenate(stale_parts)) if stale_parts else None,
     )
@@ -168,8 +168,12 @@ def _mean_offset(candidate: ParitySummary, reference: ParitySummary | None) -> b
 
 def _update_path(candidate: ParitySummary, reference: ParitySummary | None) -> bool | None:
     lag_excess = None
-    if candidate.lag_mean is not None and reference is not None and reference.lag_mean is not None:
-        lag_excess = candidate.lag_mean - reference.lag_mean > LAG_TOLERANCE
+    mine = candidate.lag_mean
+    theirs = reference.lag_mean if reference is not None else None
+    if mine is not None and theirs is not None and min(mine.steps, theirs.steps) >= _MIN_STEPS:
+        gap = mine.value - theirs.value
+        noise = math.hypot(mine.standard_error, theirs.standard_error)
+        lag_excess = gap > LAG_TOLERANCE and gap > _SIGNIFICANCE * noise
     growth = _exceeds(candidate.abs_diff_stale, candidate.abs_diff_fresh)
     if lag_excess is None and growth is None:
         return None

@@ -1,0 +1,90 @@
+import pytest
+
+from backend.compare.registry import KeyRegistry, classify_key, normalise_key
+from backend.errors import BadInput
+
+
+@pytest.mark.parametrize(
+    ("key", "layer"),
+    [
+        # the same setting however it is spelled
+        ("vllm_config.vllm_kwargs.logprobs-mode", "semantic"),
+        ("logprobs_mode", "semantic"),
+        ("engine.settings.logprobs_mode", "semantic"),
+        ("Engine/Settings/Logprobs-Mode", "semantic"),
+        # PipelineRL-style
+        ("rl.epsilon_low", "objective"),
+        ("rl.epsilon_high", "objective"),
+        ("rl.policy_loss", "objective"),
+        ("vllm_config.vllm_kwargs.enable-prefix-caching", "inference-path"),
+        ("vllm_config.vllm_kwargs.max-num-seqs", "inference-path"),
+        ("finetune.learning_rate", "workload"),
+        ("max_lag", "inference-path"),
+        # vLLM-style
+        ("enable_prefix_caching", "inference-path"),
+        ("async_scheduling", "inference-path"),
+        ("kv_cache_dtype", "inference-path"),
+        ("VLLM_USE_V1", "inference-path"),
+        ("top_k", "semantic"),
+        # TRL-style
+        ("vllm_mode", "inference-path"),
+        ("beta", "objective"),
+        ("epsilon", "objective"),
+        ("temperature", "semantic"),
+        ("loss_type", "objective"),
+        ("learning_rate", "workload"),
+        ("num_generations", "workload"),
+        ("max_completion_length", "workload"),
+        # verl-style, through a two-segment rule and through a parent
+        ("actor_rollout_ref.rollout.n", "workload"),
+        ("actor_rollout_ref.rollout.name", "inference-path"),
+        ("actor_rollout_ref.model.path", "workload"),
+        ("actor_rollout_ref.actor.clip_ratio_low", "objective"),
+        # our own engine description and workload
+        ("engine.name", "inference-path"),
+        ("engine.version", "inference-path"),
+        ("engine.settings.prefix_caching", "inference-path"),
+        ("engine.settings.async_scheduling", "inference-path"),
+        ("engine.settings.weight_update", "inference-path"),
+        ("engine.settings.lm_head_dtype", "inference-path"),
+        ("model", "workload"),
+        ("task", "workload"),
+        ("seed", "workload"),
+        ("steps", "workload"),
+        ("batch_size", "workload"),
+        ("group_size", "workload"),
+        ("max_tokens", "workload"),
+        ("lr", "workload"),
+        ("top_p", "semantic"),
+        ("objective", "objective"),
+        ("epsilon_low", "objective"),
+        # unknown
+        ("output_dir", "unclassified"),
+        ("wandb.project", "unclassified"),
+    ],
+)
+def test_builtin_classification(key, layer):
+    assert classify_key(key) == layer
+
+
+def test_normalisation():
+    assert normalise_key("A.b-c/D_e") == ("a", "b_c", "d_e")
+
+
+def test_extra_rules_extend_and_override():
+    registry = KeyRegistry({"output_dir": "workload", "temperature": "objective", "my.knob": "semantic"})
+    assert registry.classify("output_dir") == "workload"
+    assert registry.classify("trainer.temperature") == "objective"
+    assert registry.classify("a.my.knob") == "semantic"
+    assert registry.classify("knob") == "unclassified"
+
+
+def test_a_longer_builtin_rule_beats_a_shorter_extra_rule():
+    assert KeyRegistry({"name": "workload"}).classify("engine.name") == "inference-path"
+
+
+@pytest.mark.parametrize("rules", [{"x": "numerics"}, {"": "workload"}, {"x": None}, ["x"]])
+def test_bad_extra_rules_are_rejected(rules):
+    with pytest.raises(BadInput) as error:
+        KeyRegistry(rules)
+    assert error.value.field == "rules"
