@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import plotly.graph_objects as go
+
+from backend.compare.downsample import DownsampledBand, DownsampledSeries
+from backend.compare.figures import (
+    BAND_FILL,
+    REFERENCE_COLOUR,
+    DivergenceMarker,
+    RunTrace,
+    diff_figure,
+    overlay_figure,
+    run_colours,
+)
+
+
+def series(values):
+    y = np.asarray(values, dtype=float)
+    return DownsampledSeries(np.arange(y.size), y, y, y)
+
+
+COLOURS = run_colours(["ref", "ref2"], ["cand", "other"])
+BAND = DownsampledBand(np.arange(4), np.array([0.0, np.nan, 0, 0]), np.ones(4), np.full(4, 2.0))
+MARKER = DivergenceMarker("cand", "v1 <b>initial</b>", 2, 3.5, "semantic", "Semantic mismatch: x.")
+
+
+def overlay():
+    runs = [
+        RunTrace("ref", "reference", "reference", series([1, 1, np.nan, 1])),
+        RunTrace("ref2", "reference-replica", "reference", series([1, 1, 1, np.inf])),
+        RunTrace("cand", "v1 <b>initial</b>", "candidate", series([1, 1, 5, 5])),
+    ]
+    return overlay_figure("clip_rate", runs, BAND, "reference band (replicas, ±3σ)", [MARKER], COLOURS)
+
+
+def test_colours_fixed_for_references_distinct_for_candidates():
+    assert COLOURS["ref"] == COLOURS["ref2"] == REFERENCE_COLOUR
+    assert len({COLOURS["cand"], COLOURS["other"], REFERENCE_COLOUR}) == 3
+
+
+def test_overlay_is_json_safe_with_gaps_for_non_finite_values():
+    spec = overlay()
+    text = json.dumps(spec, allow_nan=False)
+    assert "NaN" not in text and "Infinity" not in text
+    by_name = {trace["name"]: trace for trace in spec["data"]}
+    assert by_name["reference (reference)"]["y"] == [1.0, 1.0, None, 1.0]
+    assert by_name["reference-replica (reference)"]["y"][3] is None
+
+
+def test_band_is_a_shaded_area_behind_the_runs():
+    upper, lower, center = overlay()["data"][:3]
+    assert lower["fill"] == "tonexty" and lower["fillcolor"] == BAND_FILL
+    assert upper["y"] == [2.0] * 4 and lower["y"][1] is None
+    assert center["line"]["dash"] == "dot"
+
+
+def test_divergence_marker_and_hover_name_the_layer():
+    layout = overlay()["layout"]
+    assert layout["hovermode"] == "x unified"
+    (shape,) = layout["shapes"]
+    assert shape["x0"] == shape["x1"] == 2 and shape["yref"] == "paper"
+    (annotation,) = layout["annotations"]
+    assert "semantic" in annotation["text"]
+    assert "start with the semantic layer" in annotation["hovertext"]
+    assert "Semantic mismatch" in annotation["hovertext"]
+
+
+def test_names_people_typed_are_escaped():
+    text = json.dumps(overlay())
+    assert "<b>initial</b>" not in text
+    assert "&lt;b&gt;initial&lt;/b&gt;" in text
+
+
+def test_hover_shows_exact_values():
+    for trace in overlay()["data"][3:]:
+        assert ":.15~g" in trace["hovertemplate"]
+
+
+def test_diff_figure_shades_the_band_half_width_around_zero():
+    spec = diff_figure("kl", [("cand", "v1", series([0, 0, 4, 4]))], BAND, "band", [MARKER], COLOURS)
+    upper, lower, center, diff = spec["data"]
+    assert upper["y"] == [1.0] * 4 and lower["y"] == [-1.0, None, -1.0, -1.0]
+    assert center["y"] == [0.0] * 4
+    assert diff["y"] == [0.0, 0.0, 4.0, 4.0] and diff["line"]["color"] == COLOURS["cand"]
+    json.dumps(spec, allow_nan=False)
+
+
+def test_specs_are_valid_plotly_figures():
+    go.Figure(overlay())
+    go.Figure(diff_figure("kl", [], None, "band", [], COLOURS))
