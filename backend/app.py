@@ -15,6 +15,7 @@ from backend.api.schemas import ColumnsBody, RowsBody
 from backend.api.security import SecurityHeaders
 from backend.db import Database, prepare_database
 from backend.settings import Settings, get_settings
+from backend.storage.series_cache import SeriesCache
 
 ROUTERS = [projects.router, runs.router, metrics.router]
 # The comparison engine and the project's own alias and layer tables.
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.series_cache = SeriesCache(settings.series_cache_mb * 1024 * 1024)
     install_error_handlers(app)
 
     @app.middleware("http")

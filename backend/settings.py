@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     # Request limits of the ingestion API.
     max_body_bytes: int = 16 * 1024 * 1024
     max_values_per_request: int = 100_000
+    # Memory for full-resolution series kept between compare requests.
+    series_cache_mb: int = 512
+    # Job legs: how long a claim holds without a heartbeat, and how many claims a leg gets
+    # before a leg whose workers keep vanishing is reported failed.
+    leg_lease_seconds: int = Field(default=60, ge=1, le=3600)
+    leg_max_attempts: int = Field(default=3, ge=1, le=100)
 
     @property
     def is_sqlite(self) -> bool:

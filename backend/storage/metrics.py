@@ -24,13 +24,6 @@ from backend.ingest import PointBatch
 from backend.models import MetricKeyRow, MetricPointRow, RunRow, utcnow
 from backend.storage.values import from_storage, to_storage
 
-# One binary COPY tuple of (key_id int4, step int8, value float8): a field count, then each field
-# as a length and big-endian bytes. No NULLs are sent back (NaN is coalesced), so the stride is fixed.
-_COPY_ROW = np.dtype(
-    [("n", ">i2"), ("l1", ">i4"), ("key", ">i4"), ("l2", ">i4"), ("step", ">i8"), ("l3", ">i4"), ("value", ">f8")]
-)
-_COPY_HEADER = 19  # signature (11) + flags (4) + header extension length (4)
-
 
 class MetricStore:
     def __init__(self, session: Session) -> None:
@@ -224,7 +217,7 @@ class MetricStore:
 
         ``keys`` None reads every key of the run; keys without points are absent from the result.
         ``start``/``end`` bound the steps inclusively. This is the path the comparison uses, so
-        on PostgreSQL it streams a binary COPY straight into numpy.
+        on PostgreSQL each series arrives as two packed byte strings read straight into numpy.
         """
         if keys is None:
             ids = {s.key: 0 for s in self.keys(run_id)}
@@ -265,26 +258,34 @@ class MetricStore:
         return out
 
     def _copy_out(self, run_id: int, key_ids: list[int], lo: int, hi: int) -> tuple[np.ndarray, ...]:
+        # One row per key, each column packed server-side into a bytea of big-endian int8/float8:
+        # the client then holds three buffers instead of a million row tuples.
         conn = self.session.connection().connection.driver_connection
-        query = (
-            "COPY (SELECT key_id, step, coalesce(value, 'NaN'::float8) FROM metric_point"
-            f" WHERE run_id = {int(run_id)} AND key_id IN ({','.join(str(int(k)) for k in key_ids)})"
-            f" AND step BETWEEN {int(lo)} AND {int(hi)} ORDER BY key_id, step)"
-            " TO STDOUT (FORMAT BINARY)"
-        )
-        buf = bytearray()
-        with conn.cursor() as cur:
-            with cur.copy(query) as copy:
-                for chunk in copy:
-                    buf += chunk
-        (ext_len,) = struct.unpack(">i", bytes(buf[15:19]))
-        body = memoryview(buf)[_COPY_HEADER + ext_len : len(buf) - 2]  # trailer is int16 -1
-        rows = np.frombuffer(body, dtype=_COPY_ROW)
-        return (
-            rows["key"].astype(np.int64),
-            rows["step"].astype(np.int64),
-            rows["value"].astype(np.float64),
-        )
+        keys_out, steps_out, values_out = [], [], []
+        with conn.cursor(binary=True) as cur:
+            # The sorted subquery feeds the aggregate in step order; the check below re-sorts
+            # in numpy should the planner ever deliver another order.
+            cur.execute(
+                "SELECT key_id, string_agg(int8send(step), ''::bytea),"
+                " string_agg(float8send(coalesce(value, 'NaN'::float8)), ''::bytea)"
+                " FROM (SELECT key_id, step, value FROM metric_point WHERE run_id = %s"
+                " AND key_id = ANY(%s) AND step BETWEEN %s AND %s ORDER BY key_id, step) AS ordered"
+                " GROUP BY key_id ORDER BY key_id",
+                (run_id, key_ids, lo, hi),
+            )
+            for key_id, steps_blob, values_blob in cur:
+                steps = np.frombuffer(steps_blob, dtype=">i8").astype(np.int64)
+                values = np.frombuffer(values_blob, dtype=">f8").astype(np.float64)
+                if len(steps) > 1 and np.any(steps[1:] < steps[:-1]):
+                    order = np.argsort(steps, kind="stable")
+                    steps, values = steps[order], values[order]
+                keys_out.append(np.full(len(steps), key_id, dtype=np.int64))
+                steps_out.append(steps)
+                values_out.append(values)
+        if not keys_out:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty, np.empty(0, dtype=np.float64)
+        return np.concatenate(keys_out), np.concatenate(steps_out), np.concatenate(values_out)
 
     def read_series(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -20,6 +20,7 @@ from backend.storage.projects import ProjectStore
 from backend.storage.registry import ProjectRegistryStore
 from backend.storage.run_series import load_run_series
 from backend.storage.runs import RunStore
+from backend.storage.series_cache import SeriesCache
 
 router = APIRouter(tags=["compare"])
 
@@ -75,13 +76,14 @@ def compare_payload(
     smoothing: float,
     band_k: float,
     divergence_k: int,
+    cache: SeriesCache | None = None,
 ) -> dict[str, Any]:
     """The compare response body for runs already checked for access."""
     registry = ProjectRegistryStore(session)
     aliases = registry.aliases(project_id)
     names = metrics or list(DEFAULT_METRICS)
-    reference_series = load_run_series(session, references, names, aliases, start, end)
-    candidate_series = load_run_series(session, candidates, names, aliases, start, end)
+    reference_series = load_run_series(session, references, names, aliases, start, end, cache)
+    candidate_series = load_run_series(session, candidates, names, aliases, start, end, cache)
     comparison = build_comparison(
         reference_series,
         candidate_series,
@@ -118,6 +120,7 @@ def compare_payload(
     "config diff, diagnosis and Plotly figures (see docs/API.md)",
 )
 def compare(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     token: OptionalToken,
@@ -150,6 +153,7 @@ def compare(
             smoothing=smoothing,
             band_k=band_k,
             divergence_k=divergence_k,
+            cache=request.app.state.series_cache,
         )
     )
 

@@ -1,0 +1,69 @@
+"""An in-process cache of full-resolution series for the comparison.
+
+A compare request needs every point of every series it shows (smoothing, diffs and divergence
+run on full resolution), and reading a million points out of the database costs far more than
+comparing them. A run's ``updated_at`` moves on every ingestion, so an entry is valid exactly as
+long as the run's ``updated_at`` is the one it was read at; finished runs stay cached until they
+are evicted, least recently used first, under a byte budget.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import datetime
+
+import numpy as np
+
+Series = tuple[np.ndarray, np.ndarray]
+
+
+class SeriesCache:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[int, str], tuple[datetime, Series]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _size(series: Series) -> int:
+        return series[0].nbytes + series[1].nbytes
+
+    def get(self, run_id: int, key: str, version: datetime) -> Series | None:
+        """The cached series if it was read at this ``version`` of the run, else None."""
+        with self._lock:
+            entry = self._entries.get((run_id, key))
+            if entry is None or entry[0] != version:
+                self.misses += 1
+                return None
+            self._entries.move_to_end((run_id, key))
+            self.hits += 1
+            return entry[1]
+
+    def put(self, run_id: int, key: str, version: datetime, series: Series) -> None:
+        size = self._size(series)
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop((run_id, key), None)
+            if old is not None:
+                self._bytes -= self._size(old[1])
+            self._entries[(run_id, key)] = (version, series)
+            self._bytes += size
+            while self._bytes > self.max_bytes and self._entries:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._bytes -= self._size(evicted)
+
+    @property
+    def bytes_used(self) -> int:
+        return self._bytes
+
+
+def window(series: Series, start: int | None, end: int | None) -> Series:
+    """The part of a step-sorted series inside the inclusive ``[start, end]`` window."""
+    steps, values = series
+    lo = 0 if start is None else int(np.searchsorted(steps, start, side="left"))
+    hi = len(steps) if end is None else int(np.searchsorted(steps, end, side="right"))
+    return steps[lo:hi], values[lo:hi]

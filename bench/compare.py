@@ -1,0 +1,143 @@
+"""Server time and payload size of one compare request, next to a naive full read.
+
+    .venv/bin/python bench/compare.py [--steps 100000] [--repeats 15] [--max-points 2000]
+
+Builds 3 runs × 4 metrics × --steps steps on a fresh PostgreSQL database (a reference, a
+replica and a candidate that drifts), starts `parityscope serve`, and times
+`GET /api/v1/compare` (p50 over --repeats, after one warm-up) against the naive way to draw the
+same chart: reading every point of the same 12 series through `GET /api/v1/runs/{id}/metrics`.
+Payload sizes are reported as sent (gzip when the client accepts it) and uncompressed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from backend.db import Database, make_engine, upgrade  # noqa: E402
+from backend.domain import Scope  # noqa: E402
+from backend.ingest import PointBatch  # noqa: E402
+from backend.storage.metrics import MetricStore  # noqa: E402
+from backend.storage.projects import ProjectStore  # noqa: E402
+from backend.storage.runs import RunStore  # noqa: E402
+from backend.storage.tokens import TokenStore  # noqa: E402
+from tests.conftest import free_port, wait_for_http  # noqa: E402
+
+PG = os.environ.get("PARITYSCOPE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+METRICS = ["clamp_log_ratio_new_old_indicator", "kl_new_old", "entropy", "reward"]
+
+
+def fresh_database(name: str) -> str:
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+
+
+def series(rng: np.random.Generator, n: int, metric: int, drift: float) -> np.ndarray:
+    steps = np.arange(n)
+    base = [0.02, 1e-3, 1.5 - 0.5 * steps / n, 0.2 + 0.6 * steps / n][metric]
+    scale = [0.003, 1e-4, 0.02, 0.03][metric]
+    shift = drift * (steps > n // 10) * [0.1, 5e-3, 0.0, -0.1][metric]
+    return base + shift + rng.normal(0, scale, n)
+
+
+def build(url: str, n_steps: int) -> tuple[str, list[int]]:
+    database = Database(make_engine(url))
+    run_ids = []
+    with database.session() as session:
+        project = ProjectStore(session).create("bench", "Bench")
+        token = TokenStore(session).issue(Scope.READ, project.id).secret
+    for index, (name, drift) in enumerate([("reference", 0), ("reference-replica", 0), ("candidate", 1)]):
+        rng = np.random.default_rng(index)
+        with database.session() as session:
+            run, _ = RunStore(session).create(
+                project.id, name, {"seed": 1, "logprobs_mode": "raw" if drift else "processed"}, []
+            )
+            run_ids.append(run.id)
+        steps = list(range(n_steps))
+        for metric, key in enumerate(METRICS):
+            batch = PointBatch()
+            batch.extend(key, steps, series(rng, n_steps, metric, drift).tolist(), [float(s) for s in steps])
+            with database.session() as session:
+                MetricStore(session).ingest(run.id, batch)
+    database.engine.dispose()
+    return token, run_ids
+
+
+def timed(http: httpx.Client, path: str, params: dict | None = None) -> tuple[float, int, int]:
+    started = time.perf_counter()
+    response = http.get(path, params=params)
+    elapsed = time.perf_counter() - started
+    response.raise_for_status()
+    sent = int(response.headers.get("content-length") or len(response.content))
+    return elapsed, sent, len(response.content)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--max-points", type=int, default=2000)
+    args = parser.parse_args()
+
+    url = fresh_database("ps_bench_compare")
+    upgrade(url)
+    print(f"building 3 runs × 4 metrics × {args.steps:,} steps ...", flush=True)
+    token, (ref, replica, candidate) = build(url, args.steps)
+
+    port = free_port()
+    env = os.environ | {"PARITYSCOPE_DATABASE_URL": url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz")
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300,
+                            headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"})
+        params = {"reference": f"{ref},{replica}", "candidates": str(candidate),
+                  "max_points": args.max_points}
+        timed(http, "/api/v1/compare", params)  # warm-up
+        compare_runs = [timed(http, "/api/v1/compare", params) for _ in range(args.repeats)]
+
+        def naive() -> tuple[float, int, int]:
+            total = [0.0, 0, 0]
+            for run_id in (ref, replica, candidate):
+                t, sent, raw = timed(http, f"/api/v1/runs/{run_id}/metrics", {"keys": ",".join(METRICS)})
+                total = [total[0] + t, total[1] + sent, total[2] + raw]
+            return total[0], total[1], total[2]
+
+        naive()  # warm-up
+        naive_runs = [naive() for _ in range(max(3, args.repeats // 3))]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    def p50(samples: list[tuple[float, int, int]]) -> tuple[float, int, int]:
+        return (statistics.median(s[0] for s in samples), samples[0][1], samples[0][2])
+
+    c_time, c_sent, c_raw = p50(compare_runs)
+    n_time, n_sent, n_raw = p50(naive_runs)
+    print(f"compare request   p50 {c_time * 1000:8.1f} ms   sent {c_sent / 1024:9.1f} KiB"
+          f"   uncompressed {c_raw / 1024:9.1f} KiB   (targets: ≤ 150 ms, ≤ 400 KB)")
+    print(f"naive full read   p50 {n_time * 1000:8.1f} ms   sent {n_sent / 1024:9.1f} KiB"
+          f"   uncompressed {n_raw / 1024:9.1f} KiB")
+    print(f"ratio compare / naive: time {c_time / n_time:.3f}, bytes sent {c_sent / n_sent:.4f}")
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "ps_bench_compare" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
