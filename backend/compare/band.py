@@ -142,9 +142,7 @@ def _replica_band(references: Sequence[Series], k: float, window: int) -> Refere
     return _band(steps, np.where(defined, center, np.nan), spread, defined, k, "replicas")
 
 
-def _within_run_band(
-    reference: Series, k: float, window: int, spread_window: int
-) -> ReferenceBand:
+def _within_run_band(reference: Series, k: float, window: int, spread_window: int) -> ReferenceBand:
     steps, values = reference
     defined = np.isfinite(values)
     center = np.full(values.size, np.nan)

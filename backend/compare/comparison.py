@@ -12,8 +12,8 @@ picture is consistent; the divergence steps always come from the unsmoothed data
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -139,13 +139,13 @@ def build_comparison(
         return resolved[cache_key]
 
     compared = [
-        _compare_metric(name, references, candidates, series_of, max_points, smoothing, band_k, divergence_k)
+        _compare_metric(
+            name, references, candidates, series_of, max_points, smoothing, band_k, divergence_k
+        )
         for name in wanted
     ]
 
-    reference_parity = summarise_parity(
-        [_parity_series(run, series_of) for run in references]
-    )
+    reference_parity = summarise_parity([_parity_series(run, series_of) for run in references])
     config_diffs: dict[str, list[ConfigDifference]] = {}
     diagnoses: dict[str, Diagnosis] = {}
     for candidate in candidates:
@@ -176,8 +176,9 @@ def build_comparison(
         [str(run.run_id) for run in references], [str(run.run_id) for run in candidates]
     )
     names = {str(run.run_id): run.name for run in [*references, *candidates]}
-    for metric in compared:
-        metric.figures.update(_figures(metric, diagnoses, names, colours))
+    compared = [
+        replace(metric, figures=_figures(metric, diagnoses, names, colours)) for metric in compared
+    ]
 
     return Comparison(
         reference_ids=[run.run_id for run in references],
@@ -197,7 +198,14 @@ def build_comparison(
 
 
 def _compare_metric(
-    name, references, candidates, series_of, max_points, smoothing, band_k, divergence_k
+    name: str,
+    references: Sequence[RunSeries],
+    candidates: Sequence[RunSeries],
+    series_of: Callable[[RunSeries, str], tuple[str | None, Series | None]],
+    max_points: int,
+    smoothing: float,
+    band_k: float,
+    divergence_k: int,
 ) -> MetricComparison:
     runs: list[RunMetric] = []
     reference_series: list[Series] = []
@@ -282,7 +290,9 @@ def _figures(
         if run.series is not None
     ]
     diffs = [
-        (str(c.run_id), names[str(c.run_id)], c.diff) for c in metric.candidates if c.diff is not None
+        (str(c.run_id), names[str(c.run_id)], c.diff)
+        for c in metric.candidates
+        if c.diff is not None
     ]
     return {
         "overlay": overlay_figure(
@@ -298,7 +308,9 @@ def _smoothed(values: np.ndarray, smoothing: float) -> np.ndarray:
     return debiased_ema(values, smoothing) if smoothing else values
 
 
-def _parity_series(run: RunSeries, series_of) -> dict[str, Series]:
+def _parity_series(
+    run: RunSeries, series_of: Callable[[RunSeries, str], tuple[str | None, Series | None]]
+) -> dict[str, Series]:
     found = {}
     for name in PARITY_METRICS:
         _, series = series_of(run, name)
@@ -334,7 +346,9 @@ def _check_runs(references: Sequence[RunSeries], candidates: Sequence[RunSeries]
 
 def _check_window(start: int | None, end: int | None) -> None:
     for field, bound in (("start", start), ("end", end)):
-        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | np.integer)):
+        if bound is not None and (
+            isinstance(bound, bool) or not isinstance(bound, int | np.integer)
+        ):
             raise BadInput(f"{field} must be an integer step", field=field)
     if start is not None and end is not None and start > end:
         raise BadInput(f"start ({start}) is after end ({end})", field="start")
@@ -354,9 +368,13 @@ def _check_metrics(
             raise BadInput("metric names must be non-empty strings", field="metrics")
         if name in wanted:
             continue
-        if name not in known and canonical_of(name, aliases) is None and not any(
-            name in run.series for run in runs
+        if (
+            name not in known
+            and canonical_of(name, aliases) is None
+            and not any(name in run.series for run in runs)
         ):
-            raise BadInput(f"unknown metric {name!r}: no run has it and it is not canonical", field="metrics")
+            raise BadInput(
+                f"unknown metric {name!r}: no run has it and it is not canonical", field="metrics"
+            )
         wanted.append(name)
     return wanted

@@ -98,7 +98,9 @@ def diagnose(
     }
 
     workload = _workload(by_layer["workload"], tolerated, has_config)
-    semantic = _semantic(by_layer["semantic"], parity, by_layer["inference-path"], logprobs_mode_recorded)
+    semantic = _semantic(
+        by_layer["semantic"], parity, by_layer["inference-path"], logprobs_mode_recorded
+    )
     inference = _inference_path(by_layer["inference-path"], parity)
     failing_below = [v.layer for v in (semantic, inference) if v.verdict != "pass"]
     objective = _objective(by_layer["objective"], diverged, divergences, failing_below)
@@ -281,7 +283,9 @@ def _objective(
             "layer first, then revisit objective corrections.",
         )
     if diverged:
-        first_metric, first = min(diverged.items(), key=lambda item: item[1]["first_divergence_step"])
+        first_metric, first = min(
+            diverged.items(), key=lambda item: item[1]["first_divergence_step"]
+        )
         return LayerVerdict(
             "objective",
             "fail",

@@ -43,7 +43,9 @@ class Divergence:
 def check_divergence_k(k: int) -> int:
     """Return ``k`` if it is an integer of at least 1, else raise ``BadInput``."""
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise BadInput(f"divergence_k must be an integer of at least 1, got {k!r}", field="divergence_k")
+        raise BadInput(
+            f"divergence_k must be an integer of at least 1, got {k!r}", field="divergence_k"
+        )
     return int(k)
 
 

@@ -117,7 +117,9 @@ def diff_figure(
     if band is not None and band.x.size:
         zeros = np.zeros(band.x.size)
         data.extend(
-            _band_traces(band.x, band.lower - band.center, zeros, band.upper - band.center, band_label)
+            _band_traces(
+                band.x, band.lower - band.center, zeros, band.upper - band.center, band_label
+            )
         )
     for run_id, name, diff in diffs:
         trace = go.Scatter(
@@ -129,7 +131,10 @@ def diff_figure(
         ).to_plotly_json()
         trace.update(x=steps_list(diff.x), y=figure_numbers(diff.y))
         data.append(trace)
-    return {"data": data, "layout": _layout(f"{metric}: candidate − reference", f"Δ {metric}", markers, colours)}
+    return {
+        "data": data,
+        "layout": _layout(f"{metric}: candidate − reference", f"Δ {metric}", markers, colours),
+    }
 
 
 def _run_trace(run: RunTrace, colour: str, dash: str) -> dict[str, Any]:

@@ -47,9 +47,7 @@ def checked_series(steps: Any, values: Any, *, field: str) -> Series:
     if steps_array.ndim != 1 or values_array.ndim != 1:
         raise BadInput("steps and values must be one-dimensional", field=field)
     if steps_array.shape != values_array.shape:
-        raise BadInput(
-            f"{steps_array.size} steps but {values_array.size} values", field=field
-        )
+        raise BadInput(f"{steps_array.size} steps but {values_array.size} values", field=field)
     if steps_array.size and not np.issubdtype(steps_array.dtype, np.integer):
         raise BadInput("steps must be integers", field=field)
     steps_array = steps_array.astype(np.int64, copy=False)

@@ -17,7 +17,9 @@ def parity_series(
     rng = np.random.default_rng(seed)
     steps = np.arange(n_steps, dtype=np.int64)
     lag = (rng.random(n_steps) < lag_share).astype(np.float64)
-    absolute = abs_diff * (1 + 0.05 * rng.normal(size=n_steps)) * np.where(lag > 0, stale_factor, 1.0)
+    absolute = (
+        abs_diff * (1 + 0.05 * rng.normal(size=n_steps)) * np.where(lag > 0, stale_factor, 1.0)
+    )
     return {
         "logprob_diff_mean": (steps, offset + 0.02 * abs_diff * rng.normal(size=n_steps)),
         "logprob_abs_diff_mean": (steps, absolute + abs(offset)),

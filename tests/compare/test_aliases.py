@@ -22,7 +22,12 @@ def test_default_panels_are_the_four_canonical_metrics():
         # slime
         ["train/pg_clipfrac", "train/ppo_kl", "train/entropy_loss", "rollout/raw_reward"],
         # SkyRL
-        ["policy/ppo_clip_ratio", "policy/policy_kl", "policy/policy_entropy", "reward/avg_raw_reward"],
+        [
+            "policy/ppo_clip_ratio",
+            "policy/policy_kl",
+            "policy/policy_entropy",
+            "reward/avg_raw_reward",
+        ],
     ],
 )
 def test_each_trainer_fills_the_four_panels(keys):

@@ -38,7 +38,11 @@ def test_demo_names_the_semantic_layer_for_v1_initial(demo):
     semantic = diagnosis["verdicts"][1]
     assert semantic["verdict"] == "fail"
     assert semantic["evidence"]["differing_keys"] == [
-        {"key": "engine.settings.logprobs_mode", "reference_value": "processed", "candidate_value": "raw"}
+        {
+            "key": "engine.settings.logprobs_mode",
+            "reference_value": "processed",
+            "candidate_value": "raw",
+        }
     ]
 
 
@@ -64,15 +68,25 @@ def test_demo_response_shape(demo):
     clip = demo["metrics"]["clip_rate"]
     assert clip["resolved"]["v1-fixed"] == "rl/clamp_log_ratio_new_old_indicator"
     assert clip["band"]["source"] == "replicas"
-    assert {s["run_id"] for s in clip["series"]} == {"reference", "reference-replica", "v1-initial", "v1-fixed"}
+    assert {s["run_id"] for s in clip["series"]} == {
+        "reference",
+        "reference-replica",
+        "v1-initial",
+        "v1-fixed",
+    }
     for entry in clip["series"]:
-        assert len(entry["x"]) == len(entry["y"]) == len(entry["y_min"]) == len(entry["y_max"]) == 200
+        assert (
+            len(entry["x"]) == len(entry["y"]) == len(entry["y_min"]) == len(entry["y_max"]) == 200
+        )
     assert len(clip["candidates"]["v1-fixed"]["diff"]["x"]) == 200
     layers = {d["layer"] for d in demo["config_diff"]["v1-initial"]}
     assert layers == {"semantic", "inference-path"}
     figures = demo["figures"]["clip_rate"]
     assert set(figures) == {"overlay", "diff"}
-    assert figures["overlay"]["layout"]["shapes"][0]["x0"] == clip["candidates"]["v1-initial"]["first_divergence_step"]
+    assert (
+        figures["overlay"]["layout"]["shapes"][0]["x0"]
+        == clip["candidates"]["v1-initial"]["first_divergence_step"]
+    )
 
 
 def test_long_series_are_downsampled_after_full_resolution_diffs():
@@ -118,8 +132,13 @@ def test_steps_a_run_lacks_are_not_invented():
 def test_runs_from_different_trainers_overlay_on_canonical_panels():
     reference = simple_run("pipelinerl", {"rl/kl_new_old": noise(4), "rl/reward": noise(5)})
     candidate = simple_run("verl", {"actor/ppo_kl": noise(6), "critic/score/mean": noise(7)})
-    body = comparison_to_json(build_comparison([reference], [candidate], ["kl", "reward", "clip_rate"]))
-    assert body["metrics"]["kl"]["resolved"] == {"pipelinerl": "rl/kl_new_old", "verl": "actor/ppo_kl"}
+    body = comparison_to_json(
+        build_comparison([reference], [candidate], ["kl", "reward", "clip_rate"])
+    )
+    assert body["metrics"]["kl"]["resolved"] == {
+        "pipelinerl": "rl/kl_new_old",
+        "verl": "actor/ppo_kl",
+    }
     assert body["metrics"]["kl"]["band"]["source"] == "within-run"
     # A canonical metric no run logged is present but empty rather than an error.
     clip = body["metrics"]["clip_rate"]

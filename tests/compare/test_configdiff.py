@@ -12,7 +12,9 @@ def test_flatten_nested_config():
 
 
 def test_engine_description_lands_under_engine():
-    settings = run_settings({"seed": 1}, {"name": "torch", "version": "0.1", "settings": {"logprobs_mode": "raw"}})
+    settings = run_settings(
+        {"seed": 1}, {"name": "torch", "version": "0.1", "settings": {"logprobs_mode": "raw"}}
+    )
     assert settings == {
         "seed": 1,
         "engine.name": "torch",
@@ -22,8 +24,14 @@ def test_engine_description_lands_under_engine():
 
 
 def test_each_differing_key_with_layer_and_both_values_in_layer_order():
-    reference = ({"seed": 1, "vllm_kwargs": {"enable-prefix-caching": False}, "lr": 1e-3}, {"name": "vllm", "version": "0.8.5"})
-    candidate = ({"seed": 1, "vllm_kwargs": {"enable_prefix_caching": True}, "lr": 2e-3, "extra": 1}, {"name": "vllm", "version": "0.18.1"})
+    reference = (
+        {"seed": 1, "vllm_kwargs": {"enable-prefix-caching": False}, "lr": 1e-3},
+        {"name": "vllm", "version": "0.8.5"},
+    )
+    candidate = (
+        {"seed": 1, "vllm_kwargs": {"enable_prefix_caching": True}, "lr": 2e-3, "extra": 1},
+        {"name": "vllm", "version": "0.18.1"},
+    )
     diff = config_diff([reference], candidate, REGISTRY)
     assert [(d.key, d.layer, d.reference_value, d.candidate_value) for d in diff] == [
         ("lr", "workload", 1e-3, 2e-3),

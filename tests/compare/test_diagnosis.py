@@ -31,19 +31,28 @@ def verdicts(diagnosis):
 
 def test_layers_come_in_fixed_order():
     diagnosis = judge(workload(), engine(REFERENCE_SETTINGS), candidate_parity=parity_series(1))
-    assert [v.layer for v in diagnosis.verdicts] == ["workload", "semantic", "inference-path", "objective"]
+    assert [v.layer for v in diagnosis.verdicts] == [
+        "workload",
+        "semantic",
+        "inference-path",
+        "objective",
+    ]
     assert all(v.sentence for v in diagnosis.verdicts)
 
 
 def test_a_workload_difference_is_not_like_for_like_and_comes_first():
     diagnosis = judge(
-        workload(lr=3e-3), engine(INITIAL_V1_SETTINGS), candidate_parity=parity_series(1, offset=-0.05)
+        workload(lr=3e-3),
+        engine(INITIAL_V1_SETTINGS),
+        candidate_parity=parity_series(1, offset=-0.05),
     )
     assert diagnosis.starting_layer == "workload"
     assert diagnosis.like_for_like is False
     first = diagnosis.verdicts[0]
     assert first.verdict == "fail" and first.sentence.startswith("Not like-for-like")
-    assert first.evidence["differing_keys"] == [{"key": "lr", "reference_value": 1e-3, "candidate_value": 3e-3}]
+    assert first.evidence["differing_keys"] == [
+        {"key": "lr", "reference_value": 1e-3, "candidate_value": 3e-3}
+    ]
 
 
 def test_a_logprobs_mode_difference_names_the_semantic_layer():
@@ -62,18 +71,27 @@ def test_a_logprobs_mode_difference_names_the_semantic_layer():
 
 
 def test_a_mean_offset_alone_fails_the_semantic_layer():
-    diagnosis = judge(workload(), engine(REFERENCE_SETTINGS), candidate_parity=parity_series(1, offset=0.2))
+    diagnosis = judge(
+        workload(), engine(REFERENCE_SETTINGS), candidate_parity=parity_series(1, offset=0.2)
+    )
     assert diagnosis.starting_layer == "semantic"
     assert "effective logprobs_mode" in diagnosis.verdicts[1].sentence
 
 
 def test_the_initial_v1_settings_start_at_semantic_and_fail_inference_path_too():
-    diagnosis = judge(workload(), engine(INITIAL_V1_SETTINGS), candidate_parity=parity_series(1, offset=-0.05, lag_share=0.5))
+    diagnosis = judge(
+        workload(),
+        engine(INITIAL_V1_SETTINGS),
+        candidate_parity=parity_series(1, offset=-0.05, lag_share=0.5),
+    )
     assert diagnosis.starting_layer == "semantic"
     inference = diagnosis.verdicts[2]
     assert inference.verdict == "fail"
     keys = {d["key"] for d in inference.evidence["differing_keys"]}
-    assert keys == {f"engine.settings.{name}" for name in ("prefix_caching", "async_scheduling", "weight_update", "lm_head_dtype")}
+    assert keys == {
+        f"engine.settings.{name}"
+        for name in ("prefix_caching", "async_scheduling", "weight_update", "lm_head_dtype")
+    }
 
 
 @pytest.mark.parametrize(
@@ -85,7 +103,11 @@ def test_the_initial_v1_settings_start_at_semantic_and_fail_inference_path_too()
     ],
 )
 def test_inference_path_mismatches(setting, parity):
-    diagnosis = judge(workload(), engine(dict(REFERENCE_SETTINGS, **setting)), candidate_parity=parity_series(1, **parity))
+    diagnosis = judge(
+        workload(),
+        engine(dict(REFERENCE_SETTINGS, **setting)),
+        candidate_parity=parity_series(1, **parity),
+    )
     assert verdicts(diagnosis)["semantic"] == "pass"
     assert diagnosis.starting_layer == "inference-path"
     assert diagnosis.verdicts[2].sentence.startswith("Inference-path mismatch")
@@ -101,7 +123,9 @@ def test_backend_parity_with_diverging_curves_points_at_the_objective():
 
 
 def test_a_differing_objective_setting_is_reported_even_below_a_failing_layer():
-    diagnosis = judge(workload(epsilon_high=0.2), engine(dict(REFERENCE_SETTINGS, logprobs_mode="raw")))
+    diagnosis = judge(
+        workload(epsilon_high=0.2), engine(dict(REFERENCE_SETTINGS, logprobs_mode="raw"))
+    )
     assert diagnosis.starting_layer == "semantic"
     objective = diagnosis.verdicts[3]
     assert objective.verdict == "fail" and "epsilon_high" in objective.sentence
@@ -120,7 +144,9 @@ def test_a_different_engine_version_alone_is_judged_by_parity_metrics():
     with_parity = judge(workload(), v1, reference_engine=v0, candidate_parity=parity_series(1))
     assert verdicts(with_parity)["inference-path"] == "pass"
     assert "differ by design" in with_parity.verdicts[2].sentence
-    without = judge(workload(), v1, reference_engine=v0, reference_parity=False, logprobs_mode_recorded=True)
+    without = judge(
+        workload(), v1, reference_engine=v0, reference_parity=False, logprobs_mode_recorded=True
+    )
     assert verdicts(without)["inference-path"] == "unknown"
     # Both engines describe their effective logprobs_mode, and it is the same.
     assert verdicts(without)["semantic"] == "pass"
@@ -128,7 +154,11 @@ def test_a_different_engine_version_alone_is_judged_by_parity_metrics():
 
 def test_without_parity_metrics_or_a_recorded_logprobs_mode_semantic_is_unknown():
     diagnosis = diagnose(
-        config_diff([({"seed": 1}, {"name": "vllm", "version": "0.8.5"})], ({"seed": 1}, {"name": "vllm", "version": "0.18.1"}), KeyRegistry()),
+        config_diff(
+            [({"seed": 1}, {"name": "vllm", "version": "0.8.5"})],
+            ({"seed": 1}, {"name": "vllm", "version": "0.18.1"}),
+            KeyRegistry(),
+        ),
         parity_findings(None, None),
         {"kl": AT_PARITY},
     )
@@ -143,7 +173,9 @@ def test_no_configuration_leaves_the_workload_unknown():
 
 
 def test_unclassified_keys_are_listed_without_failing_anything():
-    differences = config_diff([({"output_dir": "/a"}, {})], ({"output_dir": "/b"}, {}), KeyRegistry())
+    differences = config_diff(
+        [({"output_dir": "/a"}, {})], ({"output_dir": "/b"}, {}), KeyRegistry()
+    )
     diagnosis = diagnose(differences, parity_findings(None, None), {"kl": AT_PARITY})
     assert diagnosis.unclassified_keys == ["output_dir"]
     assert verdicts(diagnosis)["workload"] == "pass"

@@ -31,7 +31,9 @@ def overlay():
         RunTrace("ref2", "reference-replica", "reference", series([1, 1, 1, np.inf])),
         RunTrace("cand", "v1 <b>initial</b>", "candidate", series([1, 1, 5, 5])),
     ]
-    return overlay_figure("clip_rate", runs, BAND, "reference band (replicas, ±3σ)", [MARKER], COLOURS)
+    return overlay_figure(
+        "clip_rate", runs, BAND, "reference band (replicas, ±3σ)", [MARKER], COLOURS
+    )
 
 
 def test_colours_fixed_for_references_distinct_for_candidates():
@@ -78,7 +80,9 @@ def test_hover_shows_exact_values():
 
 
 def test_diff_figure_shades_the_band_half_width_around_zero():
-    spec = diff_figure("kl", [("cand", "v1", series([0, 0, 4, 4]))], BAND, "band", [MARKER], COLOURS)
+    spec = diff_figure(
+        "kl", [("cand", "v1", series([0, 0, 4, 4]))], BAND, "band", [MARKER], COLOURS
+    )
     upper, lower, center, diff = spec["data"]
     assert upper["y"] == [1.0] * 4 and lower["y"] == [-1.0, None, -1.0, -1.0]
     assert center["y"] == [0.0] * 4

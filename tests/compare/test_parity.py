@@ -24,7 +24,9 @@ def test_zero_mean_with_a_larger_absolute_difference_points_at_numerics():
 def test_staleness_points_at_the_update_path():
     more_lag = findings(parity_series(1, lag_share=0.5), [parity_series(2)])
     assert more_lag.update_path is True
-    grows = findings(parity_series(1, lag_share=0.3, stale_factor=4.0), [parity_series(2, lag_share=0.3)])
+    grows = findings(
+        parity_series(1, lag_share=0.3, stale_factor=4.0), [parity_series(2, lag_share=0.3)]
+    )
     assert grows.update_path is True
 
 

@@ -72,7 +72,9 @@ def test_normalisation():
 
 
 def test_extra_rules_extend_and_override():
-    registry = KeyRegistry({"output_dir": "workload", "temperature": "objective", "my.knob": "semantic"})
+    registry = KeyRegistry(
+        {"output_dir": "workload", "temperature": "objective", "my.knob": "semantic"}
+    )
     assert registry.classify("output_dir") == "workload"
     assert registry.classify("trainer.temperature") == "objective"
     assert registry.classify("a.my.knob") == "semantic"
