@@ -169,8 +169,8 @@ def _semantic(
             "semantic",
             "fail",
             evidence,
-            f"Semantic mismatch: {_offset_phrase(parity)} although no semantic setting differs; check the "
-            "engine's effective logprobs_mode (raw vs processed).",
+            f"Semantic mismatch: {_offset_phrase(parity)} although no semantic setting "
+            "differs; check the engine's effective logprobs_mode (raw vs processed).",
         )
     if parity.mean_offset is False:
         return LayerVerdict(
@@ -290,8 +290,8 @@ def _objective(
             "objective",
             "fail",
             evidence,
-            f"The backend is at parity but {first_metric} leaves the reference band at step "
-            f"{first['first_divergence_step']}: correct the objective, e.g. truncated "
+            f"Semantic and inference-path pass but {first_metric} leaves the reference band "
+            f"at step {first['first_divergence_step']}: correct the objective, e.g. truncated "
             "importance sampling (cap the rollout/trainer ratio), a lag limit, or a different ε.",
         )
     if not divergences:

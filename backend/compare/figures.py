@@ -193,6 +193,7 @@ def _layout(
     shapes, annotations = [], []
     for index, marker in enumerate(markers):
         colour = colours[marker.run_id]
+        layer = marker.starting_layer or "no failing layer"
         shapes.append(
             {
                 "type": "line",
@@ -215,7 +216,7 @@ def _layout(
                 "yanchor": "top",
                 "showarrow": False,
                 "font": {"color": colour, "size": 11},
-                "text": f"{html.escape(marker.name)} leaves the band · {marker.starting_layer or 'no failing layer'}",
+                "text": f"{html.escape(marker.name)} leaves the band · {layer}",
                 "hovertext": _marker_hover(marker),
             }
         )
