@@ -127,7 +127,7 @@ def summarise_parity(runs: Sequence[dict[str, Series]]) -> ParitySummary | None:
 def parity_findings(
     candidate: ParitySummary | None, reference: ParitySummary | None
 ) -> ParityFindings:
-    """The three findings of the module docstring, from the candidate's and reference's summaries."""
+    """The three findings of the module docstring from the two summaries."""
     if candidate is None:
         return ParityFindings(notes=["the candidate logged no parity metrics"])
     notes: list[str] = []
