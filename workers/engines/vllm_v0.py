@@ -1,0 +1,106 @@
+"""The vLLM V0 adapter: vllm==0.8.5 with ``VLLM_USE_V1=0``, the reference backend.
+
+V0's sampler computes logprobs after temperature, penalties and top-k/top-p, from the same
+processed logits it samples from, and 0.8.5 has no option to return raw ones; it has no
+``async_scheduling`` engine argument either. Settings that V0 cannot honour are refused with
+:class:`~workers.errors.UnsupportedSetting` instead of being silently ignored, because a
+reference that is not what it claims would poison every comparison made against it.
+
+Engine arguments used (vLLM 0.8.5 ``EngineArgs``): ``model``, ``skip_tokenizer_init`` (the policy
+has no tokenizer; prompts are token ids), ``dtype``, ``enable_prefix_caching``, ``seed``,
+``max_model_len``, ``enforce_eager``, ``gpu_memory_utilization``. Sampling: ``temperature``,
+``top_p``, ``top_k`` (-1 disables it in 0.8.5; 0 is rejected there), ``max_tokens``,
+``logprobs=1`` (the sampled token's logprob is always included), ``detokenize=False``,
+``stop_token_ids``. See ``vllm_common`` for how this API was checked.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from workers.engines.base import EngineSettings, SamplingSettings
+from workers.engines.vllm_common import OfflineVllmEngine, head_dtype_args
+from workers.errors import UnsupportedSetting
+
+__all__ = ["VLLM_V0_VERSION", "VllmV0Engine", "describe", "engine_env", "engine_kwargs", "sampling_kwargs"]
+
+VLLM_V0_VERSION = "0.8.5"
+_ENGINE = "vllm-v0"
+
+
+def engine_env(settings: EngineSettings) -> dict[str, str]:
+    return {"VLLM_USE_V1": "0"}
+
+
+def engine_kwargs(
+    settings: EngineSettings,
+    checkpoint: Path,
+    sampling_seed: int,
+    *,
+    model_dtype: str = "float32",
+    max_model_len: int = 32,
+    gpu_memory_utilization: float = 0.25,
+) -> dict[str, Any]:
+    if settings.logprobs_mode != "processed":
+        raise UnsupportedSetting(_ENGINE, "logprobs_mode", "vLLM 0.8.5 V0 only returns processed logprobs")
+    if settings.async_scheduling:
+        raise UnsupportedSetting(_ENGINE, "async_scheduling", "vLLM 0.8.5 V0 has no async scheduling")
+    if settings.weight_update != "blocking":
+        raise UnsupportedSetting(
+            _ENGINE, "weight_update", "the offline V0 engine loads weights between batches only"
+        )
+    return {
+        "model": str(checkpoint),
+        "skip_tokenizer_init": True,
+        **head_dtype_args(_ENGINE, settings, model_dtype, fp32_head_override=False),
+        "enable_prefix_caching": settings.prefix_caching,
+        "seed": sampling_seed,
+        "max_model_len": max_model_len,
+        "enforce_eager": True,
+        "gpu_memory_utilization": gpu_memory_utilization,
+    }
+
+
+def sampling_kwargs(sampling: SamplingSettings) -> dict[str, Any]:
+    return {
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "top_k": sampling.top_k if sampling.top_k > 0 else -1,
+        "max_tokens": sampling.max_tokens,
+        "logprobs": 1,
+        "detokenize": False,
+        "stop_token_ids": [sampling.stop_token_id] if sampling.stop_token_id is not None else None,
+    }
+
+
+def describe(settings: EngineSettings) -> dict[str, Any]:
+    return {
+        "name": "vllm",
+        "version": _installed_version(),
+        "settings": {**settings.to_dict(), "VLLM_USE_V1": 0},
+    }
+
+
+def _installed_version() -> str:
+    try:
+        return metadata.version("vllm")
+    except metadata.PackageNotFoundError:
+        return f"{VLLM_V0_VERSION} required (vLLM not installed here)"
+
+
+class VllmV0Engine(OfflineVllmEngine):
+    name = "vllm-v0"
+
+    def engine_env(self, settings: EngineSettings) -> dict[str, str]:
+        return engine_env(settings)
+
+    def engine_kwargs(self, settings: EngineSettings, checkpoint: Path, sampling_seed: int, **options: Any) -> dict[str, Any]:
+        return engine_kwargs(settings, checkpoint, sampling_seed, **options)
+
+    def sampling_kwargs(self, sampling: SamplingSettings) -> dict[str, Any]:
+        return sampling_kwargs(sampling)
+
+    def describe(self) -> dict[str, Any]:
+        return describe(self.settings)

@@ -1,0 +1,157 @@
+"""One leg of a paired job: N RL steps on one engine, reported step by step.
+
+A leg is the loop an online RL trainer runs: the engine samples a batch, the trainer takes a step
+on it, the new weights go back to the engine. The loop is pipelined the way PipelineRL's is: the
+next batch is handed to the engine *before* the trainer steps on the current one, so an engine
+with async scheduling starts sampling it with the weights it has then. Every leg of a job shares
+the workload (checkpoint, prompts and their order, sampling settings) and differs only in engine
+settings and its own sampling seed.
+
+The job loop calls :func:`run_leg` and posts each step's metrics from ``on_step``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workers.demo import DEMO_LEGS, DEMO_WORKLOAD, DemoLeg
+from workers.engines.base import EngineSettings, RolloutEngine, SamplingSettings
+from workers.errors import InvalidWorkload
+from workers.policy import load_policy
+from workers.rollouts import RolloutBatch
+from workers.task import EOS, PAD, get_task
+from workers.trainer import Trainer
+from workers.warm_start import warm_started_checkpoint
+from workers.workload import Workload
+
+__all__ = [
+    "DEMO_LEGS",
+    "DEMO_WORKLOAD",
+    "ENGINE_NAMES",
+    "DemoLeg",
+    "LegResult",
+    "describe_leg",
+    "make_engine",
+    "run_leg",
+]
+
+StepCallback = Callable[[int, dict[str, float]], None]
+
+ENGINE_NAMES: tuple[str, ...] = ("torch", "vllm-v0", "vllm-v1")
+
+
+@dataclass
+class LegResult:
+    metrics: list[dict[str, float]] = field(default_factory=list)  # one dict per step, from step 0
+    engine: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str = ""
+    seconds: float = 0.0
+
+
+def run_leg(
+    workload: Workload | Mapping[str, Any],
+    settings: EngineSettings | Mapping[str, Any] | None,
+    sampling_seed: int,
+    *,
+    engine_name: str = "torch",
+    on_step: StepCallback | None = None,
+    start_step: int = 0,
+    checkpoint_dir: Path | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+) -> LegResult:
+    """Run every step of one leg and call ``on_step(step, metrics)`` from ``start_step`` on.
+
+    A leg is a deterministic function of (workload, settings, sampling_seed) on a given machine,
+    so a re-run after a requeue recomputes the steps before ``start_step`` without reporting them
+    and reports the rest; its values replace the earlier ones step for step.
+    """
+    started = time.perf_counter()
+    workload = workload if isinstance(workload, Workload) else Workload.from_dict(workload)
+    settings = settings if isinstance(settings, EngineSettings) else EngineSettings.from_dict(settings)
+    if isinstance(sampling_seed, bool) or not isinstance(sampling_seed, int) or sampling_seed < 0:
+        raise InvalidWorkload("sampling_seed", f"expected a non-negative integer, got {sampling_seed!r}")
+    if not 0 <= start_step <= workload.steps:
+        raise InvalidWorkload("start_step", f"must lie in 0..{workload.steps}, got {start_step}")
+
+    task = get_task(workload.task)
+    checkpoint = warm_started_checkpoint(workload, checkpoint_dir)
+    engine = make_engine(engine_name, checkpoint, settings, sampling_seed, **dict(engine_options or {}))
+    trainer = Trainer(
+        load_policy(checkpoint),
+        objective=workload.objective,
+        epsilon_low=workload.epsilon_low,
+        epsilon_high=workload.epsilon_high,
+        temperature=workload.temperature,
+        lr=workload.lr,
+        minibatches=workload.minibatches,
+    )
+    sampling = SamplingSettings(
+        temperature=workload.temperature,
+        top_p=workload.top_p,
+        top_k=workload.top_k,
+        max_tokens=workload.max_tokens,
+        stop_token_id=EOS,
+    )
+
+    def prompts(step: int) -> list[tuple[int, ...]]:
+        distinct = task.rl_prompts(workload.seed, step, workload.batch_size)
+        return [prompt for prompt in distinct for _ in range(workload.group_size)]
+
+    result = LegResult(engine=engine.describe(), checkpoint=str(checkpoint))
+    try:
+        engine.submit(prompts(0), sampling)
+        for step in range(workload.steps):
+            completions = engine.collect()
+            if step + 1 < workload.steps:
+                engine.submit(prompts(step + 1), sampling)
+            rewards = [task.reward(c.prompt, c.tokens) for c in completions]
+            batch = RolloutBatch.from_completions(completions, rewards, workload.group_size, PAD)
+            metrics = trainer.step(batch)
+            engine.update_weights(trainer.weights(), trainer.version)
+            result.metrics.append(metrics)
+            if on_step is not None and step >= start_step:
+                on_step(step, metrics)
+    finally:
+        engine.close()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def make_engine(
+    engine_name: str, checkpoint: Path, settings: EngineSettings, sampling_seed: int, **options: Any
+) -> RolloutEngine:
+    if engine_name == "torch":
+        from workers.engines.torch_engine import TorchEngine
+
+        return TorchEngine.from_checkpoint(checkpoint, settings, sampling_seed, **options)
+    if engine_name == "vllm-v0":
+        from workers.engines.vllm_v0 import VllmV0Engine
+
+        return VllmV0Engine(checkpoint, settings, sampling_seed, **options)
+    if engine_name == "vllm-v1":
+        from workers.engines.vllm_v1 import VllmV1Engine
+
+        return VllmV1Engine(checkpoint, settings, sampling_seed, **options)
+    raise InvalidWorkload("engine", f"unknown engine {engine_name!r}; known: {', '.join(ENGINE_NAMES)}")
+
+
+def describe_leg(settings: EngineSettings | Mapping[str, Any] | None, engine_name: str = "torch") -> dict[str, Any]:
+    """The engine description for the run record, without starting the engine."""
+    settings = settings if isinstance(settings, EngineSettings) else EngineSettings.from_dict(settings)
+    if engine_name == "torch":
+        import torch
+
+        return {"name": "torch", "version": torch.__version__, "settings": settings.to_dict()}
+    if engine_name == "vllm-v0":
+        from workers.engines import vllm_v0
+
+        return vllm_v0.describe(settings)
+    if engine_name == "vllm-v1":
+        from workers.engines import vllm_v1
+
+        return vllm_v1.describe(settings)
+    raise InvalidWorkload("engine", f"unknown engine {engine_name!r}; known: {', '.join(ENGINE_NAMES)}")

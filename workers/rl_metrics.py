@@ -1,0 +1,77 @@
+"""The per-step metrics, exactly as DESIGN.md §1 defines them, under PipelineRL's names.
+
+Every function here is pure and works on whole-batch tensors so that the definitions can be
+checked on hand-made numbers. Token means run over completion tokens only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from workers.objectives import clip_indicator
+
+__all__ = [
+    "full_vocab_entropy",
+    "masked_mean",
+    "parity_metrics",
+    "ratio_metrics",
+]
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
+    maskf = mask.to(torch.float64)
+    total = maskf.sum()
+    if total == 0:
+        return math.nan
+    return float((values.to(torch.float64) * maskf).sum() / total)
+
+
+def ratio_metrics(
+    delta: torch.Tensor, mask: torch.Tensor, objective: str, epsilon_low: float, epsilon_high: float
+) -> dict[str, float]:
+    """Clip rate, k3 KL, mean |Δ| and mean ratio from Δ = new − old per token."""
+    clipped = clip_indicator(delta, mask, objective, epsilon_low, epsilon_high)
+    if objective == "gspo":
+        has_tokens = mask.any(-1)
+        clip_rate = float(clipped[has_tokens].mean()) if has_tokens.any() else math.nan
+    else:
+        clip_rate = masked_mean(clipped, mask)
+    return {
+        "clamp_log_ratio_new_old_indicator": clip_rate,
+        "kl_new_old": masked_mean(delta.exp() - delta - 1.0, mask),
+        "mean_abs_log_ratio_new_old": masked_mean(delta.abs(), mask),
+        "ratio_new_old": masked_mean(delta.exp(), mask),
+    }
+
+
+def full_vocab_entropy(scaled_logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of softmax(``scaled_logits``) over the whole vocabulary, per position."""
+    logprobs = scaled_logits.log_softmax(dim=-1)
+    return -(logprobs.exp() * logprobs).sum(-1)
+
+
+def parity_metrics(
+    rollout_logprobs: torch.Tensor,
+    trainer_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    token_versions: torch.Tensor,
+    trainer_version: int,
+) -> dict[str, float]:
+    """Rollout − trainer logprob over tokens the engine sampled with the trainer's current
+    weights, plus the mean weight-version lag over all tokens.
+
+    Restricting the differences to lag-0 tokens keeps policy movement out of them: what is left
+    is the backend. With no lag-0 token in the batch the differences are NaN, not zero.
+    """
+    lag = (trainer_version - token_versions).to(torch.float64)
+    current = mask & (token_versions == trainer_version)
+    diff = rollout_logprobs.to(torch.float64) - trainer_logprobs.to(torch.float64)
+    abs_max = float(diff.abs()[current].max()) if current.any() else math.nan
+    return {
+        "parity/logprob_diff_mean": masked_mean(diff, current),
+        "parity/logprob_abs_diff_mean": masked_mean(diff.abs(), current),
+        "parity/logprob_abs_diff_max": abs_max,
+        "parity/weight_version_lag": masked_mean(lag, mask),
+    }
