@@ -173,3 +173,53 @@ def wait_for_http(url: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} did not answer within {timeout} s")
         time.sleep(0.1)
+
+
+class LiveServer:
+    """The app served by uvicorn over real HTTP in a background thread, on a fixed port so a
+    test can stop it (the server goes away) and start it again (it comes back at the same URL)."""
+
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.app = create_app(settings, database)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = None
+        self._thread = None
+
+    def start(self) -> None:
+        import threading
+        import time
+
+        import uvicorn
+
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start on port {self.port}")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=15)
+            self._server = None
+            self._thread = None
+
+
+@pytest.fixture
+def live_server_control(settings: Settings, database: Database) -> Iterator[LiveServer]:
+    """A started ``LiveServer`` over the test's database; ``stop()``/``start()`` simulate an outage."""
+    server = LiveServer(settings, database)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live_server(live_server_control: LiveServer) -> str:
+    """Base URL of the app served over real HTTP on 127.0.0.1 (no trailing slash)."""
+    return live_server_control.url

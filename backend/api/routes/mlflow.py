@@ -1,0 +1,493 @@
+"""/api/2.0/mlflow/…: the part of MLflow's tracking REST API that training scripts use.
+
+Request and response bodies follow MLflow's REST reference; errors are MLflow's
+``{"error_code": ..., "message": ...}`` with MLflow's status codes, so the official client
+(``MLFLOW_TRACKING_URI`` pointing here, ``MLFLOW_TRACKING_TOKEN`` a ParityScope token) and
+transformers' ``report_to="mlflow"`` work unchanged. The mapping onto projects and runs is
+described in ``backend.mlflow_compat.entities``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from backend.api.deps import OptionalToken, SessionDep, SettingsDep, check_read, check_write
+from backend.domain import Project, Run, Scope, Token
+from backend.errors import (
+    BadInput,
+    Conflict,
+    Forbidden,
+    NotAuthenticated,
+    NotFound,
+    ParityScopeError,
+    SchemaOutOfDate,
+    TooLarge,
+)
+from backend.ingest import PointBatch, check_key, check_step
+from backend.mlflow_compat import entities as ml
+from backend.mlflow_compat.search import RunView, matches, parse_filter, parse_order_by, sort_runs
+from backend.settings import Settings
+from backend.storage.metrics import MetricStore
+from backend.storage.mlflow import TrackingStore
+from backend.storage.projects import ProjectStore
+from backend.storage.runs import RunStore
+
+PREFIX = "/api/2.0/mlflow"
+MAX_SEARCH_RESULTS = 50_000
+
+
+class EndpointNotFound(NotFound):
+    pass
+
+
+_ERROR_CODES: list[tuple[type[ParityScopeError], str, int]] = [
+    (EndpointNotFound, "ENDPOINT_NOT_FOUND", 404),
+    (NotFound, "RESOURCE_DOES_NOT_EXIST", 404),
+    (BadInput, "INVALID_PARAMETER_VALUE", 400),
+    (TooLarge, "INVALID_PARAMETER_VALUE", 400),
+    (Conflict, "RESOURCE_ALREADY_EXISTS", 400),
+    (NotAuthenticated, "UNAUTHENTICATED", 401),
+    (Forbidden, "PERMISSION_DENIED", 403),
+    (SchemaOutOfDate, "TEMPORARILY_UNAVAILABLE", 503),
+]
+
+
+def mlflow_error(error_code: str, message: str, status: int) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error_code": error_code, "message": message}, status_code=status, headers=headers)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query")]
+    return f"{'.'.join(loc) or 'request'}: {error.get('msg', 'invalid')}"
+
+
+class MlflowRoute(APIRoute):
+    """Answers every error of these endpoints in MLflow's format instead of the core API's."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ParityScopeError as exc:
+                for kind, code, status in _ERROR_CODES:
+                    if isinstance(exc, kind):
+                        return mlflow_error(code, exc.message, status)
+                return mlflow_error("BAD_REQUEST", exc.message, exc.status_code)
+            except RequestValidationError as exc:
+                errors = exc.errors()
+                if any(e.get("type") == "json_invalid" for e in errors):
+                    return mlflow_error("MALFORMED_REQUEST", "body: not valid JSON", 400)
+                message = "; ".join(_describe(e) for e in errors[:5])
+                return mlflow_error("INVALID_PARAMETER_VALUE", message, 400)
+            except DBAPIError as exc:
+                code = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+                if code.startswith("22"):
+                    return mlflow_error("INVALID_PARAMETER_VALUE", f"value rejected by the database: {exc.orig}", 400)
+                raise
+
+        return answer
+
+
+router = APIRouter(prefix=PREFIX, tags=["mlflow"], route_class=MlflowRoute)
+
+
+# -- request bodies (MLflow's field names; unknown fields are ignored, as MLflow's server does) --
+
+
+class MlflowBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class KeyValue(MlflowBody):
+    key: str
+    value: str = ""
+
+
+class MetricIn(MlflowBody):
+    key: str
+    value: Any = None
+    timestamp: int | None = None
+    step: int = 0
+
+
+class RunRef(MlflowBody):
+    run_id: str | None = None
+    run_uuid: str | None = Field(default=None, description="deprecated alias of run_id")
+
+    @property
+    def ref(self) -> str:
+        if not (self.run_id or self.run_uuid):
+            raise BadInput("run_id: Missing value for required parameter 'run_id'", field="run_id")
+        return self.run_id or self.run_uuid or ""
+
+
+class CreateExperiment(MlflowBody):
+    name: str
+    artifact_location: str | None = None
+    tags: list[KeyValue] = Field(default_factory=list)
+
+
+class CreateRun(MlflowBody):
+    experiment_id: str | None = None
+    user_id: str | None = None
+    run_name: str | None = None
+    start_time: int | None = None
+    tags: list[KeyValue] = Field(default_factory=list)
+
+
+class UpdateRun(RunRef):
+    status: str | None = None
+    end_time: int | None = None
+    run_name: str | None = None
+
+
+class LogBatch(RunRef):
+    metrics: list[MetricIn] = Field(default_factory=list)
+    params: list[KeyValue] = Field(default_factory=list)
+    tags: list[KeyValue] = Field(default_factory=list)
+
+
+class LogMetric(RunRef):
+    key: str
+    value: Any = None
+    timestamp: int | None = None
+    step: int = 0
+
+
+class LogParam(RunRef):
+    key: str
+    value: str
+
+
+class SetTag(RunRef):
+    key: str
+    value: str
+
+
+class SearchRuns(MlflowBody):
+    experiment_ids: list[str] = Field(default_factory=list)
+    filter: str | None = None
+    run_view_type: str | None = None
+    max_results: int = 1000
+    order_by: list[str] = Field(default_factory=list)
+    page_token: str | None = None
+
+
+# -- lookups and permission checks --------------------------------------------------------
+
+
+def _project_for(
+    session: Session, token: Token | None, settings: Settings, experiment_id: str | None, *, write: bool
+) -> Project:
+    experiment_id = experiment_id or ml.DEFAULT_EXPERIMENT_ID
+    if experiment_id == ml.DEFAULT_EXPERIMENT_ID:
+        # MLflow's default experiment: the project the token belongs to.
+        if token is None or token.project_id is None:
+            raise NotFound(
+                "experiment_id: ParityScope has no default experiment; use a project token, or set "
+                "MLFLOW_EXPERIMENT_NAME to a project's name or slug",
+                field="experiment_id",
+            )
+        experiment_id = str(token.project_id)
+    if not experiment_id.isdigit():
+        raise NotFound(f"Could not find experiment with ID {experiment_id}", field="experiment_id")
+    try:
+        project = ProjectStore(session).get(int(experiment_id))
+    except NotFound:
+        raise NotFound(f"Could not find experiment with ID {experiment_id}", field="experiment_id") from None
+    if write:
+        check_write(token, project.id)
+    else:
+        check_read(token, project.id, settings)
+    return project
+
+
+def _run_for(session: Session, token: Token | None, settings: Settings, ref: str, *, write: bool) -> Run:
+    if not ref.isdigit() or len(ref) > 18:
+        raise NotFound(f"Run with id={ref} not found", field="run_id")
+    try:
+        run = RunStore(session).get(int(ref))
+    except NotFound:
+        raise NotFound(f"Run with id={ref} not found", field="run_id") from None
+    if write:
+        check_write(token, run.project_id)
+    else:
+        check_read(token, run.project_id, settings)
+    return run
+
+
+def _point_batch(metrics: list[MetricIn]) -> PointBatch:
+    batch = PointBatch()
+    for i, metric in enumerate(metrics):
+        where = f"metrics[{i}]"
+        key = check_key(metric.key, f"{where}.key")
+        step = check_step(metric.step, f"{where}.step")
+        value = ml.metric_value(metric.value, f"{where}.value")
+        time = None if metric.timestamp is None else metric.timestamp / 1000.0
+        batch.add(key, step, value, time)
+    return batch
+
+
+def _write(
+    session: Session, run: Run, metrics: list[MetricIn], params: list[KeyValue], tags: list[KeyValue]
+) -> None:
+    """Validate everything, then store it; the request's transaction makes it all or nothing."""
+    batch = _point_batch(metrics)
+    # MLflow clients log asynchronously from several threads; holding the run's lock makes
+    # concurrent batches of one run (the same step logged twice, say) apply one after another.
+    locked = TrackingStore(session).lock_run(run.id)
+    if params or tags:
+        change = ml.RunChange(locked)
+        for param in params:
+            change.add_param(param.key, param.value)
+        for tag in tags:
+            change.add_tag(tag.key, tag.value)
+        RunStore(session).update(run.id, config=change.config or None, tags=change.tags, name=change.name)
+    if metrics:
+        MetricStore(session).ingest(run.id, batch)
+
+
+# -- experiments ----------------------------------------------------------------------------
+
+
+@router.post("/experiments/create")
+def create_experiment(body: CreateExperiment, session: SessionDep, token: OptionalToken) -> dict[str, str]:
+    if token is None:
+        raise NotAuthenticated("authorization: creating an experiment needs an admin token")
+    if token.scope != Scope.ADMIN:
+        raise Forbidden(
+            "authorization: creating an experiment creates a ParityScope project and needs an admin "
+            "token; with a project token, name the token's project (its name or slug) or use the "
+            "default experiment"
+        )
+    name = body.name.strip()
+    if not name or len(name) > 200:
+        raise BadInput("name: an experiment name is 1-200 characters", field="name")
+    slug = ml.slug_for(name)
+    if TrackingStore(session).projects_named({name, slug}):
+        raise Conflict(f"Experiment '{name}' already exists.", field="name")
+    project = ProjectStore(session).create(slug, name)
+    return {"experiment_id": str(project.id)}
+
+
+@router.get("/experiments/get")
+def get_experiment(
+    session: SessionDep,
+    settings: SettingsDep,
+    token: OptionalToken,
+    experiment_id: Annotated[str, Query(max_length=20)],
+) -> dict[str, Any]:
+    project = _project_for(session, token, settings, experiment_id, write=False)
+    return {"experiment": ml.experiment_json(project)}
+
+
+@router.get("/experiments/get-by-name")
+def get_experiment_by_name(
+    session: SessionDep,
+    settings: SettingsDep,
+    token: OptionalToken,
+    experiment_name: Annotated[str, Query(min_length=1, max_length=500)],
+) -> dict[str, Any]:
+    if token is None and not settings.reads_are_public:
+        raise NotAuthenticated("authorization: a read token is required")
+    visible = None
+    if token is not None and token.scope != Scope.ADMIN and not settings.reads_are_public:
+        visible = {token.project_id or -1}
+    slug = ml.slug_for(experiment_name)
+    found = TrackingStore(session).projects_named({experiment_name, slug}, visible)
+    # An exact name first, then an exact slug, then the slug the name would become.
+    found.sort(key=lambda p: (p.name != experiment_name, p.slug != experiment_name, p.id))
+    if not found:
+        raise NotFound(f"Could not find experiment with name '{experiment_name}'", field="experiment_name")
+    return {"experiment": ml.experiment_json(found[0])}
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+
+@router.post("/runs/create")
+def create_run(body: CreateRun, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
+    if token is None:
+        raise NotAuthenticated("authorization: a write token is required")
+    project = _project_for(session, token, settings, body.experiment_id, write=True)
+    tags = {t.key: t.value for t in body.tags}
+    name = body.run_name or tags.get(ml.RUN_NAME_TAG) or f"mlflow-{secrets.token_hex(3)}"
+    if len(name) > 500:
+        raise BadInput("run_name: a run name is at most 500 characters", field="run_name")
+    tags[ml.RUN_NAME_TAG] = name
+    if body.user_id and ml.USER_TAG not in tags:
+        tags[ml.USER_TAG] = body.user_id
+    runs = RunStore(session)
+    run, _ = runs.create(project.id, name=name, config={}, tags=[])
+    change = ml.RunChange(run)
+    for key, value in tags.items():
+        change.add_tag(key, value)
+    run = runs.update(run.id, config=change.config, tags=change.tags, name=change.name)
+    return {"run": ml.run_json(run, [])}
+
+
+@router.get("/runs/get")
+def get_run(
+    session: SessionDep,
+    settings: SettingsDep,
+    token: OptionalToken,
+    run_id: Annotated[str | None, Query(max_length=100)] = None,
+    run_uuid: Annotated[str | None, Query(max_length=100)] = None,
+) -> dict[str, Any]:
+    run = _run_for(session, token, settings, RunRef(run_id=run_id, run_uuid=run_uuid).ref, write=False)
+    latest = TrackingStore(session).latest_values([run.id])[run.id]
+    return {"run": ml.run_json(run, latest)}
+
+
+@router.post("/runs/update")
+def update_run(body: UpdateRun, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
+    run = _run_for(session, token, settings, body.ref, write=True)
+    status = None if body.status is None else ml.status_from_mlflow(body.status)
+    if body.run_name is not None and not 0 < len(body.run_name) <= 500:
+        raise BadInput("run_name: a run name is 1-500 characters", field="run_name")
+    TrackingStore(session).lock_run(run.id)
+    updated = RunStore(session).update(run.id, status=status, name=body.run_name or None)
+    return {"run_info": ml.run_info_json(updated)}
+
+
+@router.post("/runs/search")
+def search_runs(body: SearchRuns, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
+    if not 1 <= body.max_results <= MAX_SEARCH_RESULTS:
+        raise BadInput(
+            f"max_results: Invalid value {body.max_results} for parameter 'max_results' supplied. "
+            f"It must be between 1 and {MAX_SEARCH_RESULTS}",
+            field="max_results",
+        )
+    clauses = parse_filter(body.filter)
+    order = parse_order_by(body.order_by)
+    offset = 0
+    if body.page_token:
+        if not body.page_token.isdigit():
+            raise BadInput("page_token: not a token returned by this API", field="page_token")
+        offset = int(body.page_token)
+    projects = [_project_for(session, token, settings, e, write=False) for e in body.experiment_ids]
+    if (body.run_view_type or "ACTIVE_ONLY").upper() == "DELETED_ONLY":
+        return {"runs": []}
+    store = TrackingStore(session)
+    runs = RunStore(session).get_many(store.run_ids(sorted({p.id for p in projects})))
+    latest = store.latest_values([r.id for r in runs])
+    by_id = {r.id: r for r in runs}
+    views = []
+    for run in runs:
+        info = ml.run_info_json(run)
+        attributes = {k: info.get(k) for k in ("status", "run_name", "run_id", "user_id", "start_time", "end_time")}
+        views.append(
+            RunView(
+                attributes=attributes,
+                params=ml.run_params(run),
+                tags=ml.run_tags(run),
+                metrics={p.key: p.value for p in latest[run.id]},
+            )
+        )
+    selected = sort_runs([v for v in views if matches(clauses, v)], order)
+    page = selected[offset : offset + body.max_results]
+    response: dict[str, Any] = {
+        "runs": [ml.run_json(by_id[int(v.attributes["run_id"])], latest[int(v.attributes["run_id"])]) for v in page]
+    }
+    if offset + body.max_results < len(selected):
+        response["next_page_token"] = str(offset + body.max_results)
+    return response
+
+
+# -- logging --------------------------------------------------------------------------------
+
+
+@router.post("/runs/log-batch")
+def log_batch(body: LogBatch, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
+    counts = {"metrics": len(body.metrics), "params": len(body.params), "tags": len(body.tags)}
+    limits = {
+        "metrics": ml.MAX_METRICS_PER_BATCH,
+        "params": ml.MAX_PARAMS_TAGS_PER_BATCH,
+        "tags": ml.MAX_PARAMS_TAGS_PER_BATCH,
+    }
+    for kind, count in counts.items():
+        if count > limits[kind]:
+            raise BadInput(
+                f"A batch logging request can contain at most {limits[kind]} {kind}. Got {count} "
+                f"{kind}. Please split up {kind} across multiple requests and try again.",
+                field=kind,
+            )
+    total = sum(counts.values())
+    if total > ml.MAX_ENTITIES_PER_BATCH:
+        raise BadInput(
+            f"A batch logging request can contain at most {ml.MAX_ENTITIES_PER_BATCH} total "
+            f"metrics, params and tags. Got {total}.",
+            field="metrics",
+        )
+    run = _run_for(session, token, settings, body.ref, write=True)
+    _write(session, run, body.metrics, body.params, body.tags)
+    return {}
+
+
+@router.post("/runs/log-metric")
+def log_metric(body: LogMetric, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
+    run = _run_for(session, token, settings, body.ref, write=True)
+    metric = MetricIn(key=body.key, value=body.value, timestamp=body.timestamp, step=body.step)
+    _write(session, run, [metric], [], [])
+    return {}
+
+
+@router.post("/runs/log-parameter")
+def log_parameter(body: LogParam, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
+    run = _run_for(session, token, settings, body.ref, write=True)
+    _write(session, run, [], [KeyValue(key=body.key, value=body.value)], [])
+    return {}
+
+
+@router.post("/runs/set-tag")
+def set_tag(body: SetTag, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
+    run = _run_for(session, token, settings, body.ref, write=True)
+    _write(session, run, [], [], [KeyValue(key=body.key, value=body.value)])
+    return {}
+
+
+@router.get("/metrics/get-history")
+def get_metric_history(
+    session: SessionDep,
+    settings: SettingsDep,
+    token: OptionalToken,
+    metric_key: Annotated[str, Query(min_length=1, max_length=250)],
+    run_id: Annotated[str | None, Query(max_length=100)] = None,
+    run_uuid: Annotated[str | None, Query(max_length=100)] = None,
+    max_results: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    page_token: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
+    run = _run_for(session, token, settings, RunRef(run_id=run_id, run_uuid=run_uuid).ref, write=False)
+    from_step = 0
+    if page_token:
+        if not page_token.isdigit():
+            raise BadInput("page_token: not a token returned by this API", field="page_token")
+        from_step = int(page_token)
+    points = TrackingStore(session).history(run.id, metric_key, from_step=from_step, limit=max_results)
+    response: dict[str, Any] = {"metrics": [ml.metric_json(p) for p in points]}
+    if max_results is not None and len(points) == max_results:
+        response["next_page_token"] = str(points[-1].step + 1)
+    return response
+
+
+@router.api_route(
+    "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+def unknown_endpoint(path: str, request: Request) -> None:
+    raise EndpointNotFound(
+        f"No API endpoint {request.method} {PREFIX}/{path}: ParityScope implements the tracking "
+        "calls of experiments, runs, params, tags and metrics (see docs/API.md)"
+    )
