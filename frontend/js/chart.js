@@ -1,0 +1,80 @@
+// The only module that touches Plotly (loaded as the classic script /static/vendor/plotly.min.js,
+// the plotly package's own bundle). It draws figures it is given; it computes nothing.
+
+function plotly() {
+  if (!window.Plotly) throw new Error('Plotly.js did not load');
+  return window.Plotly;
+}
+
+const CONFIG = {
+  responsive: true,
+  displaylogo: false,
+  modeBarButtonsToRemove: ['lasso2d', 'select2d'],
+};
+
+/**
+ * Draw (or redraw in place) `figure` in `div`; resolves once Plotly has drawn it. `onXRange` and
+ * `onClickStep` are attached after the first draw (Plotly adds its event API to the div then).
+ */
+export async function draw(div, figure, { filename, onXRange, onClickStep } = {}) {
+  const config = { ...CONFIG, toImageButtonOptions: { format: 'png', filename: filename || 'parityscope', scale: 2 } };
+  await plotly().react(div, figure.data, figure.layout, config);
+  if (!div.dataset.wired) {
+    div.dataset.wired = '1';
+    if (onXRange) listenXRange(div, onXRange);
+    if (onClickStep) listenClickStep(div, onClickStep);
+  }
+  return div;
+}
+
+export function purge(div) {
+  if (window.Plotly) window.Plotly.purge(div);
+}
+
+/**
+ * Call `handler(range)` when the user zooms or pans `div` on x: `[x0, x1]`, or null when the
+ * axis went back to autorange. Relayouts that do not touch x are ignored.
+ */
+function listenXRange(div, handler) {
+  div.on('plotly_relayout', (event) => {
+    if (!event) return;
+    if ('xaxis.range[0]' in event && 'xaxis.range[1]' in event) {
+      handler([Number(event['xaxis.range[0]']), Number(event['xaxis.range[1]'])]);
+    } else if (Array.isArray(event['xaxis.range'])) {
+      handler(event['xaxis.range'].map(Number));
+    } else if (event['xaxis.autorange'] === true) {
+      handler(null);
+    }
+  });
+}
+
+/** Set the x range of `div` without touching anything else. */
+export function setXRange(div, range) {
+  const update = range ? { 'xaxis.range': [...range], 'xaxis.autorange': false } : { 'xaxis.autorange': true };
+  return plotly().relayout(div, update);
+}
+
+/** The x range `div` shows now. */
+export function xRange(div) {
+  const axis = div._fullLayout && div._fullLayout.xaxis;
+  return axis ? [...axis.range] : null;
+}
+
+/** Call `handler(step)` when the user clicks a point of `div`. */
+function listenClickStep(div, handler) {
+  div.on('plotly_click', (event) => {
+    const point = event && event.points && event.points[0];
+    if (point && Number.isFinite(Number(point.x))) handler(Math.round(Number(point.x)));
+  });
+}
+
+/** Plotly's own PNG export of one panel. */
+export function downloadPng(div, filename) {
+  return plotly().downloadImage(div, { format: 'png', filename, scale: 2 });
+}
+
+/** The figure as drawn (data and layout, without Plotly's internal fields), for an export. */
+export function drawnFigure(div) {
+  const strip = (value) => JSON.parse(JSON.stringify(value, (key, v) => (key.startsWith('_') ? undefined : v)));
+  return { data: strip(div.data), layout: strip(div.layout) };
+}

@@ -1,0 +1,460 @@
+// The compare page: panels, controls, live updates, notes, share links and exports. Opened as
+// /compare?reference=…&candidates=… (the view lives in the URL) or as /s/<token> (a share link:
+// read-only, the view it was made with, frozen data if it was frozen).
+import * as api from './api.js';
+import * as chart from './chart.js';
+import { renderAllConfig, renderConfigDiff, renderDiagnosis } from './diagnosis-view.js';
+import { byId, clear, download, h } from './dom.js';
+import { anyRunning, panelFigure, runChanges, seriesCsv, standaloneHtml } from './shaping.js';
+import { mountTokenBar } from './tokenbar.js';
+import { DEFAULT_METRICS, fromShareView, parseView, runIds, toShareView, viewToSearch } from './viewstate.js';
+
+const PARITY_METRICS = ['logprob_diff_mean', 'logprob_abs_diff_mean', 'logprob_abs_diff_max', 'weight_version_lag'];
+const shareToken = window.location.pathname.startsWith('/s/')
+  ? decodeURIComponent(window.location.pathname.slice(3))
+  : null;
+const pollMs = Math.min(60000, Math.max(500, Number(new URLSearchParams(window.location.search).get('poll')) || 5000));
+
+const state = {
+  view: null,
+  share: null, // {id, frozen, created_at, expires_at, view} when opened from a share link
+  payload: null,
+  notes: [],
+  runs: [], // [{id, name, status, last_step}] as last seen
+  panels: new Map(), // metric → {root, plot, note}
+  syncing: false,
+  pollTimer: null,
+  drawnOnce: false,
+  metricOptionsLoaded: false,
+};
+
+// -- data ------------------------------------------------------------------------------------
+
+function runsOf(payload) {
+  return Object.values(payload.runs || {}).map((r) => ({ id: r.id, name: r.name, status: r.status, last_step: r.last_step }));
+}
+
+async function fetchData() {
+  if (shareToken) {
+    const smoothing = state.share && !state.share.frozen && state.view.smoothing !== state.share.view.smoothing
+      ? state.view.smoothing : undefined;
+    const body = await api.share(shareToken, smoothing);
+    if (!state.share) state.view = fromShareView(body.share.view);
+    state.share = body.share;
+    state.payload = body.data.comparison;
+    state.notes = body.data.notes;
+  } else {
+    const [payload, notes] = await Promise.all([api.compare(state.view), api.notes(runIds(state.view))]);
+    state.payload = payload;
+    state.notes = notes;
+  }
+  state.runs = runsOf(state.payload);
+}
+
+async function refresh() {
+  try {
+    await fetchData();
+    setStatus('');
+  } catch (error) {
+    setStatus(describeError(error), true);
+    return false;
+  }
+  renderAll();
+  await drawPanels();
+  return true;
+}
+
+function describeError(error) {
+  if (error.status === 410) return `${error.message}.`;
+  if (error.status === 404 && shareToken) return 'This share link does not exist.';
+  if (error.status === 401) return 'This deployment needs a token to read: enter one above.';
+  return error.message;
+}
+
+function setStatus(text, isError = false) {
+  const status = byId('status');
+  status.textContent = text;
+  status.className = isError ? 'error' : 'muted';
+}
+
+function syncUrl() {
+  if (shareToken) return; // a share link keeps its own address; view changes stay local
+  window.history.replaceState(null, '', `/compare${viewToSearch(state.view)}`);
+}
+
+// -- panels ----------------------------------------------------------------------------------
+
+function createPanel(metric) {
+  const plot = h('div', { class: 'plot' });
+  const note = h('div', { class: 'panel-note' });
+  const root = h('div', { class: 'panel', dataset: { metric } },
+    h('div', { class: 'panel-head' },
+      h('span', { class: 'title' }, metric),
+      h('button', { type: 'button', class: 'png', title: 'download this panel as PNG', onclick: () => chart.downloadPng(plot, `parityscope-${metric}`) }, 'PNG'),
+      shareToken ? null : h('button', { type: 'button', class: 'remove', title: 'remove this panel', onclick: () => removeMetric(metric) }, '×')),
+    plot, note);
+  const panel = { root, plot, note };
+  state.panels.set(metric, panel);
+  return panel;
+}
+
+function resolvedNote(metric) {
+  const entry = state.payload.metrics && state.payload.metrics[metric];
+  if (!entry) return '';
+  const keys = [...new Set(Object.values(entry.resolved || {}).filter(Boolean))];
+  if (!keys.length) return `no run logged ${metric}`;
+  const band = entry.band ? ` · band: ${entry.band.source}, ±${entry.band.k}σ` : ' · no reference band';
+  return `key: ${keys.join(', ')}${band}`;
+}
+
+async function drawPanels() {
+  const container = byId('panels');
+  for (const [metric, panel] of [...state.panels]) {
+    if (!state.view.metrics.includes(metric)) {
+      chart.purge(panel.plot);
+      panel.root.remove();
+      state.panels.delete(metric);
+    }
+  }
+  // Every panel is in the grid before the first draws, so each is sized to its own cell.
+  for (const metric of state.view.metrics) container.append((state.panels.get(metric) || createPanel(metric)).root);
+  const draws = [];
+  for (const metric of state.view.metrics) {
+    const panel = state.panels.get(metric);
+    const figure = panelFigure(state.payload, metric, state.view, state.notes);
+    panel.note.textContent = figure ? resolvedNote(metric) : `no data for ${metric}`;
+    if (figure) {
+      draws.push(chart.draw(panel.plot, figure, {
+        filename: `parityscope-${metric}`,
+        onXRange: (range) => onZoom(metric, range),
+        onClickStep: (step) => { byId('note-step').value = String(step); },
+      }));
+    }
+  }
+  await Promise.all(draws);
+  container.dataset.drawn = String(draws.length);
+  if (!state.drawnOnce) {
+    state.drawnOnce = true;
+    performance.mark('parityscope:panels-drawn');
+  }
+}
+
+async function onZoom(source, range) {
+  if (state.syncing) return;
+  state.view.xRange = range;
+  state.syncing = true;
+  try {
+    await Promise.all([...state.panels]
+      .filter(([metric]) => metric !== source)
+      .map(([, panel]) => chart.setXRange(panel.plot, range)));
+  } finally {
+    state.syncing = false;
+  }
+  syncUrl();
+}
+
+function removeMetric(metric) {
+  state.view.metrics = state.view.metrics.filter((m) => m !== metric);
+  syncUrl();
+  drawPanels();
+}
+
+// -- the rest of the page --------------------------------------------------------------------
+
+function renderRunsStrip() {
+  const strip = clear(byId('runs-strip'));
+  const roles = Object.fromEntries(Object.values(state.payload.runs || {}).map((r) => [String(r.id), r.role]));
+  for (const run of state.runs) {
+    strip.append(h('span', { class: 'run-chip', dataset: { runId: run.id } },
+      h('span', { class: 'name' }, run.name),
+      h('span', { class: 'role' }, roles[String(run.id)] || ''),
+      h('span', { class: `status ${run.status}` }, run.status),
+      h('span', { class: 'muted' }, `step ${run.last_step ?? '—'}`)));
+  }
+  const names = (role) => state.runs.filter((r) => roles[String(r.id)] === role).map((r) => r.name);
+  const title = `${names('reference').join(' + ')}${names('candidate').length ? ` vs ${names('candidate').join(', ')}` : ''}`;
+  document.title = `${title} · ParityScope`;
+  byId('crumbs').textContent = shareToken ? `shared comparison › ${title}` : `compare › ${title}`;
+}
+
+function renderShareBanner() {
+  const banner = byId('share-banner');
+  if (!state.share) return;
+  const made = new Date(state.share.created_at);
+  clear(banner);
+  banner.classList.remove('hidden');
+  banner.classList.toggle('frozen', state.share.frozen);
+  banner.dataset.frozen = String(state.share.frozen);
+  banner.append(
+    h('strong', {}, 'Shared view'), ' · made ', h('time', { datetime: state.share.created_at, id: 'share-made' }, made.toLocaleString()),
+    ' · ', state.share.frozen
+      ? h('strong', { id: 'share-kind' }, 'frozen snapshot: the data as it was then; later points are not shown')
+      : h('span', { id: 'share-kind' }, 'live: shows the runs as they are now'),
+    ' · read-only',
+    state.share.expires_at ? ` · expires ${new Date(state.share.expires_at).toLocaleString()}` : '');
+}
+
+function renderNotes() {
+  const list = clear(byId('notes'));
+  if (!state.notes.length) list.append(h('li', { class: 'muted' }, 'No notes on this comparison yet.'));
+  for (const note of state.notes) {
+    list.append(h('li', { dataset: { noteId: note.id } },
+      h('span', { class: 'step' }, `step ${note.step}`),
+      h('span', { class: 'text' }, note.text),
+      h('span', { class: 'muted' }, ` — ${note.author || 'anonymous'}, ${new Date(note.created_at).toLocaleString()} `),
+      shareToken ? null : h('button', { type: 'button', class: 'note-delete', title: 'delete this note', onclick: () => deleteNote(note.id) }, '×')));
+  }
+}
+
+function renderControls() {
+  const view = state.view;
+  byId('smoothing').value = String(view.smoothing);
+  byId('smoothing-value').textContent = view.smoothing.toFixed(2);
+  byId('log-y').checked = view.logY;
+  byId('log-y').disabled = view.mode === 'diff';
+  byId(view.mode === 'diff' ? 'mode-diff' : 'mode-overlay').checked = true;
+  const frozen = Boolean(state.share && state.share.frozen);
+  byId('smoothing').disabled = frozen;
+  if (frozen) byId('smoothing').title = 'a frozen link keeps the smoothing it was made with';
+  for (const id of ['metric-controls', 'share-controls', 'note-form', 'config-all-toggle']) {
+    byId(id).classList.toggle('hidden', Boolean(shareToken));
+  }
+}
+
+function renderAll() {
+  renderControls();
+  renderShareBanner();
+  renderRunsStrip();
+  renderDiagnosis(byId('diagnosis'), state.payload);
+  renderConfigDiff(byId('config-diff'), state.payload);
+  renderNotes();
+}
+
+function toast(text) {
+  byId('toasts').append(h('div', { class: 'toast', role: 'status' }, text));
+}
+
+// -- live updates ----------------------------------------------------------------------------
+
+function schedulePoll() {
+  clearTimeout(state.pollTimer);
+  const live = byId('live');
+  clear(live);
+  if ((state.share && state.share.frozen) || !anyRunning(state.runs)) return;
+  live.append(h('span', { class: 'dot' }), `live · ${state.runs.filter((r) => r.status === 'running').length} running`);
+  state.pollTimer = setTimeout(poll, pollMs);
+}
+
+async function poll() {
+  let latest;
+  try {
+    latest = shareToken
+      ? await api.shareRuns(shareToken)
+      : (await Promise.all(runIds(state.view).map((id) => api.run(id))))
+        .map((r) => ({ id: r.id, name: r.name, status: r.status, last_step: r.last_step }));
+  } catch {
+    schedulePoll(); // a missed poll is retried; the page keeps what it shows
+    return;
+  }
+  const { changed, finished } = runChanges(state.runs, latest);
+  for (const run of finished) toast(`${run.name} ${run.status} at step ${run.last_step ?? '—'}`);
+  if (changed) await refresh();
+  else state.runs = latest;
+  schedulePoll();
+}
+
+// -- actions ---------------------------------------------------------------------------------
+
+async function addNote(event) {
+  event.preventDefault();
+  const error = byId('note-error');
+  error.textContent = '';
+  const step = Number(byId('note-step').value);
+  const text = byId('note-text').value;
+  try {
+    await api.addNote(runIds(state.view), step, text);
+  } catch (e) {
+    error.textContent = e.status === 401 ? 'Pinning a note needs a write token: enter one above.' : e.message;
+    return;
+  }
+  byId('note-text').value = '';
+  state.notes = await api.notes(runIds(state.view));
+  renderNotes();
+  await drawPanels();
+}
+
+async function deleteNote(id) {
+  try {
+    await api.deleteNote(id);
+  } catch (e) {
+    byId('note-error').textContent = e.message;
+    return;
+  }
+  state.notes = state.notes.filter((n) => n.id !== id);
+  renderNotes();
+  await drawPanels();
+}
+
+async function createShare() {
+  const result = clear(byId('share-result'));
+  result.classList.remove('hidden');
+  const hours = byId('share-expiry').value;
+  let link;
+  try {
+    link = await api.createShare({
+      view: toShareView(state.view),
+      frozen: byId('share-freeze').checked,
+      expires_in_hours: hours ? Number(hours) : null,
+    });
+  } catch (e) {
+    result.append(h('span', { class: 'error', id: 'share-error' },
+      e.status === 401 ? 'Sharing needs a write token: enter one above.' : e.message));
+    return;
+  }
+  const url = `${window.location.origin}${link.url}`;
+  const input = h('input', { type: 'text', readonly: true, value: url, id: 'share-url', 'aria-label': 'share link' });
+  const revoke = h('button', { type: 'button', id: 'share-revoke' }, 'Revoke');
+  revoke.addEventListener('click', async () => {
+    try {
+      await api.revokeShare(link.id);
+      revoke.disabled = true;
+      revoke.textContent = 'Revoked';
+    } catch (e) {
+      result.append(h('span', { class: 'error' }, e.message));
+    }
+  });
+  result.append(
+    h('span', {}, link.frozen ? 'Frozen link:' : 'Live link:'), input,
+    h('button', { type: 'button', onclick: () => navigator.clipboard && navigator.clipboard.writeText(url) }, 'Copy'),
+    h('a', { href: link.url, target: '_blank', rel: 'noopener' }, 'open'), revoke,
+    h('span', { class: 'muted' }, 'The link is shown once; anyone who has it can read this comparison until it is revoked or expires.'));
+  input.select();
+}
+
+function exportCsv() {
+  download(new Blob([seriesCsv(state.payload, state.view)], { type: 'text/csv' }), 'parityscope-comparison.csv');
+}
+
+async function exportHtml() {
+  const button = byId('export-html');
+  button.disabled = true;
+  try {
+    const plotlyJs = await api.plotlySource();
+    const figures = state.view.metrics
+      .map((metric) => state.panels.get(metric))
+      .filter((panel) => panel && panel.plot.data)
+      .map((panel) => chart.drawnFigure(panel.plot));
+    const sections = ['diagnosis-section', 'config-section', 'notes-section'].map((id) => {
+      const copy = byId(id).cloneNode(true);
+      copy.querySelectorAll('form, button, input, #config-all-toggle, #config-all-view').forEach((n) => n.remove());
+      copy.querySelectorAll('details').forEach((n) => n.setAttribute('open', ''));
+      return copy.outerHTML;
+    });
+    const made = state.share ? new Date(state.share.created_at) : new Date();
+    const html = standaloneHtml({
+      title: `ParityScope: ${document.title.replace(/ · ParityScope$/, '')}`,
+      subtitle: `Exported ${new Date().toLocaleString()}; data as of ${made.toLocaleString()}. Smoothing ${state.view.smoothing}, ${state.view.mode} mode.`,
+      plotlyJs,
+      figures,
+      sectionsHtml: sections.join('\n'),
+    });
+    download(new Blob([html], { type: 'text/html' }), 'parityscope-comparison.html');
+  } catch (e) {
+    setStatus(`export failed: ${e.message}`, true);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function loadMetricOptions() {
+  if (state.metricOptionsLoaded) return;
+  state.metricOptionsLoaded = true;
+  const select = byId('metric-choice');
+  const names = new Set([...DEFAULT_METRICS, ...PARITY_METRICS]);
+  try {
+    const keyLists = await Promise.all(runIds(state.view).map((id) => api.runKeys(id)));
+    keyLists.flat().forEach((k) => names.add(k.key));
+  } catch {
+    /* the canonical names are still offered */
+  }
+  for (const name of [...names].sort()) {
+    if (!state.view.metrics.includes(name)) select.append(h('option', { value: name }, name));
+  }
+}
+
+async function addMetric() {
+  const select = byId('metric-choice');
+  const metric = select.value;
+  if (!metric || state.view.metrics.includes(metric)) return;
+  select.querySelector(`option[value="${CSS.escape(metric)}"]`)?.remove();
+  select.value = '';
+  state.view.metrics.push(metric);
+  syncUrl();
+  await refresh();
+}
+
+async function toggleAllConfig(event) {
+  const view = byId('config-all-view');
+  view.classList.toggle('hidden', !event.target.checked);
+  if (!event.target.checked) return;
+  try {
+    renderAllConfig(view, await Promise.all(runIds(state.view).map((id) => api.run(id))));
+  } catch (e) {
+    view.textContent = e.message;
+  }
+}
+
+function wireControls() {
+  const smoothing = byId('smoothing');
+  smoothing.addEventListener('input', () => { byId('smoothing-value').textContent = Number(smoothing.value).toFixed(2); });
+  smoothing.addEventListener('change', async () => {
+    state.view.smoothing = Number(smoothing.value);
+    syncUrl();
+    await refresh();
+  });
+  byId('log-y').addEventListener('change', (event) => {
+    state.view.logY = event.target.checked;
+    syncUrl();
+    drawPanels();
+  });
+  for (const id of ['mode-overlay', 'mode-diff']) {
+    byId(id).addEventListener('change', (event) => {
+      state.view.mode = event.target.value;
+      renderControls();
+      syncUrl();
+      drawPanels();
+    });
+  }
+  byId('reset-zoom').addEventListener('click', () => {
+    state.view.xRange = null;
+    syncUrl();
+    drawPanels();
+  });
+  byId('metric-choice').addEventListener('focus', loadMetricOptions);
+  byId('metric-add').addEventListener('click', addMetric);
+  byId('export-csv').addEventListener('click', exportCsv);
+  byId('export-html').addEventListener('click', exportHtml);
+  byId('share').addEventListener('click', createShare);
+  byId('note-form').addEventListener('submit', addNote);
+  byId('config-all').addEventListener('change', toggleAllConfig);
+}
+
+async function init() {
+  mountTokenBar(byId('token-bar'), () => { if (!shareToken) refresh(); });
+  wireControls();
+  if (!shareToken) {
+    const { view, errors } = parseView(window.location.search);
+    state.view = view;
+    if (!view.reference.length) {
+      setStatus('');
+      byId('status').append(errors.join('; '), ' — ', h('a', { href: '/' }, 'pick runs on a project’s runs page'));
+      byId('status').className = 'error';
+      return;
+    }
+    if (errors.length) toast(`Ignored: ${errors.join('; ')}`);
+    renderControls();
+  }
+  if (await refresh()) schedulePoll();
+}
+
+init();

@@ -1,0 +1,222 @@
+// Pure data shaping for the pages: the figure a panel draws (the server's Plotly spec plus the
+// page's notes, axis type and zoom), the CSV of what is shown, the config diff by layer,
+// sparkline geometry and run-status changes. No DOM, no network, no Plotly.
+
+export const LAYERS = Object.freeze(['workload', 'semantic', 'inference-path', 'objective', 'unclassified']);
+export const NOTE_COLOUR = '#8250df';
+
+/** Plotly renders a subset of HTML in text; user text must reach it as literal characters. */
+export function escapeMarkup(text) {
+  return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+function shorten(text, length) {
+  const flat = String(text).replace(/\s+/g, ' ').trim();
+  return flat.length > length ? `${flat.slice(0, length - 1)}…` : flat;
+}
+
+/** Vertical note lines and their labels, the same on every panel. */
+export function noteDecorations(notes) {
+  const shapes = [];
+  const annotations = [];
+  (notes || []).forEach((note, index) => {
+    shapes.push({
+      type: 'line', xref: 'x', yref: 'paper', x0: note.step, x1: note.step, y0: 0, y1: 1,
+      line: { color: NOTE_COLOUR, width: 1, dash: 'dash' },
+      name: `note-${note.id}`,
+    });
+    const by = note.author ? ` (${note.author})` : '';
+    annotations.push({
+      x: note.step, xref: 'x', y: 0.02 + 0.08 * (index % 4), yref: 'paper',
+      xanchor: 'left', yanchor: 'bottom', showarrow: false,
+      bgcolor: 'rgba(255,255,255,0.85)', bordercolor: NOTE_COLOUR, borderwidth: 1,
+      font: { color: NOTE_COLOUR, size: 11 },
+      text: escapeMarkup(`✎ ${shorten(note.text, 40)}`),
+      hovertext: escapeMarkup(`step ${note.step}${by}: ${note.text}`).replace(/\n/g, '<br>'),
+      name: `note-${note.id}`,
+    });
+  });
+  return { shapes, annotations };
+}
+
+/**
+ * The figure one panel draws: a copy of the server's spec for the view's mode, with the notes,
+ * the y-axis type and the shared x range applied. Null when the server sent no figure.
+ */
+export function panelFigure(payload, metric, view, notes) {
+  const spec = payload && payload.figures && payload.figures[metric] && payload.figures[metric][view.mode];
+  if (!spec) return null;
+  const data = structuredClone(spec.data);
+  const layout = structuredClone(spec.layout || {});
+  const decorations = noteDecorations(notes);
+  layout.shapes = [...(layout.shapes || []), ...decorations.shapes];
+  layout.annotations = [...(layout.annotations || []), ...decorations.annotations];
+  layout.yaxis = { ...(layout.yaxis || {}), type: view.logY && view.mode === 'overlay' ? 'log' : 'linear' };
+  layout.xaxis = { ...(layout.xaxis || {}) };
+  if (view.xRange) {
+    layout.xaxis.range = [...view.xRange];
+    layout.xaxis.autorange = false;
+  } else {
+    delete layout.xaxis.range;
+    layout.xaxis.autorange = true;
+  }
+  layout.autosize = true;
+  // The legend goes under the axis title, with room kept for it.
+  layout.legend = { ...(layout.legend || {}), orientation: 'h', x: 0, y: -0.22, yanchor: 'top' };
+  layout.margin = { ...(layout.margin || {}), b: 100 };
+  // Keeps legend clicks across redraws; the x range is always given explicitly above.
+  layout.uirevision = 'parityscope';
+  return { data, layout };
+}
+
+/** One CSV field: quoted when needed; text cannot start a spreadsheet formula. */
+export function csvField(value) {
+  if (value === null || value === undefined) return '';
+  let text = String(value);
+  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text) && !/^-?(\d|Infinity)/.test(text)) {
+    text = `'${text}`;
+  }
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+function inRange(x, range) {
+  return !range || (x >= range[0] && x <= range[1]);
+}
+
+/** The series the panels show (the mode's, inside the x zoom), one row per point. */
+export function seriesCsv(payload, view) {
+  const header = ['metric', 'run_id', 'run', 'role', 'step', 'value', 'bucket_min', 'bucket_max'];
+  const rows = [header.join(',')];
+  for (const metric of view.metrics) {
+    const entry = payload.metrics && payload.metrics[metric];
+    if (!entry) continue;
+    if (view.mode === 'diff') {
+      for (const [runId, candidate] of Object.entries(entry.candidates || {})) {
+        if (!candidate.diff) continue;
+        const name = (payload.runs && payload.runs[runId] && payload.runs[runId].name) || runId;
+        candidate.diff.x.forEach((x, i) => {
+          if (!inRange(x, view.xRange)) return;
+          rows.push([metric, runId, name, 'candidate − reference', x, candidate.diff.y[i], '', '']
+            .map(csvField).join(','));
+        });
+      }
+      continue;
+    }
+    for (const series of entry.series || []) {
+      series.x.forEach((x, i) => {
+        if (!inRange(x, view.xRange)) return;
+        rows.push([metric, series.run_id, series.name, series.role, x, series.y[i],
+          series.y_min[i], series.y_max[i]].map(csvField).join(','));
+      });
+    }
+  }
+  return `${rows.join('\r\n')}\r\n`;
+}
+
+/** Config differences grouped by layer, in layer order, empty layers left out. */
+export function groupConfigDiff(entries) {
+  const groups = new Map(LAYERS.map((layer) => [layer, []]));
+  for (const entry of entries || []) {
+    const layer = groups.has(entry.layer) ? entry.layer : 'unclassified';
+    groups.get(layer).push(entry);
+  }
+  return [...groups].filter(([, list]) => list.length).map(([layer, list]) => ({ layer, entries: list }));
+}
+
+/** A config value as people read it: strings bare, everything else as JSON; unset when absent. */
+export function formatValue(value) {
+  if (value === null || value === undefined) return 'unset';
+  if (typeof value === 'string') return value;
+  return JSON.stringify(value);
+}
+
+/** A number for tables: up to 6 significant digits, API strings ("NaN") as they are. */
+export function formatNumber(value) {
+  if (typeof value !== 'number') return value === null || value === undefined ? '' : String(value);
+  if (Number.isInteger(value)) return String(value);
+  return Number(value.toPrecision(6)).toString();
+}
+
+/** SVG polyline points for a sparkline inside width × height; non-finite values are skipped. */
+export function sparklinePoints(x, y, width, height, pad = 2) {
+  const points = [];
+  for (let i = 0; i < x.length; i += 1) {
+    if (typeof y[i] === 'number' && Number.isFinite(y[i])) points.push([x[i], y[i]]);
+  }
+  if (!points.length) return '';
+  const xs = points.map((p) => p[0]);
+  const ys = points.map((p) => p[1]);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  const sx = x1 > x0 ? (width - 2 * pad) / (x1 - x0) : 0;
+  const sy = y1 > y0 ? (height - 2 * pad) / (y1 - y0) : 0;
+  return points
+    .map(([px, py]) => {
+      const left = x1 > x0 ? pad + (px - x0) * sx : width / 2;
+      const top = y1 > y0 ? height - pad - (py - y0) * sy : height / 2;
+      return `${left.toFixed(1)},${top.toFixed(1)}`;
+    })
+    .join(' ');
+}
+
+/** What changed between two polls of the runs: anything at all, and which runs finished. */
+export function runChanges(before, after) {
+  const previous = new Map((before || []).map((r) => [String(r.id), r]));
+  let changed = false;
+  const finished = [];
+  for (const run of after || []) {
+    const old = previous.get(String(run.id));
+    if (!old) {
+      changed = true;
+      continue;
+    }
+    if (old.last_step !== run.last_step || old.status !== run.status) changed = true;
+    if (old.status === 'running' && run.status !== 'running') finished.push(run);
+  }
+  return { changed, finished };
+}
+
+export function anyRunning(runs) {
+  return (runs || []).some((r) => r.status === 'running');
+}
+
+/**
+ * A self-contained HTML file: Plotly.js inlined, the figures as JSON data, the page's own
+ * diagnosis and config sections. Opens offline. `sectionsHtml` must come from serialised DOM
+ * (text already escaped); everything else is escaped here.
+ */
+export function standaloneHtml({ title, subtitle, plotlyJs, figures, sectionsHtml }) {
+  // Inside <script>, "</script" or "<!--" would end or confuse the element: escape every "<".
+  const json = JSON.stringify(figures).replace(/</g, '\\u003c');
+  const js = String(plotlyJs).replace(/<\/script/gi, '<\\/script');
+  const panels = figures.map((_, i) => `<div class="plot" id="plot-${i}"></div>`).join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeMarkup(title)}</title>
+<style>
+body{font-family:system-ui,sans-serif;font-size:14px;color:#1f2328;margin:20px;}
+.plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:12px;}
+.plot{height:380px;border:1px solid #d8dee4;border-radius:8px;}
+table{border-collapse:collapse;}th,td{border-bottom:1px solid #d8dee4;padding:3px 6px;text-align:left;font-size:12px;}
+.badge{font-weight:700;text-transform:uppercase;font-size:11px;}
+.hidden{display:none;}
+</style>
+<script>${js}</script>
+</head><body>
+<h1>${escapeMarkup(title)}</h1>
+<p>${escapeMarkup(subtitle)}</p>
+<div class="plots">
+${panels}
+</div>
+${sectionsHtml}
+<script type="application/json" id="figures">${json}</script>
+<script>
+var figures = JSON.parse(document.getElementById("figures").textContent);
+figures.forEach(function (f, i) {
+  Plotly.newPlot("plot-" + i, f.data, f.layout, {displaylogo: false, responsive: true});
+});
+</script>
+</body></html>
+`;
+}
