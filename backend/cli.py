@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -102,32 +103,142 @@ def token_revoke(token_id: int, database_url: DatabaseUrl = None) -> None:
     typer.echo(f"token {token_id} revoked")
 
 
+WorkerUrl = Annotated[
+    str, typer.Option("--url", envvar="PARITYSCOPE_URL", help="the ParityScope server")
+]
+WorkerToken = Annotated[
+    str, typer.Option("--token", envvar="PARITYSCOPE_TOKEN", help="a project write token")
+]
+
+
+@app.command()
+def worker(
+    url: WorkerUrl,
+    token: WorkerToken,
+    engines: Annotated[str, typer.Option(help="comma-separated engines this host runs: torch, vllm-v0, vllm-v1")] = "torch",
+    once: Annotated[bool, typer.Option("--once", help="run at most one leg, then exit")] = False,
+    name: Annotated[str | None, typer.Option(help="worker name (default host-pid)")] = None,
+    lease_seconds: Annotated[int, typer.Option(min=1, max=3600, help="lease per claim; heartbeats every third")] = 60,
+    poll_seconds: Annotated[float, typer.Option(min=0.05, help="wait between claims when idle")] = 2.0,
+    checkpoint_dir: Annotated[Path | None, typer.Option(envvar="PARITYSCOPE_CHECKPOINT_DIR", help="where warm-started checkpoints are cached")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="a progress bar per leg")] = True,
+) -> None:
+    """Claim job legs for ENGINES over HTTP, run them, post their metrics."""
+    from workers.job_loop import Worker, check_engines_available
+
+    declared = [e.strip() for e in engines.split(",") if e.strip()]
+    try:
+        check_engines_available(declared)
+    except ValueError as exc:
+        _fail(str(exc))
+    runner = Worker(url, token, name=name, engines=declared, lease_seconds=lease_seconds,
+                    checkpoint_dir=checkpoint_dir, poll_seconds=poll_seconds, progress=progress,
+                    log=typer.echo)
+    typer.echo(f"worker {runner.name}: engines {', '.join(declared)} at {url}")
+    try:
+        if once:
+            outcome = runner.run_once()
+            typer.echo("no leg to claim" if outcome is None else f"leg {outcome}")
+            if outcome in ("failed", "lost"):
+                raise typer.Exit(code=1)
+        else:
+            runner.run()
+    except KeyboardInterrupt:
+        typer.echo("stopped; a leg in progress is requeued when its lease runs out")
+    finally:
+        runner.close()
+
+
+@app.command()
+def submit(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the job as JSON")],
+    url: Annotated[str, typer.Option("--url", envvar="PARITYSCOPE_URL")] = "http://127.0.0.1:8000",
+    token: WorkerToken = "",
+    wait: Annotated[bool, typer.Option("--wait", help="wait until the job finishes or fails")] = False,
+) -> None:
+    """Submit a paired job (the body of POST /api/v1/jobs) and print its legs."""
+    import json
+    import time
+
+    import httpx
+
+    from workers.job_loop import JobApi
+
+    try:
+        body = json.loads(file.read_text())
+    except ValueError as exc:
+        _fail(f"{file}: not valid JSON: {exc}")
+    if not token:
+        _fail("token: give --token or set PARITYSCOPE_TOKEN")
+    api = JobApi(url, token)
+    try:
+        job = api.submit(body)
+        typer.echo(f"job {job['id']} in project {job['project']}: {job['status']}")
+        for leg in job["legs"]:
+            typer.echo(f"  leg {leg['id']}: {leg['label']} ({leg['role']}, {leg['engine']}, seed {leg['sampling_seed']})")
+        while wait and job["status"] in ("queued", "running"):
+            time.sleep(2)
+            job = api.job(job["id"])
+        if wait:
+            typer.echo(f"job {job['id']}: {job['status']}"
+                       + (f", comparison {job['comparison_id']}" if job["comparison_id"] else ""))
+            if job["status"] != "finished":
+                raise typer.Exit(code=1)
+    except httpx.HTTPError as exc:
+        _fail(str(exc))
+    finally:
+        api.close()
+
+
 @app.command()
 def demo(
+    steps: Annotated[int | None, typer.Option(min=1, help="RL steps per leg (default: the demo workload's)")] = None,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="serve the dashboard afterwards")] = True,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
-    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="serve the dashboard afterwards")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="a progress bar per leg")] = True,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Set up an example project on the embedded database and serve it."""
+    """Run the paired demo job (four legs on the torch engine, CPU) and serve the dashboard."""
+    from backend.app import create_app
+    from backend.demo import BackgroundServer, run_demo
+
     settings = _settings(database_url)
     database = _open(settings)
-    with database.session() as session:
-        projects = ProjectStore(session)
-        try:
-            project = projects.get_by_slug("demo")
-        except ParityScopeError:
-            project = projects.create("demo", "Demo: vLLM V0 → V1 parity")
-        issued = TokenStore(session).issue(Scope.WRITE, project.id, label="demo")
-    typer.echo(f"project: demo   API: http://{host}:{port}/api/v1/projects/demo/runs")
-    typer.echo(f"write token for project demo:\n{issued.secret}")
-    if serve_after:
-        import uvicorn
+    try:
+        server = BackgroundServer(create_app(settings, database), host, port).start()
+    except ParityScopeError as exc:
+        _fail(exc.message)
+        return
+    try:
+        result = run_demo(settings, database, server, steps=steps, progress=progress, echo=typer.echo)
+    except ParityScopeError as exc:
+        server.stop()
+        _fail(exc.message)
+        return
+    except BaseException:
+        server.stop()
+        raise
+    typer.echo(f"\njob {result.job['id']} finished in {result.seconds:.0f} s; "
+               f"saved comparison {result.job['comparison_id']}")
+    typer.echo(f"{'leg':<20} {'run':>5} {'clip rate':>10} {'KL':>10} {'reward first → last':>22}")
+    for row in result.summary:
+        typer.echo(f"{row['label']:<20} {row['run_id']:>5} {row['clip_rate']:>10.4f} {row['kl']:>10.2e} "
+                   f"{row['reward_first']:>11.3f} → {row['reward_last']:.3f}")
+    typer.echo(f"\ncomparison: {result.url}{result.compare_path}")
+    typer.echo(f"dashboard:  {result.url}/   (project {result.job['project']})")
+    typer.echo(f"write token for project {result.job['project']}:\n{result.token}")
+    if not serve_after:
+        server.stop()
+        return
+    typer.echo("serving; Ctrl-C to stop")
+    server.wait()
 
-        from backend.app import create_app
 
-        typer.echo(f"serving on http://{host}:{port}/  (Ctrl-C to stop)")
-        uvicorn.run(create_app(settings, database), host=host, port=port, log_level="warning")
+# Trainer integrations: sending spooled client metrics.
+from backend.trainer_commands import sync  # noqa: E402
+
+app.command("sync")(sync)
 
 
 def main() -> None:  # pragma: no cover - console entry point
