@@ -1,0 +1,507 @@
+"""The ParityScope Python client: log metrics from a training loop without ever blocking it.
+
+    import parityscope
+
+    with parityscope.init(project="gspo-v1", name="v1-candidate", config=cfg) as run:
+        for step in range(steps):
+            ...
+            run.log({"reward": reward, "kl_new_old": kl}, step=step)
+
+``run.log`` only copies the values and appends them to a queue; a background thread sends them in
+column-form batches to ``POST /api/v1/runs/{id}/metrics``. When the server cannot be reached (or
+answers 5xx/429), batches go to a spool file (``parityscope.spool``) and the thread retries with
+exponential backoff, sending the spool first when the server is back. Whatever is still spooled
+when the process ends is sent by ``parityscope sync``. The run is created with an
+``external_id`` (generated when not given), so creating it is idempotent too: a run that could not
+be created at ``init`` is created later with the same identity.
+
+Depends only on httpx and the standard library.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import json
+import logging
+import math
+import os
+import sys
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from parityscope.spool import SpoolError, SpoolFile, default_spool_dir, spool_files
+
+__all__ = ["ClientError", "Connection", "Run", "ServerUnavailable", "SyncResult", "init", "sync"]
+
+ENV_URL = "PARITYSCOPE_URL"
+ENV_TOKEN = "PARITYSCOPE_TOKEN"
+MAX_STEP = 2**53
+MAX_KEY_LENGTH = 250
+VALUES_PER_REQUEST = 50_000  # half the server's default limit per request
+
+log = logging.getLogger("parityscope")
+
+
+class ClientError(Exception):
+    """The server refused a request (4xx); the message is the server's."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ServerUnavailable(Exception):
+    """The server could not be reached, or answered 5xx/429: worth trying again later."""
+
+
+# -- HTTP -----------------------------------------------------------------------------------
+
+
+class Connection:
+    """Synchronous calls to the ParityScope REST API, with errors sorted into retryable
+    (``ServerUnavailable``) and final (``ClientError``)."""
+
+    def __init__(self, url: str, token: str | None, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from None
+        if response.status_code >= 500 or response.status_code in (408, 429):
+            raise ServerUnavailable(f"{self.url}{path}: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ClientError(f"{method} {path}: {response.status_code} {detail}", response.status_code)
+        return response.json()
+
+    def create_run(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create the run, or get the existing one with the same ``external_id``."""
+        return self._request("POST", f"/api/v1/projects/{project}/runs", json=body)
+
+    def post_metrics(self, run_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        content = json.dumps(body, allow_nan=False, separators=(",", ":"))
+        return self._request(
+            "POST",
+            f"/api/v1/runs/{run_id}/metrics",
+            content=content,
+            headers={"content-type": "application/json"},
+        )
+
+    def update_run(self, run_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("PATCH", f"/api/v1/runs/{run_id}", json=body)
+
+
+# -- batching -------------------------------------------------------------------------------
+
+
+def _wire(value: float) -> float | str:
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def column_batches(rows: list[tuple[int, dict[str, float], float]]) -> list[dict[str, Any]]:
+    """Logged rows ``(step, values, time)`` as column-form request bodies, each at most
+    ``VALUES_PER_REQUEST`` values; a key missing from a row is ``null`` (no point)."""
+    batches: list[dict[str, Any]] = []
+    start = 0
+    while start < len(rows):
+        keys: dict[str, None] = {}
+        end = start
+        while end < len(rows):
+            new = [k for k in rows[end][1] if k not in keys]
+            if end > start and (end - start + 1) * (len(keys) + len(new)) > VALUES_PER_REQUEST:
+                break
+            keys.update(dict.fromkeys(new))
+            end += 1
+        chunk = rows[start:end]
+        batches.append(
+            {
+                "steps": [step for step, _, _ in chunk],
+                "values": {
+                    key: [None if (v := values.get(key)) is None else _wire(v) for _, values, _ in chunk]
+                    for key in keys
+                },
+                "times": [t for _, _, t in chunk],
+            }
+        )
+        start = end
+    return batches
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, str | bytes) or value is None:
+        raise TypeError(f"log: value of {key!r} must be a number, got {type(value).__name__}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"log: value of {key!r} must be a number, got {type(value).__name__}") from None
+
+
+def _check_key(key: Any) -> None:
+    if type(key) is not str or not key:
+        raise TypeError(f"log: metric keys must be non-empty strings, got {key!r}")
+    if len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ValueError(f"log: metric key {key[:40]!r} must be 1-{MAX_KEY_LENGTH} printable characters")
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+class Run:
+    """One training run on the server. Create it with ``init``."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        project: str,
+        body: dict[str, Any],
+        *,
+        spool_dir: Path,
+        flush_interval: float,
+        max_backoff: float,
+    ) -> None:
+        self.project = project
+        self.name: str = body["name"]
+        self.external_id: str = body["external_id"]
+        self.id: int | None = None
+        self._connection = connection
+        self._run_body = body
+        self._spool = SpoolFile.for_run(spool_dir, connection.url, project, self.external_id)
+        self._header = {"kind": "run", "url": connection.url, "project": project, "body": body}
+        self._flush_interval = flush_interval
+        self._max_backoff = max_backoff
+        self._queue: collections.deque[tuple[int, dict[str, float], float]] = collections.deque()
+        self._known_keys: set[str] = set()
+        self._next_step = 0
+        self._finished = False
+        self._wake = threading.Event()
+        self._done = threading.Condition()
+        self._requested = 0  # flush requests made / served, guarded by _done
+        self._served = 0
+        self._stop = False
+        self._final_status: str | None = None
+        self._backoff = 0.0
+        self._retry_at = 0.0
+        self._gave_up = False  # a 4xx: automatic retries would not help
+        self._sent = 0
+        self._announced_outage = False
+
+    # -- the training loop's side ---------------------------------------------------------
+
+    def log(self, values: Mapping[str, Any], step: int | None = None) -> None:
+        """Queue one step's values; returns at once. ``step`` defaults to the previous step + 1.
+
+        Values are numbers (NaN and ±inf included); a value that is not raises ``TypeError`` here,
+        in the training loop, rather than failing a batch later.
+        """
+        if self._finished:
+            raise RuntimeError(f"log: run {self.name!r} is finished")
+        if step is None:
+            step = self._next_step
+        elif type(step) is not int:
+            step = int(step.__index__())
+        if not 0 <= step <= MAX_STEP:
+            raise ValueError(f"log: step {step} is outside 0..2^53")
+        row = {}
+        known = self._known_keys
+        for key, value in values.items():
+            if key not in known:
+                _check_key(key)
+                known.add(key)
+            row[key] = value if type(value) is float else _number(key, value)
+        self._queue.append((step, row, time.time()))
+        self._next_step = step + 1
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Wait until everything logged so far is sent or spooled. True when nothing is left in
+        the spool (all of it is on the server)."""
+        self._serve(timeout)
+        return self.id is not None and not self._spool.exists()
+
+    def finish(self, status: str = "finished", timeout: float | None = 30.0) -> None:
+        """Send what is queued, set the run's status and stop the background thread. With the
+        server unreachable, the status goes to the spool with the points."""
+        if self._finished:
+            return
+        self._finished = True
+        self._final_status = status
+        self._serve(timeout, stop=True)
+        self._thread.join(timeout)
+        self._spool.release()
+        self._connection.close()
+        if self._spool.exists():
+            log.warning(
+                "parityscope: run %r: the server was not reachable; its unsent points are in %s "
+                "and will be sent by `parityscope sync`",
+                self.name,
+                self._spool.path,
+            )
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.finish("failed" if exc_type is not None else "finished")
+
+    # -- the background thread ------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"parityscope-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _serve(self, timeout: float | None, stop: bool = False) -> None:
+        """Ask the thread for a full cycle (its last one with ``stop``) and wait for it."""
+        with self._done:
+            self._stop = self._stop or stop
+            self._requested += 1
+            ticket = self._requested
+            self._wake.set()
+            self._done.wait_for(lambda: self._served >= ticket or not self._thread.is_alive(), timeout)
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(self._flush_interval)
+            self._wake.clear()
+            with self._done:
+                # Read together: a stop request always comes with a ticket this cycle serves.
+                ticket, final = self._requested, self._stop
+            try:
+                self._cycle(final)
+            except Exception:  # noqa: BLE001 - the thread must survive anything and keep the data
+                log.exception("parityscope: run %r: unexpected error in the sender", self.name)
+            with self._done:
+                self._served = max(self._served, ticket)
+                self._done.notify_all()
+            if final:
+                return
+
+    def _drain(self) -> list[tuple[int, dict[str, float], float]]:
+        rows = []
+        queue = self._queue
+        while queue:
+            rows.append(queue.popleft())
+        return rows
+
+    def _cycle(self, final: bool) -> None:
+        batches = column_batches(self._drain())
+        records = [{"kind": "metrics", "body": b} for b in batches]
+        if final and self._final_status is not None:
+            records.append({"kind": "status", "status": self._final_status})
+        # While the server is away (or refused us), keep appending to the spool until the
+        # next retry is due; the last cycle of finish() always tries once more.
+        waiting = self._gave_up or (time.monotonic() < self._retry_at and not final)
+        if waiting or self._spool.exists():
+            if records:
+                self._spool.append(self._header, records)
+            if not waiting:
+                self._deliver_spool()
+            return
+        try:
+            self._send(records)
+        except (ServerUnavailable, ClientError) as exc:
+            self._spool.append(self._header, records[self._sent :])
+            self._failed(exc)
+
+    def _send(self, records: list[dict[str, Any]]) -> None:
+        self._sent = 0
+        if self.id is None:
+            self.id = int(self._connection.create_run(self.project, self._run_body)["id"])
+        for record in records:
+            if record["kind"] == "metrics":
+                self._connection.post_metrics(self.id, record["body"])
+            else:
+                self._connection.update_run(self.id, {"status": record["status"]})
+            self._sent += 1
+        self._recovered()
+
+    def _deliver_spool(self) -> None:
+        try:
+            contents = self._spool.read()
+            records = [{"kind": "metrics", "body": b} for b in contents.metrics]
+            if contents.status is not None:
+                records.append({"kind": "status", "status": contents.status})
+            self._send(records)
+        except (ServerUnavailable, ClientError) as exc:
+            self._failed(exc)
+            return
+        self._spool.remove()
+        log.info("parityscope: run %r: the spooled points are on the server", self.name)
+
+    def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, ClientError):
+            self._gave_up = True
+            log.warning(
+                "parityscope: run %r: the server refused the metrics (%s); they are kept in %s "
+                "for `parityscope sync`",
+                self.name,
+                exc,
+                self._spool.path,
+            )
+            return
+        self._backoff = min(self._max_backoff, max(0.5, self._backoff * 2))
+        self._retry_at = time.monotonic() + self._backoff
+        if not self._announced_outage:
+            self._announced_outage = True
+            log.warning(
+                "parityscope: run %r: %s; spooling to %s and retrying", self.name, exc, self._spool.path
+            )
+
+    def _recovered(self) -> None:
+        self._backoff = 0.0
+        self._retry_at = 0.0
+        self._announced_outage = False
+
+
+# -- entry points ---------------------------------------------------------------------------
+
+
+_live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
+_crashed = False
+
+
+def _excepthook(exc_type: Any, exc: Any, tb: Any) -> None:
+    global _crashed
+    _crashed = True
+    _previous_excepthook(exc_type, exc, tb)
+
+
+_previous_excepthook = sys.excepthook
+
+
+def _finish_all_at_exit() -> None:
+    for run in list(_live_runs):
+        run.finish("failed" if _crashed else "finished", timeout=10.0)
+
+
+_hooks_installed = False
+
+
+def _install_exit_hooks() -> None:
+    global _hooks_installed, _previous_excepthook
+    if not _hooks_installed:
+        _hooks_installed = True
+        _previous_excepthook = sys.excepthook
+        sys.excepthook = _excepthook
+        atexit.register(_finish_all_at_exit)
+
+
+def init(
+    project: str,
+    name: str,
+    config: Mapping[str, Any] | None = None,
+    tags: list[str] | None = None,
+    external_id: str | None = None,
+    url: str | None = None,
+    token: str | None = None,
+    *,
+    spool_dir: str | Path | None = None,
+    flush_interval: float = 1.0,
+    max_backoff: float = 30.0,
+    timeout: float = 10.0,
+) -> Run:
+    """Start logging a run of ``project`` (its slug).
+
+    ``url`` and ``token`` default to ``PARITYSCOPE_URL`` and ``PARITYSCOPE_TOKEN`` (a write
+    token). ``external_id`` names the run idempotently: a restarted trainer that passes the same
+    one logs into the same run. The server is asked to create the run at once; if it is
+    unreachable, logging goes on into the spool and the run is created when the server is back.
+    A refusal (a bad token, an unknown project, a bad config) raises ``ClientError`` here.
+    The run finishes on ``with`` exit, on ``finish()``, or when the interpreter exits (``failed``
+    after an uncaught exception).
+    """
+    url = url or os.environ.get(ENV_URL)
+    token = token or os.environ.get(ENV_TOKEN)
+    if not url:
+        raise ValueError(f"init: no server URL; pass url= or set {ENV_URL}")
+    if not token:
+        raise ValueError(f"init: no token; pass token= or set {ENV_TOKEN} (a write token of the project)")
+    body = {
+        "name": name,
+        "config": dict(config or {}),
+        "tags": list(tags or []),
+        "external_id": external_id or uuid.uuid4().hex,
+    }
+    connection = Connection(url, token, timeout=timeout)
+    run = Run(
+        connection,
+        project,
+        body,
+        spool_dir=Path(spool_dir) if spool_dir is not None else default_spool_dir(),
+        flush_interval=flush_interval,
+        max_backoff=max_backoff,
+    )
+    try:
+        run.id = int(connection.create_run(project, body)["id"])
+    except ServerUnavailable as exc:
+        run._failed(exc)
+        run._spool.append(run._header, [])
+    except ClientError:
+        connection.close()
+        raise
+    run._start()
+    _live_runs.add(run)
+    _install_exit_hooks()
+    return run
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    path: Path
+    run_id: int | None
+    points: int
+    error: str | None  # None when the file was sent and removed
+
+
+def sync(url: str | None = None, token: str | None = None, spool_dir: str | Path | None = None) -> list[SyncResult]:
+    """Send every spool file in ``spool_dir`` (default: the client's), each to the URL it was
+    written for unless ``url`` is given. Files of running processes are skipped; a file is
+    removed once all of it is on the server."""
+    token = token or os.environ.get(ENV_TOKEN)
+    url = url or os.environ.get(ENV_URL)
+    directory = Path(spool_dir) if spool_dir is not None else default_spool_dir()
+    results = []
+    for path in spool_files(directory):
+        spool = SpoolFile(path)
+        if not spool.try_lock():
+            results.append(SyncResult(path, None, 0, "in use by a running process; skipped"))
+            continue
+        try:
+            contents = spool.read()
+            connection = Connection(url or contents.url, token)
+            try:
+                run_id = int(connection.create_run(contents.project, contents.run_body)["id"])
+                for body in contents.metrics:
+                    connection.post_metrics(run_id, body)
+                if contents.status is not None:
+                    connection.update_run(run_id, {"status": contents.status})
+            finally:
+                connection.close()
+            spool.remove()
+            results.append(SyncResult(path, run_id, contents.points, None))
+        except (ServerUnavailable, ClientError, SpoolError) as exc:
+            results.append(SyncResult(path, None, 0, str(exc)))
+        finally:
+            spool.release()
+    return results
