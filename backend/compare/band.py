@@ -6,13 +6,18 @@ says which it used:
 
 ``replicas`` (two or more reference runs)
     Over the steps every replica has: ``center`` is the per-step mean of the replicas and the
-    half-width ``k · s · √(1 + 1/r)`` for ``r`` replicas, where ``s²`` is the per-step sample
-    variance (ddof=1) of the replicas; ``√(1 + 1/r)`` adds the uncertainty of the mean itself
-    (a prediction interval for one more run). A variance from two or three runs is so noisy
+    half-width ``k · σ · √(1 + 1/r)`` for ``r`` replicas, where ``√(1 + 1/r)`` adds the
+    uncertainty of the mean itself (a prediction interval for one more run). ``σ``, the
+    run-to-run standard deviation, is estimated robustly and pooled over blocks of
+    ``spread_window`` steps (default 201): ``σ = 1.4826 · median|y − mean| / √(1 − 1/r)`` over
+    every replica and step of the block, interpolated between block centres and held at the
+    ends. Pooling, because a standard deviation from two or three runs at one step is so noisy
     that it collapses towards zero at many steps (two replicas that happen to agree) and would
-    flag a candidate as noisy as the replicas, so ``s²`` is pooled over a centred window of
-    ``spread_window`` steps (default 201) before the square root; ``spread_window=1`` gives the
-    raw per-step value.
+    flag a candidate as noisy as the replicas. Robust, because KL and clip rate are heavy-tailed
+    (mostly near zero, with spikes when a minibatch moves the policy): a plain standard
+    deviation is dominated by the spikes and widens the band until a candidate whose typical
+    value sits an order of magnitude higher still looks inside. For Gaussian noise the robust
+    and the plain estimate agree.
 
 ``within-run`` (one reference run)
     The reference's finite points are cut into consecutive blocks (the last block ends at the
@@ -129,17 +134,26 @@ def reference_band(
     return _within_run_band(references[0], k, window, spread_window)
 
 
-def _replica_band(references: Sequence[Series], k: float, window: int) -> ReferenceBand:
+def _replica_band(references: Sequence[Series], k: float, spread_window: int) -> ReferenceBand:
     steps = shared_steps([steps for steps, _ in references])
     stacked = np.stack([values_at(series, steps) for series in references])
     defined = np.isfinite(stacked).all(axis=0)
-    with np.errstate(invalid="ignore"):
-        center = stacked.mean(axis=0)
-        variance = stacked.var(axis=0, ddof=1)
-    pooled = _centred_mean(variance, defined, window)
-    # Spread of a new run around the replicas' mean: its own variance plus the mean's.
-    spread = np.sqrt(pooled * (1.0 + 1.0 / len(references)))
-    return _band(steps, np.where(defined, center, np.nan), spread, defined, k, "replicas")
+    replicas = len(references)
+    center = np.full(steps.size, np.nan)
+    spread = np.full(steps.size, np.nan)
+    if defined.any():
+        values = stacked[:, defined]
+        level = values.mean(axis=0)
+        deviation = np.abs(values - level)
+        blocks = _blocks(level.size, spread_window)
+        pooled = deviation[:, blocks].transpose(1, 0, 2).reshape(blocks.shape[0], -1)
+        # A replica's deviation from the mean of r has standard deviation σ·√(1 − 1/r).
+        sigma = _MAD_TO_SIGMA * _row_medians(pooled) / math.sqrt(1.0 - 1.0 / replicas)
+        position = np.arange(level.size, dtype=np.float64)
+        center[defined] = level
+        spread[defined] = _interpolate(position, blocks.mean(axis=1), sigma, extrapolate=False)
+        spread *= math.sqrt(1.0 + 1.0 / replicas)
+    return _band(steps, center, spread, defined, k, "replicas")
 
 
 def _within_run_band(reference: Series, k: float, window: int, spread_window: int) -> ReferenceBand:
@@ -200,20 +214,6 @@ def _interpolate(
         out[before] = known[0] + first_slope * (position[before] - known_at[0])
         out[after] = known[-1] + last_slope * (position[after] - known_at[-1])
     return out
-
-
-def _centred_mean(values: np.ndarray, defined: np.ndarray, window: int) -> np.ndarray:
-    """Mean of the defined values in a centred window of ``window`` steps, NaN where undefined."""
-    if values.size == 0:
-        return values.astype(np.float64)
-    half = window // 2
-    padding = (half + 1, window - half)
-    sums = np.cumsum(np.pad(np.where(defined, values, 0.0), padding))
-    counts = np.cumsum(np.pad(defined.astype(np.int64), padding))
-    total = counts[window:-1] - counts[: values.size]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (sums[window:-1] - sums[: values.size]) / total
-    return np.where(defined & (total > 0), mean, np.nan)
 
 
 def _band(

@@ -19,8 +19,10 @@ def test_replicas_give_a_replica_band_over_shared_steps_only():
     assert band.source == "replicas"
     assert band.steps.tolist() == [1, 2, 3]
     assert band.center.tolist() == [2.5, 3.5, 4.5]
-    # Per-step sample std of (a, a + 1) is √½; one more run around a mean of two adds √1.5.
-    assert np.allclose(band.half_width, 2.0 * np.sqrt(0.5) * np.sqrt(1.5))
+    # Each replica sits 0.5 from the mean of two: σ = 1.4826 · 0.5 / √(1 − ½); one more run
+    # around a mean of two adds √1.5.
+    sigma = 1.4826 * 0.5 / np.sqrt(0.5)
+    assert np.allclose(band.half_width, 2.0 * sigma * np.sqrt(1.5))
 
 
 def test_one_reference_gives_a_within_run_band_of_its_own_noise():
@@ -35,6 +37,15 @@ def test_replica_band_estimates_the_run_to_run_spread():
     band = reference_band([noisy(seed, sigma=0.2) for seed in range(3)], k=1.0)
     expected = 0.2 * np.sqrt(1 + 1 / 3)
     assert np.nanmedian(band.half_width) == pytest.approx(expected, rel=0.15)
+
+
+def test_spikes_in_a_replica_do_not_widen_the_replica_band():
+    runs = [noisy(seed, sigma=0.1) for seed in range(2)]
+    calm = reference_band(runs)
+    spiky_values = runs[1][1].copy()
+    spiky_values[::40] += 50.0  # heavy tail: rare large excursions, as KL has
+    spiky = reference_band([runs[0], (runs[1][0], spiky_values)])
+    assert np.nanmedian(spiky.half_width) < 1.3 * np.nanmedian(calm.half_width)
 
 
 def test_a_spike_in_the_reference_does_not_widen_the_within_run_band():
