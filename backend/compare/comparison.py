@@ -2,10 +2,16 @@
 
 Order of work, per metric: resolve each run's key through the alias table, clip to the
 ``[start, end]`` window, build the band and find divergence on the full-resolution unsmoothed
-series, compute each candidate's diff against the reference line on full resolution (a step
-only when both sides have it), then smooth (if asked) and only then downsample for display.
-The displayed band goes through the same smoothing as the lines it is drawn behind, so the
-picture is consistent; the divergence steps always come from the unsmoothed data.
+series, compute each candidate's diff against the reference line (the reference run, or the
+replicas' per-step mean) on full-resolution unsmoothed values at the steps both sides have,
+then smooth (if asked) and only then downsample for display. Smoothing the diff is the diff of
+the smoothed lines wherever both have the same steps, since the EMA is linear. The displayed
+band goes through the same smoothing as the lines drawn over it, so the picture is consistent;
+divergence steps always come from the unsmoothed data.
+
+The diagnosis of each candidate reads its config diff against the reference (group), its parity
+metrics and the reference's (pooled over replicas, within the same window), and the
+divergences of the compared metrics.
 
 ``comparison_to_json`` in ``backend.compare.response`` turns the result into the response body.
 """
