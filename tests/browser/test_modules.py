@@ -1,0 +1,92 @@
+"""The pure ES modules (view state, data shaping), run in Chromium where they live."""
+
+from __future__ import annotations
+
+
+def run_module_checks(page, script: str):  # type: ignore[no-untyped-def]
+    return page.evaluate(
+        """async (script) => {
+            const viewstate = await import('/static/js/viewstate.js');
+            const shaping = await import('/static/js/shaping.js');
+            return (new Function('viewstate', 'shaping', script))(viewstate, shaping);
+        }""",
+        script,
+    )
+
+
+def test_view_state_and_shaping(new_page, browser_server) -> None:  # type: ignore[no-untyped-def]
+    page = new_page(bypass_csp=True)  # the checks below are built from a string
+    page.goto(f"{browser_server.url}/")
+    results = run_module_checks(
+        page,
+        """
+        const { parseView, viewToSearch, toShareView, fromShareView } = viewstate;
+        const { csvField, seriesCsv, groupConfigDiff, sparklinePoints, runChanges, noteDecorations,
+                standaloneHtml, panelFigure, escapeMarkup } = shaping;
+        const out = {};
+        const { view, errors } = parseView('?reference=3,4&candidates=7,3&metrics=kl,reward&smoothing=0.6&mode=diff&logy=1&x0=10&x1=80');
+        out.view = view; out.errors = errors;
+        out.search = viewToSearch(view);
+        out.roundTrip = parseView(viewToSearch(view)).view;
+        out.shareRoundTrip = fromShareView(JSON.parse(JSON.stringify(toShareView(view))));
+        out.bad = parseView('?reference=abc&smoothing=2').errors;
+        out.csv = ['=HYPERLINK("x")', '-1.5', 'a,b', 'plain', -2, 'NaN'].map(csvField);
+        out.groups = groupConfigDiff([{layer: 'objective', key: 'a'}, {layer: 'semantic', key: 'b'},
+                                      {layer: 'mystery', key: 'c'}, {layer: 'semantic', key: 'd'}])
+                     .map(g => [g.layer, g.entries.map(e => e.key)]);
+        out.spark = sparklinePoints([0, 1, 2, 3], [0, 'NaN', 1, 0.5], 10, 10, 0);
+        out.changes = runChanges([{id: 1, status: 'running', last_step: 5}, {id: 2, status: 'running', last_step: 5}],
+                                 [{id: 1, status: 'running', last_step: 5}, {id: 2, status: 'finished', last_step: 9, name: 'b'}]);
+        out.same = runChanges([{id: 1, status: 'running', last_step: 5}], [{id: 1, status: 'running', last_step: 5}]);
+        const deco = noteDecorations([{id: 9, step: 12, text: '<b>x</b> & y', author: 'ana'}]);
+        out.note = [deco.shapes[0].x0, deco.annotations[0].text, deco.annotations[0].hovertext];
+        const payload = {
+          runs: {'1': {name: 'ref'}, '2': {name: 'cand, "quoted"'}},
+          figures: {kl: {overlay: {data: [{x: [0, 1], y: [1, 2]}], layout: {yaxis: {title: {text: 'kl'}}}}}},
+          metrics: {kl: {series: [{run_id: 1, name: 'ref', role: 'reference', x: [0, 1, 2], y: [1, 'NaN', 3], y_min: [1, 'NaN', 3], y_max: [1, 'NaN', 3]}],
+                         candidates: {'2': {diff: {x: [0, 2], y: [0.5, -1]}}}}},
+        };
+        out.csvOverlay = seriesCsv(payload, {metrics: ['kl', 'absent'], mode: 'overlay', xRange: [1, 2]});
+        out.csvDiff = seriesCsv(payload, {metrics: ['kl'], mode: 'diff', xRange: null});
+        const figure = panelFigure(payload, 'kl', {mode: 'overlay', logY: true, xRange: [0, 1]}, [{id: 1, step: 1, text: 'n'}]);
+        out.figure = [figure.layout.yaxis.type, figure.layout.xaxis.range, figure.layout.shapes.length,
+                      payload.figures.kl.overlay.layout.shapes === undefined];
+        out.noFigure = panelFigure(payload, 'kl', {mode: 'diff'}, []);
+        const html = standaloneHtml({title: '<t>', subtitle: 's', plotlyJs: 'var Plotly={};',
+                                     figures: [{data: [{name: '</script><script>alert(1)</script>'}], layout: {}}], sectionsHtml: ''});
+        out.html = [html.includes('</script><script>alert(1)'), html.includes('\\\\u003c/script>'), html.includes('<title>&lt;t&gt;</title>')];
+        out.escaped = escapeMarkup('<a href="x">&</a>');
+        return out;
+        """,
+    )
+    assert results["view"] == {
+        "reference": [3, 4], "candidates": [7], "metrics": ["kl", "reward"], "smoothing": 0.6,
+        "mode": "diff", "logY": True, "xRange": [10, 80], "maxPoints": 2000,
+    }
+    assert results["errors"] == []
+    assert results["search"] == "?reference=3,4&candidates=7&metrics=kl,reward&smoothing=0.6&mode=diff&logy=1&x0=10&x1=80"
+    assert results["roundTrip"] == results["view"] == results["shareRoundTrip"]
+    assert results["bad"] == [
+        'reference: "abc" is not a run id', "smoothing: must be a number in [0, 1)",
+        "reference: choose at least one reference run",
+    ]
+    assert results["csv"] == ["\"'=HYPERLINK(\"\"x\"\")\"", "-1.5", '"a,b"', "plain", "-2", "NaN"]
+    assert results["groups"] == [["semantic", ["b", "d"]], ["objective", ["a"]], ["unclassified", ["c"]]]
+    assert results["spark"] == "0.0,10.0 6.7,0.0 10.0,5.0"
+    assert results["changes"] == {"changed": True, "finished": [{"id": 2, "status": "finished", "last_step": 9, "name": "b"}]}
+    assert results["same"] == {"changed": False, "finished": []}
+    assert results["note"] == [12, "✎ &lt;b&gt;x&lt;/b&gt; &amp; y", "step 12 (ana): &lt;b&gt;x&lt;/b&gt; &amp; y"]
+    assert results["csvOverlay"] == (
+        "metric,run_id,run,role,step,value,bucket_min,bucket_max\r\n"
+        "kl,1,ref,reference,1,NaN,NaN,NaN\r\nkl,1,ref,reference,2,3,3,3\r\n"
+    )
+    assert results["csvDiff"] == (
+        "metric,run_id,run,role,step,value,bucket_min,bucket_max\r\n"
+        'kl,2,"cand, ""quoted""",candidate − reference,0,0.5,,\r\n'
+        'kl,2,"cand, ""quoted""",candidate − reference,2,-1,,\r\n'
+    )
+    # The payload's own figure is left untouched: panels draw copies.
+    assert results["figure"] == ["log", [0, 1], 1, True]
+    assert results["noFigure"] is None
+    assert results["html"] == [False, True, True]
+    assert results["escaped"] == '&lt;a href="x"&gt;&amp;&lt;/a&gt;'
