@@ -30,14 +30,14 @@ DEMO_WORKLOAD: dict[str, Any] = {
     "batch_size": 16,
     "group_size": 4,
     "max_tokens": 5,
-    "lr": 3e-4,
+    "lr": 1e-4,
     "temperature": 0.7,
     "top_p": 1.0,
     "objective": "gspo",
     "epsilon_low": 3e-4,
     "epsilon_high": 4e-4,
     "minibatches": 2,
-    "warm_start_steps": 300,
+    "warm_start_steps": 40,
 }
 
 _REFERENCE = EngineSettings(

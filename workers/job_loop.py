@@ -117,8 +117,14 @@ class JobApi:
             body["engine"] = dict(engine)
         return self._report(leg, "heartbeat", body)
 
-    def complete(self, leg: Mapping[str, Any], engine: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return self._report(leg, "complete", {} if engine is None else {"engine": dict(engine)})
+    def complete(self, leg: Mapping[str, Any], engine: Mapping[str, Any] | None = None,
+                 progress: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if engine is not None:
+            body["engine"] = dict(engine)
+        if progress is not None:
+            body["progress"] = dict(progress)
+        return self._report(leg, "complete", body)
 
     def fail(self, leg: Mapping[str, Any], error: str) -> dict[str, Any]:
         return self._report(leg, "fail", {"error": error[-20_000:] or "unknown error"})
@@ -236,6 +242,7 @@ class Worker:
         flush_steps: int = 10,
         flush_seconds: float = 2.0,
         progress: bool = True,
+        torch_threads: int | None = 1,
         log: Callable[[str], None] = print,
     ) -> None:
         self.url = url
@@ -248,6 +255,7 @@ class Worker:
         self.flush_steps = flush_steps
         self.flush_seconds = flush_seconds
         self.progress = progress
+        self.torch_threads = torch_threads
         self.log = log
         self.api = JobApi(url, token)
 
@@ -284,6 +292,12 @@ class Worker:
     def run_leg(self, leg: dict[str, Any]) -> str:
         from workers.leg import describe_leg, run_leg
 
+        if self.torch_threads:
+            import torch
+
+            # The built-in engine's policies are tiny: extra intra-op threads only add
+            # synchronisation, and on a busy machine they make each step many times slower.
+            torch.set_num_threads(self.torch_threads)
         steps = leg["workload"]["steps"]
         title = f"{leg['label']} (job {leg['job_id']} leg {leg['id']}, {leg['engine']}, claim {leg['attempt']})"
         buffer = MetricBuffer(self.api, leg["run_id"], self.flush_steps, self.flush_seconds)
@@ -317,7 +331,7 @@ class Worker:
             buffer.flush()
             if heartbeat.lost.is_set():
                 raise LeaseLost(heartbeat.reason)
-            self.api.complete(leg, engine=result.engine)
+            self.api.complete(leg, engine=result.engine, progress=heartbeat.progress)
             self._say(bar, f"finished {title}: {steps} steps in {result.seconds:.1f} s")
             return "finished"
         except LeaseLost as exc:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workers.cpu_math import small_model_cpu_math
 from workers.demo import DEMO_LEGS, DEMO_WORKLOAD, DemoLeg
 from workers.engines.base import EngineSettings, RolloutEngine, SamplingSettings
 from workers.errors import InvalidWorkload
@@ -62,13 +63,32 @@ def run_leg(
     start_step: int = 0,
     checkpoint_dir: Path | None = None,
     engine_options: Mapping[str, Any] | None = None,
+    torch_threads: int | None = 1,
 ) -> LegResult:
     """Run every step of one leg and call ``on_step(step, metrics)`` from ``start_step`` on.
 
     A leg is a deterministic function of (workload, settings, sampling_seed) on a given machine,
     so a re-run after a requeue recomputes the steps before ``start_step`` without reporting them
     and reports the rest; its values replace the earlier ones step for step.
+
+    ``torch_threads`` is the intra-op thread count while the leg runs (see ``cpu_math``); to use
+    several cores, run legs in several processes.
     """
+    with small_model_cpu_math(torch_threads):
+        return _run_leg(workload, settings, sampling_seed, engine_name, on_step, start_step,
+                        checkpoint_dir, engine_options)
+
+
+def _run_leg(
+    workload: Workload | Mapping[str, Any],
+    settings: EngineSettings | Mapping[str, Any] | None,
+    sampling_seed: int,
+    engine_name: str,
+    on_step: StepCallback | None,
+    start_step: int,
+    checkpoint_dir: Path | None,
+    engine_options: Mapping[str, Any] | None,
+) -> LegResult:
     started = time.perf_counter()
     workload = workload if isinstance(workload, Workload) else Workload.from_dict(workload)
     settings = settings if isinstance(settings, EngineSettings) else EngineSettings.from_dict(settings)
@@ -139,13 +159,18 @@ def make_engine(
     raise InvalidWorkload("engine", f"unknown engine {engine_name!r}; known: {', '.join(ENGINE_NAMES)}")
 
 
-def describe_leg(settings: EngineSettings | Mapping[str, Any] | None, engine_name: str = "torch") -> dict[str, Any]:
-    """The engine description for the run record, without starting the engine."""
+def describe_leg(
+    settings: EngineSettings | Mapping[str, Any] | None,
+    engine_name: str = "torch",
+    engine_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The engine description for the run record, without starting the engine; equal to what
+    the started engine's ``describe()`` returns."""
     settings = settings if isinstance(settings, EngineSettings) else EngineSettings.from_dict(settings)
     if engine_name == "torch":
-        import torch
+        from workers.engines import torch_engine
 
-        return {"name": "torch", "version": torch.__version__, "settings": settings.to_dict()}
+        return torch_engine.describe(settings, **dict(engine_options or {}))
     if engine_name == "vllm-v0":
         from workers.engines import vllm_v0
 

@@ -32,6 +32,9 @@ def ratio_metrics(
     delta: torch.Tensor, mask: torch.Tensor, objective: str, epsilon_low: float, epsilon_high: float
 ) -> dict[str, float]:
     """Clip rate, k3 KL, mean |Δ| and mean ratio from Δ = new − old per token."""
+    # float64: exp(Δ) − Δ − 1 for |Δ| near 1e-7 is below float32's resolution around 1 and
+    # would come out negative, which a KL never is.
+    delta = delta.to(torch.float64)
     clipped = clip_indicator(delta, mask, objective, epsilon_low, epsilon_high)
     if objective == "gspo":
         has_tokens = mask.any(-1)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaForCausalLM
 
+from workers.cpu_math import small_model_cpu_math
 from workers.policy import build_policy, load_policy, policy_config, save_policy
 from workers.task import SortDigitsTask, get_task
 from workers.workload import Workload
@@ -75,7 +76,8 @@ def warm_started_checkpoint(workload: Workload, checkpoint_dir: Path | None = No
             return target
         started = time.perf_counter()
         model = build_policy(policy_config(workload.model), seed=workload.seed)
-        stats = supervised_warm_start(model, get_task(workload.task), workload.seed, recipe)
+        with small_model_cpu_math():
+            stats = supervised_warm_start(model, get_task(workload.task), workload.seed, recipe)
         stats["seconds"] = round(time.perf_counter() - started, 3)
         # Build next to the target and rename: a crash never leaves a half-written checkpoint
         # that a later leg would take for a finished one.

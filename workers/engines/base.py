@@ -85,15 +85,17 @@ class EngineSettings:
                 raise InvalidEngineSettings(
                     str(key), f"unknown setting; known: {', '.join(sorted(known))}"
                 )
+            lookup = raw.lower() if isinstance(raw, str) else raw
             if key in _ALIASES:
-                canonical = _ALIASES[key].get(raw.lower() if isinstance(raw, str) else raw)
+                canonical = _ALIASES[key].get(lookup) if isinstance(lookup, str) else None
                 if canonical is None:
                     allowed = ", ".join(sorted(set(_ALIASES[key].values())))
                     raise InvalidEngineSettings(key, f"expected one of {allowed}, got {raw!r}")
                 values[key] = canonical
             else:
-                switch = _SWITCHES.get(raw.lower() if isinstance(raw, str) else raw)
-                if switch is None or (isinstance(raw, int) and not isinstance(raw, bool)):
+                # Only real booleans and on/off words: 0/1 or "yes" are too easy to misread.
+                switch = _SWITCHES.get(lookup) if isinstance(lookup, str | bool) else None
+                if switch is None:
                     raise InvalidEngineSettings(key, f"expected true/false or on/off, got {raw!r}")
                 values[key] = switch
         return cls(**values)

@@ -37,7 +37,22 @@ from workers.engines.prefix_cache import PrefixCache
 from workers.engines.sampler import sample
 from workers.lm_head import project_logits
 
-__all__ = ["TorchEngine"]
+__all__ = ["TorchEngine", "describe"]
+
+
+def describe(settings: EngineSettings, *, overlap_tokens: int = 2, inflight_pieces: int = 2,
+             prefix_block_size: int = 4) -> dict[str, Any]:
+    """The run record's engine description: labelled as the torch engine, never as vLLM."""
+    return {
+        "name": "torch",
+        "version": torch.__version__,
+        "settings": settings.to_dict(),
+        "emulation": {
+            "overlap_tokens": overlap_tokens,
+            "inflight_pieces": inflight_pieces,
+            "prefix_block_size": prefix_block_size,
+        },
+    }
 
 
 @dataclass
@@ -138,16 +153,12 @@ class TorchEngine(RolloutEngine):
             self._forward.load(weights, version)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": torch.__version__,
-            "settings": self.settings.to_dict(),
-            "emulation": {
-                "overlap_tokens": self.overlap_tokens,
-                "inflight_pieces": self.inflight_pieces,
-                "prefix_block_size": self.prefix_cache.block_size,
-            },
-        }
+        return describe(
+            self.settings,
+            overlap_tokens=self.overlap_tokens,
+            inflight_pieces=self.inflight_pieces,
+            prefix_block_size=self.prefix_cache.block_size,
+        )
 
     # -- extras -------------------------------------------------------------------------
     def clear_prefix_cache(self) -> None:
