@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database
     app.state.series_cache = SeriesCache(settings.series_cache_mb * 1024 * 1024)
     install_error_handlers(app)
+    # Compare payloads and series reads are large and compress well.
+    app.add_middleware(GZipMiddleware, minimum_size=4096, compresslevel=5)
 
     @app.middleware("http")
     async def _limit_body(request: Request, call_next: Any) -> Any:

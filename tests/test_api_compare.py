@@ -155,3 +155,39 @@ def test_bad_compare_requests(client: TestClient, database: Database, project: P
     r = client.get("/api/v1/compare", params={"reference": ref, "candidates": foreign["id"]}, headers=project.auth("admin"))
     assert r.status_code == 422 and "one project" in r.json()["detail"]
     assert client.get("/api/v1/compare", params={"reference": ref}).status_code == 401
+
+
+def test_include_trims_data_arrays(client: TestClient, project: ProjectFixture, demo_ids) -> None:
+    params = {"reference": f"{demo_ids['reference']},{demo_ids['reference-replica']}",
+              "candidates": demo_ids["v1-initial"], "metrics": "kl"}
+    full = client.get("/api/v1/compare", params=params, headers=project.auth("read")).json()
+    lean = client.get("/api/v1/compare", params=params | {"include": "overlay"}, headers=project.auth("read")).json()
+    assert set(full["figures"]["kl"]) == {"overlay", "diff"}
+    assert set(lean["figures"]["kl"]) == {"overlay"}
+    assert lean["figures"]["kl"]["overlay"] == full["figures"]["kl"]["overlay"]
+    assert "y" not in lean["metrics"]["kl"]["series"][0] and "y" in full["metrics"]["kl"]["series"][0]
+    cand = str(demo_ids["v1-initial"])
+    # Summaries stay: the divergence step and the diagnosis do not depend on the sections.
+    assert lean["metrics"]["kl"]["candidates"][cand]["first_divergence_step"] == \
+        full["metrics"]["kl"]["candidates"][cand]["first_divergence_step"]
+    assert lean["diagnosis"] == full["diagnosis"]
+    r = client.get("/api/v1/compare", params=params | {"include": "overlay,pictures"}, headers=project.auth("read"))
+    assert r.status_code == 422 and "pictures" in r.json()["detail"]
+
+
+def test_compare_is_gzipped_for_clients_that_accept_it(client: TestClient, project: ProjectFixture, demo_ids) -> None:
+    r = client.get("/api/v1/compare", params={"reference": demo_ids["reference"]},
+                   headers=project.auth("read") | {"Accept-Encoding": "gzip"})
+    assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
+    assert r.json()["references"] == [demo_ids["reference"]]
+
+
+def test_cache_follows_new_points(client: TestClient, project: ProjectFixture, demo_ids) -> None:
+    params = {"reference": demo_ids["reference"], "metrics": "reward", "include": "series"}
+    before = client.get("/api/v1/compare", params=params, headers=project.auth("read")).json()
+    last = before["metrics"]["reward"]["series"][0]["x"][-1]
+    r = client.post(f"/api/v1/runs/{demo_ids['reference']}/metrics",
+                    json={"steps": [last + 1], "values": {"rl/reward": [0.5]}}, headers=project.auth())
+    assert r.status_code == 200
+    after = client.get("/api/v1/compare", params=params, headers=project.auth("read")).json()
+    assert after["metrics"]["reward"]["series"][0]["x"][-1] == last + 1

@@ -18,7 +18,7 @@ divergences of the compared metrics.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -111,6 +111,7 @@ def build_comparison(
     divergence_k: int = 5,
     extra_aliases: Mapping[str, object] | None = None,
     extra_rules: Mapping[str, str] | None = None,
+    figures: Collection[str] = ("overlay", "diff"),
 ) -> Comparison:
     """Compare ``candidates`` with ``references`` (two or more references are replicas).
 
@@ -118,7 +119,7 @@ def build_comparison(
     reward. Raises ``BadInput`` (naming the field) for an empty reference list, a run given
     twice, a metric no run has that is not canonical, ``max_points`` outside [10, 20000],
     ``smoothing`` outside [0, 1), a non-positive ``band_k``, ``divergence_k`` below 1, or
-    ``start`` after ``end``.
+    ``start`` after ``end``. ``figures`` names the Plotly figures to build per metric.
     """
     _check_runs(references, candidates)
     max_points = check_max_points(max_points)
@@ -183,7 +184,7 @@ def build_comparison(
     )
     names = {str(run.run_id): run.name for run in [*references, *candidates]}
     compared = [
-        replace(metric, figures=_figures(metric, diagnoses, names, colours)) for metric in compared
+        replace(metric, figures=_figures(metric, diagnoses, names, colours, figures)) for metric in compared
     ]
 
     return Comparison(
@@ -267,6 +268,7 @@ def _figures(
     diagnoses: Mapping[str, Diagnosis],
     names: Mapping[str, str],
     colours: Mapping[str, str],
+    kinds: Collection[str],
 ) -> dict[str, dict[str, Any]]:
     markers = []
     for candidate in metric.candidates:
@@ -300,14 +302,16 @@ def _figures(
         for c in metric.candidates
         if c.diff is not None
     ]
-    return {
-        "overlay": overlay_figure(
+    built: dict[str, dict[str, Any]] = {}
+    if "overlay" in kinds:
+        built["overlay"] = overlay_figure(
             metric.metric, traces, metric.band_display, band_label, markers, dict(colours)
-        ),
-        "diff": diff_figure(
+        )
+    if "diff" in kinds:
+        built["diff"] = diff_figure(
             metric.metric, diffs, metric.band_display, band_label, markers, dict(colours)
-        ),
-    }
+        )
+    return built
 
 
 def _smoothed(values: np.ndarray, smoothing: float) -> np.ndarray:

@@ -6,14 +6,18 @@ Two encodings, because the two consumers need different things:
   finite numbers as JSON numbers, NaN as the string ``"NaN"``, ±inf as ``"Infinity"`` /
   ``"-Infinity"``. A logged NaN is data (the trainer blew up) and must survive the trip, while
   JSON itself has no token for it;
-* Plotly figure specs use ``null`` for every non-finite value: Plotly draws ``null`` as a gap and
-  cannot draw a string on a numeric axis.
+* Plotly figure specs carry their arrays as Plotly's typed arrays, ``{"dtype", "bdata"}`` with
+  the little-endian bytes in base64 (Plotly.js ≥ 2.28 reads them natively). That is about half
+  the size of the same numbers written as decimal text, and exact: values go as float32 only
+  when every one of them is a float32 value (what trainers computing in float32 log), otherwise
+  as float64; steps go as int32 when they fit. Non-finite values become NaN, drawn as gaps.
 
 Steps are integers and always finite.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -24,8 +28,10 @@ __all__ = [
     "api_number",
     "api_numbers",
     "api_value",
+    "decode_typed_array",
     "figure_numbers",
     "steps_list",
+    "typed_array",
 ]
 
 
@@ -50,6 +56,32 @@ def figure_numbers(values: np.ndarray) -> list[float | None]:
     for index in np.flatnonzero(~np.isfinite(values)).tolist():
         out[index] = None
     return out
+
+
+def typed_array(values: np.ndarray, *, integer: bool = False) -> dict[str, str]:
+    """A Plotly typed-array spec holding ``values`` exactly, in the smallest exact dtype."""
+    if integer:
+        steps = np.asarray(values, dtype=np.int64)
+        if len(steps) == 0 or (steps.min() >= -(2**31) and steps.max() < 2**31):
+            raw, dtype = steps.astype("<i4"), "i4"
+        else:
+            raw, dtype = steps.astype("<f8"), "f8"
+    else:
+        # NaN is the gap marker in a typed array; infinities are drawn as gaps too.
+        floats = np.asarray(values, dtype=np.float64)
+        floats = np.where(np.isfinite(floats), floats, np.nan)
+        narrow = floats.astype(np.float32)
+        if np.array_equal(narrow.astype(np.float64), floats, equal_nan=True):
+            raw, dtype = narrow.astype("<f4"), "f4"
+        else:
+            raw, dtype = floats.astype("<f8"), "f8"
+    return {"dtype": dtype, "bdata": base64.b64encode(raw.tobytes()).decode("ascii")}
+
+
+def decode_typed_array(spec: Mapping[str, str]) -> np.ndarray:
+    """The numbers of a typed-array spec made by ``typed_array``, as float64 or int64."""
+    raw = np.frombuffer(base64.b64decode(spec["bdata"]), dtype="<" + spec["dtype"])
+    return raw.astype(np.int64 if spec["dtype"].startswith("i") else np.float64)
 
 
 def api_number(value: float | None) -> float | str | None:

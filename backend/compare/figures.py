@@ -6,8 +6,8 @@ a candidate first leaves the band, whose hover text names the diagnosis' startin
 diff figure (candidate − reference, with the band's half-width shaded around zero).
 
 Trace and layout attributes go through ``plotly.graph_objects`` (``go.Scatter``, ``go.Layout``)
-so Plotly validates every one; the data arrays are attached afterwards as plain lists, with
-``None`` for any non-finite value because Plotly draws ``null`` as a gap and JSON has no NaN.
+so Plotly validates every one; the data arrays are attached afterwards as Plotly typed arrays
+(see ``backend.compare.encoding``), on which Plotly draws non-finite values as gaps.
 Assembling the figure from validated parts instead of through ``go.Figure`` keeps the cost at a
 few milliseconds per figure. No template is embedded: the page's Plotly.js defaults apply.
 
@@ -26,7 +26,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from backend.compare.downsample import DownsampledBand, DownsampledSeries
-from backend.compare.encoding import figure_numbers, steps_list
+from backend.compare.encoding import typed_array
 
 __all__ = [
     "BAND_FILL",
@@ -53,7 +53,16 @@ CANDIDATE_COLOURS = (
     "#bcbd22",
 )
 _REPLICA_DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
-_EXACT = ":.15~g"  # d3-format: up to 15 significant digits, trailing zeros dropped
+# d3-format for hover text: enough significant digits to show each dtype's values exactly.
+# float32 values need 9 digits to be told apart; 15 show any decimal a float64 was made from.
+_HOVER_DIGITS = {"f4": ":.9~g", "f8": ":.15~g"}
+
+
+def _xy(trace: dict[str, Any], x: np.ndarray, y: np.ndarray, hover_prefix: str, hover_suffix: str) -> None:
+    """Attach the data as typed arrays and a hover template exact for the chosen dtype."""
+    y_spec = typed_array(y)
+    trace.update(x=typed_array(x, integer=True), y=y_spec)
+    trace["hovertemplate"] = f"{hover_prefix}%{{y{_HOVER_DIGITS[y_spec['dtype']]}}}{hover_suffix}"
 
 
 @dataclass(frozen=True)
@@ -127,9 +136,8 @@ def diff_figure(
             name=f"{html.escape(name)} − reference",
             legendgroup=run_id,
             line={"color": colours[run_id], "width": 1.5},
-            hovertemplate=f"%{{y{_EXACT}}}",
         ).to_plotly_json()
-        trace.update(x=steps_list(diff.x), y=figure_numbers(diff.y))
+        _xy(trace, diff.x, diff.y, "", "")
         data.append(trace)
     return {
         "data": data,
@@ -140,31 +148,27 @@ def diff_figure(
 def _run_trace(run: RunTrace, colour: str, dash: str) -> dict[str, Any]:
     # No bucket min/max in the hover: downsampling keeps the points where they occur, so
     # hovering the extremes of the drawn line shows them exactly, at no extra payload.
-    hover = f"%{{y{_EXACT}}}"
     trace = go.Scatter(
         mode="lines",
         name=html.escape(run.name) + (" (reference)" if run.role == "reference" else ""),
         legendgroup=run.run_id,
         line={"color": colour, "width": 1.5 if run.role == "candidate" else 1.2, "dash": dash},
-        hovertemplate=hover + "<extra>%{fullData.name}</extra>",
     ).to_plotly_json()
-    trace.update(x=steps_list(run.series.x), y=figure_numbers(run.series.y))
+    _xy(trace, run.series.x, run.series.y, "", "<extra>%{fullData.name}</extra>")
     return trace
 
 
 def _band_traces(
     x: np.ndarray, lower: np.ndarray, center: np.ndarray, upper: np.ndarray, label: str
 ) -> list[dict[str, Any]]:
-    steps = steps_list(x)
     upper_trace = go.Scatter(
         mode="lines",
         name="band upper",
         legendgroup="band",
         showlegend=False,
         line={"width": 0},
-        hovertemplate=f"band upper %{{y{_EXACT}}}<extra></extra>",
     ).to_plotly_json()
-    upper_trace.update(x=steps, y=figure_numbers(upper))
+    _xy(upper_trace, x, upper, "band upper ", "<extra></extra>")
     lower_trace = go.Scatter(
         mode="lines",
         name=label,
@@ -172,18 +176,16 @@ def _band_traces(
         line={"width": 0},
         fill="tonexty",
         fillcolor=BAND_FILL,
-        hovertemplate=f"band lower %{{y{_EXACT}}}<extra></extra>",
     ).to_plotly_json()
-    lower_trace.update(x=steps, y=figure_numbers(lower))
+    _xy(lower_trace, x, lower, "band lower ", "<extra></extra>")
     center_trace = go.Scatter(
         mode="lines",
         name="band center",
         legendgroup="band",
         showlegend=False,
         line={"width": 1, "dash": "dot", "color": "rgba(90, 90, 90, 0.8)"},
-        hovertemplate=f"band center %{{y{_EXACT}}}<extra></extra>",
     ).to_plotly_json()
-    center_trace.update(x=steps, y=figure_numbers(center))
+    _xy(center_trace, x, center, "band center ", "<extra></extra>")
     return [upper_trace, lower_trace, center_trace]
 
 

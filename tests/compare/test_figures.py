@@ -1,6 +1,8 @@
 import json
 
 import numpy as np
+
+from backend.compare.encoding import decode_typed_array, typed_array
 import plotly.graph_objects as go
 
 from backend.compare.downsample import DownsampledBand, DownsampledSeries
@@ -36,6 +38,11 @@ def overlay():
     )
 
 
+def ys(trace: dict) -> list:
+    """A trace's y values with the gaps (NaN) as None."""
+    return [None if np.isnan(v) else v for v in decode_typed_array(trace["y"]).tolist()]
+
+
 def test_colours_fixed_for_references_distinct_for_candidates():
     assert COLOURS["ref"] == COLOURS["ref2"] == REFERENCE_COLOUR
     assert len({COLOURS["cand"], COLOURS["other"], REFERENCE_COLOUR}) == 3
@@ -46,14 +53,15 @@ def test_overlay_is_json_safe_with_gaps_for_non_finite_values():
     text = json.dumps(spec, allow_nan=False)
     assert "NaN" not in text and "Infinity" not in text
     by_name = {trace["name"]: trace for trace in spec["data"]}
-    assert by_name["reference (reference)"]["y"] == [1.0, 1.0, None, 1.0]
-    assert by_name["reference-replica (reference)"]["y"][3] is None
+    assert ys(by_name["reference (reference)"]) == [1.0, 1.0, None, 1.0]
+    assert ys(by_name["reference-replica (reference)"])[3] is None
+    assert decode_typed_array(by_name["reference (reference)"]["x"]).tolist() == [0, 1, 2, 3]
 
 
 def test_band_is_a_shaded_area_behind_the_runs():
     upper, lower, center = overlay()["data"][:3]
     assert lower["fill"] == "tonexty" and lower["fillcolor"] == BAND_FILL
-    assert upper["y"] == [2.0] * 4 and lower["y"][1] is None
+    assert ys(upper) == [2.0] * 4 and ys(lower)[1] is None
     assert center["line"]["dash"] == "dot"
 
 
@@ -76,7 +84,18 @@ def test_names_people_typed_are_escaped():
 
 def test_hover_shows_exact_values():
     for trace in overlay()["data"][3:]:
-        assert ":.15~g" in trace["hovertemplate"]
+        digits = ":.9~g" if trace["y"]["dtype"] == "f4" else ":.15~g"
+        assert digits in trace["hovertemplate"]
+
+
+def test_arrays_are_exact_in_the_narrowest_dtype():
+    exact32 = np.array([0.5, 0.25, np.nan, 3.0])
+    assert typed_array(exact32)["dtype"] == "f4"
+    not32 = np.array([0.1, 0.2, 0.3])
+    spec = typed_array(not32)
+    assert spec["dtype"] == "f8" and decode_typed_array(spec).tolist() == [0.1, 0.2, 0.3]
+    assert typed_array(np.array([0, 2**40]), integer=True)["dtype"] == "f8"
+    assert decode_typed_array(typed_array(np.array([0, 2**40]), integer=True)).tolist() == [0, 2**40]
 
 
 def test_diff_figure_shades_the_band_half_width_around_zero():
@@ -84,9 +103,9 @@ def test_diff_figure_shades_the_band_half_width_around_zero():
         "kl", [("cand", "v1", series([0, 0, 4, 4]))], BAND, "band", [MARKER], COLOURS
     )
     upper, lower, center, diff = spec["data"]
-    assert upper["y"] == [1.0] * 4 and lower["y"] == [-1.0, None, -1.0, -1.0]
-    assert center["y"] == [0.0] * 4
-    assert diff["y"] == [0.0, 0.0, 4.0, 4.0] and diff["line"]["color"] == COLOURS["cand"]
+    assert ys(upper) == [1.0] * 4 and ys(lower) == [-1.0, None, -1.0, -1.0]
+    assert ys(center) == [0.0] * 4
+    assert ys(diff) == [0.0, 0.0, 4.0, 4.0] and diff["line"]["color"] == COLOURS["cand"]
     json.dumps(spec, allow_nan=False)
 
 

@@ -24,6 +24,38 @@ from backend.storage.series_cache import SeriesCache
 
 router = APIRouter(tags=["compare"])
 
+SECTIONS = ("series", "overlay", "diff")
+
+
+def parse_include(raw: str | None) -> set[str]:
+    if raw is None:
+        return set(SECTIONS)
+    wanted = {part.strip() for part in raw.split(",") if part.strip()}
+    unknown = wanted - set(SECTIONS)
+    if unknown:
+        raise BadInput(
+            f"include: unknown section {sorted(unknown)[0]!r}; choose from {', '.join(SECTIONS)}",
+            field="include",
+        )
+    return wanted
+
+
+def trim_sections(body: dict[str, Any], include: set[str]) -> None:
+    """Drop the data arrays the caller did not ask for; summaries always stay."""
+    for metric, entry in body["metrics"].items():
+        if "series" not in include:
+            entry["series"] = [
+                {k: v for k, v in s.items() if k not in ("x", "y", "y_min", "y_max")} for s in entry["series"]
+            ]
+            if entry["band"] is not None:
+                entry["band"] = {"source": entry["band"]["source"], "k": entry["band"]["k"]}
+            for candidate in entry["candidates"].values():
+                candidate.pop("diff", None)
+        figures = body["figures"].get(metric, {})
+        for kind in ("overlay", "diff"):
+            if kind not in include:
+                figures.pop(kind, None)
+
 
 def parse_ids(raw: str | None, field: str, *, required: bool) -> list[int]:
     if raw is None or not raw.strip():
@@ -77,6 +109,7 @@ def compare_payload(
     band_k: float,
     divergence_k: int,
     cache: SeriesCache | None = None,
+    figures: tuple[str, ...] = ("overlay", "diff"),
 ) -> dict[str, Any]:
     """The compare response body for runs already checked for access."""
     registry = ProjectRegistryStore(session)
@@ -96,6 +129,7 @@ def compare_payload(
         divergence_k=divergence_k,
         extra_aliases=aliases,
         extra_rules=registry.rules(project_id),
+        figures=figures,
     )
     body = comparison_to_json(comparison)
     reference_ids = {run.id for run in references}
@@ -133,29 +167,35 @@ def compare(
     smoothing: Annotated[float, Query()] = 0.0,
     band_k: Annotated[float, Query()] = 3.0,
     divergence_k: Annotated[int, Query()] = 5,
+    include: Annotated[
+        str | None,
+        Query(description="comma-separated sections with data arrays: series, overlay, diff (default all)"),
+    ] = None,
 ) -> Response:
+    sections = parse_include(include)
     reference_ids = parse_ids(reference, "reference", required=True)
     candidate_ids = parse_ids(candidates, "candidates", required=False)
     references, candidate_runs, project_id = load_comparable_runs(
         session, reference_ids, candidate_ids, lambda pid: check_read(token, pid, settings)
     )
     metric_names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
-    return orjson_response(
-        compare_payload(
-            session,
-            references,
-            candidate_runs,
-            project_id,
-            metrics=metric_names,
-            start=start,
-            end=end,
-            max_points=max_points,
-            smoothing=smoothing,
-            band_k=band_k,
-            divergence_k=divergence_k,
-            cache=request.app.state.series_cache,
-        )
+    body = compare_payload(
+        session,
+        references,
+        candidate_runs,
+        project_id,
+        metrics=metric_names,
+        start=start,
+        end=end,
+        max_points=max_points,
+        smoothing=smoothing,
+        band_k=band_k,
+        divergence_k=divergence_k,
+        cache=request.app.state.series_cache,
+        figures=tuple(kind for kind in ("overlay", "diff") if kind in sections),
     )
+    trim_sections(body, sections)
+    return orjson_response(body)
 
 
 class ComparisonCreate(BaseModel):
