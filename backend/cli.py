@@ -121,6 +121,8 @@ def worker(
     lease_seconds: Annotated[int, typer.Option(min=1, max=3600, help="lease per claim; heartbeats every third")] = 60,
     poll_seconds: Annotated[float, typer.Option(min=0.05, help="wait between claims when idle")] = 2.0,
     checkpoint_dir: Annotated[Path | None, typer.Option(envvar="PARITYSCOPE_CHECKPOINT_DIR", help="where warm-started checkpoints are cached")] = None,
+    flush_steps: Annotated[int, typer.Option(min=1, help="post metrics every N steps (and every 2 s)")] = 10,
+    torch_threads: Annotated[int, typer.Option(min=0, help="torch intra-op threads (0: torch's default)")] = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="a progress bar per leg")] = True,
 ) -> None:
     """Claim job legs for ENGINES over HTTP, run them, post their metrics."""
@@ -132,8 +134,8 @@ def worker(
     except ValueError as exc:
         _fail(str(exc))
     runner = Worker(url, token, name=name, engines=declared, lease_seconds=lease_seconds,
-                    checkpoint_dir=checkpoint_dir, poll_seconds=poll_seconds, progress=progress,
-                    log=typer.echo)
+                    checkpoint_dir=checkpoint_dir, poll_seconds=poll_seconds, flush_steps=flush_steps,
+                    progress=progress, torch_threads=torch_threads or None, log=typer.echo)
     typer.echo(f"worker {runner.name}: engines {', '.join(declared)} at {url}")
     try:
         if once:
@@ -235,10 +237,11 @@ def demo(
     server.wait()
 
 
-# Trainer integrations: sending spooled client metrics.
-from backend.trainer_commands import sync  # noqa: E402
+# Trainer integrations: sending spooled client metrics, importing histories.
+from backend.trainer_commands import import_app, sync  # noqa: E402
 
 app.command("sync")(sync)
+app.add_typer(import_app, name="import")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -156,6 +156,7 @@ class HeartbeatBody(_ClaimReport):
 
 class CompleteBody(_ClaimReport):
     engine: dict[str, Any] | None = None
+    progress: dict[str, Any] | None = None
 
 
 class FailBody(_ClaimReport):

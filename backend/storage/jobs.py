@@ -291,14 +291,21 @@ class JobStore:
             self._set_run_engine(row.run_id, engine)
         return _leg(row, worker)
 
-    def complete(self, leg_id: int, worker: str, attempt: int, engine: dict[str, Any] | None = None) -> JobLeg:
+    def complete(
+        self,
+        leg_id: int,
+        worker: str,
+        attempt: int,
+        engine: dict[str, Any] | None = None,
+        progress: dict[str, Any] | None = None,
+    ) -> JobLeg:
         """Finish the caller's claim; the last leg of a job records the job's comparison."""
         now = utcnow()
         job_id = self._lock_job_of(leg_id)
-        row = self._update_own_claim(
-            leg_id, worker, attempt, now,
-            {"status": LegStatus.FINISHED.value, "lease_expires_at": None, "updated_at": now},
-        )
+        values: dict[str, Any] = {"status": LegStatus.FINISHED.value, "lease_expires_at": None, "updated_at": now}
+        if progress is not None:
+            values["progress"] = progress
+        row = self._update_own_claim(leg_id, worker, attempt, now, values)
         if row.run_id is not None:
             if engine is not None:
                 self._set_run_engine(row.run_id, engine)

@@ -75,7 +75,7 @@ def heartbeat_leg(
 def complete_leg(leg_id: int, body: CompleteBody, session: SessionDep, token: OptionalToken) -> LegOut:
     store = JobStore(session)
     _own_leg(store, token, leg_id)
-    return LegOut.of(store.complete(leg_id, body.worker, body.attempt, engine=body.engine))
+    return LegOut.of(store.complete(leg_id, body.worker, body.attempt, engine=body.engine, progress=body.progress))
 
 
 @router.post("/{leg_id}/fail", response_model=LegOut)
