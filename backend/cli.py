@@ -128,6 +128,8 @@ def worker(
     """Claim job legs for ENGINES over HTTP, run them, post their metrics."""
     from workers.job_loop import Worker, check_engines_available
 
+    if not token:
+        _fail("token: give --token or set PARITYSCOPE_TOKEN (a project write token)")
     declared = [e.strip() for e in engines.split(",") if e.strip()]
     try:
         check_engines_available(declared)
