@@ -10,6 +10,7 @@ real mechanisms (DESIGN.md §6). GPU workers run the same job with ``vllm-v0``/`
 from __future__ import annotations
 
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -65,6 +66,13 @@ class BackgroundServer:
         self.thread = threading.Thread(target=self.server.run, name="parityscope-server", daemon=True)
 
     def start(self, timeout: float = 30.0) -> BackgroundServer:
+        config = self.server.config
+        try:
+            with socket.create_server((config.host, config.port)):
+                pass
+        except OSError as exc:
+            raise DemoFailed(f"port: the server could not start on {self.url}: {exc.strerror}",
+                             field="port") from None
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
