@@ -26,7 +26,7 @@ DEMO_WORKLOAD: dict[str, Any] = {
     "model": "llama-0.4m",
     "task": "sort4",
     "seed": 7,
-    "steps": 30,
+    "steps": 60,
     "batch_size": 16,
     "group_size": 4,
     "max_tokens": 5,

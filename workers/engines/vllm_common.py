@@ -16,6 +16,7 @@ check to run there.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -74,11 +75,12 @@ class OfflineVllmEngine(RolloutEngine):
         self.settings = settings
         self.sampling_seed = sampling_seed
         self.options = dict(options)
+        # Refuse before touching the environment, so a host without vLLM is left as it was.
+        if importlib.util.find_spec("vllm") is None:
+            raise EngineUnavailable(f"{self.name} needs vLLM installed on this host")
+        # The V0/V1 switch is read when the engine is created, so it must be set before.
         os.environ.update(self.engine_env(settings))
-        try:
-            import vllm
-        except ImportError as exc:
-            raise EngineUnavailable(f"{self.name} needs vLLM installed on this host: {exc}") from exc
+        import vllm
         self._vllm = vllm
         self._llm = vllm.LLM(**self.engine_kwargs(settings, Path(checkpoint), sampling_seed, **self.options))
         self._queued: tuple[list[list[int]], SamplingSettings] | None = None
