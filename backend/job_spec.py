@@ -89,13 +89,36 @@ def normalise_workload(workload: Mapping[str, Any]) -> dict[str, Any]:
         raise BadInput(str(exc), field=f"workload.{exc.field}") from None
 
 
-def _normalise_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+def _normalise_settings(where: str, engine: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     _, settings_cls, _, invalid_settings = _worker_parsers()
     try:
-        return settings_cls.from_dict(settings).to_dict()
+        parsed = settings_cls.from_dict(settings)
     except invalid_settings as exc:
         field = f"{where}.settings.{exc.field}"
         raise BadInput(f"{where}.{exc}", field=field) from None
+    _check_supported(where, engine, parsed)
+    return parsed.to_dict()
+
+
+def _check_supported(where: str, engine: str, settings: Any) -> None:
+    """Refuse what the engine's adapter would refuse when the leg starts (raw logprobs on V0...).
+
+    The adapters' argument mapping is pure and needs no vLLM, so it runs here too.
+    """
+    if engine not in ("vllm-v0", "vllm-v1"):
+        return
+    from pathlib import Path
+
+    from workers.errors import UnsupportedSetting
+
+    if engine == "vllm-v0":
+        from workers.engines.vllm_v0 import engine_kwargs
+    else:
+        from workers.engines.vllm_v1 import engine_kwargs
+    try:
+        engine_kwargs(settings, Path("checkpoint"), 0)
+    except UnsupportedSetting as exc:
+        raise BadInput(f"{where}.settings.{exc.field}: {exc}", field=f"{where}.settings.{exc.field}") from None
 
 
 def plan_legs(reference: LegRequest, candidates: list[LegRequest]) -> list[LegPlan]:
@@ -118,7 +141,7 @@ def plan_legs(reference: LegRequest, candidates: list[LegRequest]) -> list[LegPl
                 f"{where}.engine: unknown engine {side.engine!r}; known: {', '.join(known)}",
                 field=f"{where}.engine",
             )
-        settings = _normalise_settings(where, side.settings)
+        settings = _normalise_settings(where, side.engine, side.settings)
         role = "reference" if where == "reference" else "candidate"
         for replica in range(side.replicas):
             label = replica_label(side.label, replica)

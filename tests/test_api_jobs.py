@@ -107,6 +107,8 @@ def test_submit_splits_the_job_into_legs(client: TestClient, project: ProjectFix
         ({"workload": dict(WORKLOAD, steps=0)}, "workload.steps"),
         ({"workload": dict(WORKLOAD, model="gpt-5")}, "workload.model"),
         ({"candidates": [{"engine": "torch", "label": "reference"}]}, "candidates[0].label"),
+        # vLLM 0.8.5's V0 engine cannot return raw logprobs: refused before any worker starts.
+        ({"reference": {"engine": "vllm-v0", "settings": {"logprobs_mode": "raw"}}}, "reference.settings.logprobs_mode"),
     ],
 )
 def test_bad_submissions_name_the_field_and_store_nothing(
