@@ -81,8 +81,12 @@ export const run = (id) => request('GET', `/api/v1/runs/${Number(id)}`);
 
 export const runKeys = (id) => request('GET', `/api/v1/runs/${Number(id)}/keys`);
 
-/** GET /api/v1/compare for a view ({reference, candidates, metrics, smoothing, maxPoints}). */
-export const compare = (view) =>
+/**
+ * GET /api/v1/compare for a view ({reference, candidates, metrics, smoothing, maxPoints}).
+ * `include` names the data sections to send: the figures the panels draw (`overlay`, `diff`)
+ * and/or the raw `series` (for a CSV).
+ */
+export const compare = (view, include) =>
   request('GET', '/api/v1/compare', {
     query: {
       reference: view.reference,
@@ -90,6 +94,7 @@ export const compare = (view) =>
       metrics: view.metrics,
       smoothing: view.smoothing || undefined,
       max_points: view.maxPoints,
+      include,
     },
   });
 

@@ -1,5 +1,28 @@
-// The only module that touches Plotly (loaded as the classic script /static/vendor/plotly.min.js,
-// the plotly package's own bundle). It draws figures it is given; it computes nothing.
+// The only module that touches Plotly (the plotly package's own bundle, loaded by the page as an
+// async classic script #plotly-js so that it downloads and compiles while data is fetched). It
+// draws figures it is given; it computes nothing.
+
+let loading = null;
+
+/** Resolves with Plotly once its script has run. */
+function ready() {
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!loading) {
+    loading = new Promise((resolve, reject) => {
+      const script = document.getElementById('plotly-js');
+      if (!script) {
+        reject(new Error('the page does not load Plotly.js'));
+        return;
+      }
+      script.addEventListener('load', () => {
+        performance.mark('parityscope:plotly-ready');
+        resolve(window.Plotly);
+      });
+      script.addEventListener('error', () => reject(new Error('Plotly.js did not load')));
+    });
+  }
+  return loading;
+}
 
 function plotly() {
   if (!window.Plotly) throw new Error('Plotly.js did not load');
@@ -18,6 +41,7 @@ const CONFIG = {
  */
 export async function draw(div, figure, { filename, onXRange, onClickStep } = {}) {
   const config = { ...CONFIG, toImageButtonOptions: { format: 'png', filename: filename || 'parityscope', scale: 2 } };
+  await ready();
   await plotly().react(div, figure.data, figure.layout, config);
   if (!div.dataset.wired) {
     div.dataset.wired = '1';

@@ -30,6 +30,15 @@ const state = {
 
 // -- data ------------------------------------------------------------------------------------
 
+// The panels need the figures of the mode shown; diff figures are asked for once diff mode is on.
+function figureSections(view) {
+  return view.mode === 'diff' ? ['overlay', 'diff'] : ['overlay'];
+}
+
+function hasFigures(payload, view) {
+  return view.metrics.every((m) => !payload.figures[m] || payload.figures[m][view.mode]);
+}
+
 function runsOf(payload) {
   return Object.values(payload.runs || {}).map((r) => ({ id: r.id, name: r.name, status: r.status, last_step: r.last_step }));
 }
@@ -44,11 +53,15 @@ async function fetchData() {
     state.payload = body.data.comparison;
     state.notes = body.data.notes;
   } else {
-    const [payload, notes] = await Promise.all([api.compare(state.view), api.notes(runIds(state.view))]);
+    const [payload, notes] = await Promise.all([
+      api.compare(state.view, figureSections(state.view)),
+      api.notes(runIds(state.view)),
+    ]);
     state.payload = payload;
     state.notes = notes;
   }
   state.runs = runsOf(state.payload);
+  if (!state.drawnOnce) performance.mark('parityscope:data');
 }
 
 async function refresh() {
@@ -331,8 +344,20 @@ async function createShare() {
   input.select();
 }
 
-function exportCsv() {
-  download(new Blob([seriesCsv(state.payload, state.view)], { type: 'text/csv' }), 'parityscope-comparison.csv');
+async function exportCsv() {
+  // The panels' payload carries figures only; the CSV is built from the series themselves
+  // (a share link's payload has them already).
+  let payload = state.payload;
+  const hasSeries = Object.values(payload.metrics || {}).some((m) => (m.series || []).some((s) => s.x));
+  if (!hasSeries && !shareToken) {
+    try {
+      payload = await api.compare(state.view, 'series');
+    } catch (e) {
+      setStatus(`export failed: ${e.message}`, true);
+      return;
+    }
+  }
+  download(new Blob([seriesCsv(payload, state.view)], { type: 'text/csv' }), 'parityscope-comparison.csv');
 }
 
 async function exportHtml() {
@@ -418,11 +443,12 @@ function wireControls() {
     drawPanels();
   });
   for (const id of ['mode-overlay', 'mode-diff']) {
-    byId(id).addEventListener('change', (event) => {
+    byId(id).addEventListener('change', async (event) => {
       state.view.mode = event.target.value;
       renderControls();
       syncUrl();
-      drawPanels();
+      if (hasFigures(state.payload, state.view)) await drawPanels();
+      else await refresh();
     });
   }
   byId('reset-zoom').addEventListener('click', () => {

@@ -26,7 +26,7 @@ def panel_info(page):  # type: ignore[no-untyped-def]
             const plot = e.querySelector('.plot');
             return {metric: e.dataset.metric, traces: plot.data.length,
                     range: plot._fullLayout.xaxis.range.map(Number),
-                    maxX: Math.max(...plot.data.flatMap(t => t.x)),
+                    maxX: Math.max(...plot._fullData.flatMap(t => Array.from(t.x))),
                     annotations: (plot.layout.annotations || []).map(a => a.text)};
         })""",
     )
@@ -105,15 +105,15 @@ def test_smoothing_and_an_added_metric(new_page, seeded) -> None:  # type: ignor
     ids = seeded.demo()
     page = new_page()
     open_compare(page, seeded.url, ids)
-    raw = page.eval_on_selector(".panel[data-metric='reward'] .plot", "p => p.data[3].y.slice(0, 50)")
+    raw = page.eval_on_selector(".panel[data-metric='reward'] .plot", "p => Array.from(p._fullData[3].y.slice(0, 50))")
     page.eval_on_selector("#smoothing", "s => { s.value = '0.9'; s.dispatchEvent(new Event('change')); }")
     page.wait_for_function("() => location.search.includes('smoothing=0.9')")
     page.wait_for_function(
-        "raw => JSON.stringify(document.querySelector(\".panel[data-metric='reward'] .plot\").data[3].y.slice(0, 50))"
+        "raw => JSON.stringify(Array.from(document.querySelector(\".panel[data-metric='reward'] .plot\")._fullData[3].y.slice(0, 50)))"
         " !== JSON.stringify(raw)",
         arg=raw,
     )
-    smoothed = page.eval_on_selector(".panel[data-metric='reward'] .plot", "p => p.data[3].y.slice(0, 50)")
+    smoothed = page.eval_on_selector(".panel[data-metric='reward'] .plot", "p => Array.from(p._fullData[3].y.slice(0, 50))")
     # The server smooths; the smoothed line moves less from step to step.
     wiggle = lambda ys: sum(abs(a - b) for a, b in zip(ys, ys[1:], strict=False))  # noqa: E731
     assert wiggle(smoothed) < wiggle(raw) / 2
@@ -170,7 +170,7 @@ def test_live_points_appear_and_the_page_says_when_a_run_finishes(new_page, seed
     for key, run in demo_runs().items():
         seeded.points(ids[key], dict(run.series), start=100)
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.panel .plot')].every(p => Math.max(...p.data.flatMap(t => t.x)) === 199)"
+        "() => [...document.querySelectorAll('.panel .plot')].every(p => Math.max(...p._fullData.flatMap(t => Array.from(t.x))) === 199)"
     )
     seeded.http.patch(f"/api/v1/runs/{ids['v1-fixed']}", json={"status": "finished"}).raise_for_status()
     page.wait_for_selector(".toast:has-text('v1-fixed finished at step 199')")

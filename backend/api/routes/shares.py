@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from backend.api.dashboard_schemas import NoteOut, ShareCreate, ShareOut, ShareView
@@ -32,6 +32,7 @@ _MAX_SECRET = 100
 
 
 def _view_data(
+    request: Request,
     session: SessionDep,
     view: ShareView,
     references: list[Run],
@@ -39,7 +40,8 @@ def _view_data(
     project_id: int,
     smoothing: float | None = None,
 ) -> dict[str, Any]:
-    """What a share page shows: the comparison of the view and the comparison's notes."""
+    """What a share page shows: the comparison of the view, complete (series for a CSV, the
+    overlay and diff figures, so a frozen link can switch modes), and the comparison's notes."""
     comparison = compare_payload(
         session,
         references,
@@ -52,6 +54,7 @@ def _view_data(
         smoothing=view.smoothing if smoothing is None else smoothing,
         band_k=3.0,
         divergence_k=5,
+        cache=request.app.state.series_cache,
     )
     notes = NoteStore(session).for_runs(project_id, view.run_ids)
     return {
@@ -61,7 +64,9 @@ def _view_data(
 
 
 @router.post("/api/v1/shares", status_code=201, response_model=ShareOut)
-def create_share(body: ShareCreate, session: SessionDep, token: OptionalToken) -> ShareOut:
+def create_share(
+    body: ShareCreate, request: Request, session: SessionDep, token: OptionalToken
+) -> ShareOut:
     """Make a link to ``body.view``; the response carries the secret, once."""
     if token is None:
         raise NotAuthenticated("authorization: a write token is required")
@@ -71,7 +76,7 @@ def create_share(body: ShareCreate, session: SessionDep, token: OptionalToken) -
     )
     # Computing the view now refuses a link that could never be shown (an unknown metric) and,
     # for a frozen link, is the snapshot itself.
-    data = _view_data(session, view, references, candidates, project_id)
+    data = _view_data(request, session, view, references, candidates, project_id)
     expires_at = None
     if body.expires_in_hours is not None:
         expires_at = utcnow() + timedelta(hours=body.expires_in_hours)
@@ -124,6 +129,7 @@ def _about(link: ShareLink) -> dict[str, Any]:
 )
 def read_share(
     token: str,
+    request: Request,
     session: SessionDep,
     smoothing: Annotated[
         float | None, Query(ge=0.0, lt=1.0, description="live links only: another smoothing")
@@ -145,7 +151,7 @@ def read_share(
     store = RunStore(session)
     references = store.get_many(view.reference)
     candidates = store.get_many(view.candidates)
-    data = _view_data(session, view, references, candidates, link.project_id, smoothing)
+    data = _view_data(request, session, view, references, candidates, link.project_id, smoothing)
     return orjson_response({"share": _about(link), "data": data})
 
 
