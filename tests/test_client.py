@@ -181,3 +181,15 @@ def test_column_batches_stay_under_the_request_limit() -> None:
     assert sum(len(b["steps"]) for b in batches) == 401
     assert batches[-1]["values"]["late"][-1] == 1.0
     assert batches[-1]["values"]["k0"][-1] is None
+
+
+def test_what_the_server_acknowledged_is_committed(live_server: str, project: ProjectFixture) -> None:
+    """A client's next request sees what the previous response acknowledged."""
+    connection = parityscope.client.Connection(live_server, project.write)
+    for i in range(50):
+        run = connection.create_run(project.slug, {"name": f"r{i}"})
+        assert connection.post_metrics(run["id"], {"steps": [0], "values": {"reward": [1.0]}}) == {
+            "accepted": 1,
+            "replaced": 0,
+        }
+    connection.close()

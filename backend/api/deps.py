@@ -32,7 +32,10 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# "function" scope: the session commits before the response is sent. FastAPI's default for a
+# yield dependency ends it after the response, so a client could see "201 created" and find
+# nothing on its next request (or never learn that the commit failed).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
