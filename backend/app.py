@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from backend import __version__
 from backend.api.errors import install_error_handlers
 from backend.api.routes import compare, metrics, notes, pages, projects, registry, runs, shares, summaries
+from backend.api.routes import imports
 from backend.api.routes import mlflow as mlflow_routes
 from backend.api.routes import jobs, legs
 from backend.api.schemas import ColumnsBody, RowsBody
@@ -23,8 +24,8 @@ from backend.storage.series_cache import SeriesCache
 ROUTERS = [projects.router, runs.router, metrics.router]
 # The comparison engine and the project's own alias and layer tables.
 ROUTERS += [compare.router, registry.router]
-# Trainer integrations: the MLflow-compatible tracking API.
-ROUTERS += [mlflow_routes.router]
+# Trainer integrations: the MLflow-compatible tracking API, history imports.
+ROUTERS += [mlflow_routes.router, imports.router]
 # Paired jobs and the workers that run their legs.
 ROUTERS += [jobs.router, legs.router]
 # The dashboard: its API, then its pages (after every API route).

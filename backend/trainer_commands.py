@@ -6,12 +6,28 @@ Both talk to a server over HTTP with a project write token (``--url``/``PARITYSC
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-__all__ = ["sync"]
+__all__ = ["import_app", "sync"]
+
+T = TypeVar("T")
+
+import_app = typer.Typer(
+    help="Import finished histories (TensorBoard, CSV, JSONL) as runs; importing again adds nothing.",
+    no_args_is_help=True,
+)
+
+Url = Annotated[str, typer.Option(envvar="PARITYSCOPE_URL", help="the ParityScope server")]
+Token = Annotated[str, typer.Option(envvar="PARITYSCOPE_TOKEN", help="a write token of the project")]
+Project = Annotated[str, typer.Option(help="project slug")]
+RunName = Annotated[str | None, typer.Option(help="run name (default: the file or directory name)")]
+Tags = Annotated[list[str] | None, typer.Option("--tag", help="a tag for the run (repeatable)")]
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars on stderr")]
 
 
 def sync(
@@ -41,3 +57,143 @@ def sync(
             typer.echo(f"{result.path.name}: not sent: {result.error}", err=True)
     if failed:
         raise typer.Exit(code=1)
+
+
+# -- import ---------------------------------------------------------------------------------
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _retrying(call: Callable[[], T], what: str) -> T:
+    """Retry while the server is unavailable (0.5 s doubling, 6 tries); a refusal is final."""
+    from parityscope.client import ClientError, ServerUnavailable
+
+    delay = 0.5
+    for attempt in range(6):
+        try:
+            return call()
+        except ServerUnavailable as exc:
+            if attempt == 5:
+                _fail(f"{what}: {exc}; run the same command again to finish (nothing is duplicated)")
+            time.sleep(delay)
+            delay *= 2
+        except ClientError as exc:
+            _fail(f"{what}: {exc}")
+    raise AssertionError("unreachable")
+
+
+def upload(history: Any, *, project: str, run_name: str, tags: list[str], url: str, token: str, progress: bool) -> int:
+    """Create (or find again) the history's run, post its points in batches, mark it finished."""
+    from tqdm import tqdm
+
+    from parityscope.client import VALUES_PER_REQUEST, Connection
+
+    if not history.columns:
+        skipped = f" (skipped: {', '.join(history.skipped[:10])})" if history.skipped else ""
+        _fail(f"{history.source}: no numeric metric to import{skipped}")
+    connection = Connection(url, token, timeout=120.0)
+    body = {
+        "name": run_name,
+        "config": {},
+        "tags": [f"imported:{history.format}", *tags],
+        "external_id": history.external_id,
+    }
+    try:
+        run = _retrying(lambda: connection.create_run(project, body), f"creating run {run_name!r}")
+        with tqdm(total=history.points, unit="points", desc=f"sending {run_name}", disable=not progress) as bar:
+            for request, count in history.bodies(VALUES_PER_REQUEST):
+                _retrying(lambda r=request: connection.post_metrics(run["id"], r), f"run {run['id']}")
+                bar.update(count)
+        _retrying(lambda: connection.update_run(run["id"], {"status": "finished"}), f"run {run['id']}")
+    finally:
+        connection.close()
+    skipped = f"; skipped (not numeric scalars): {', '.join(history.skipped)}" if history.skipped else ""
+    typer.echo(f"{history.source}: {history.points} points of {len(history.columns)} keys in run {run['id']} ({run_name}){skipped}")
+    return int(run["id"])
+
+
+def _read(reader: Callable[[bytes, str], Any], file: Path) -> Any:
+    from backend.errors import ParityScopeError
+
+    if not file.is_file():
+        _fail(f"{file}: no such file")
+    try:
+        return reader(file.read_bytes(), file.name)
+    except ParityScopeError as exc:
+        _fail(f"{file}: {exc.message}")
+
+
+@import_app.command("csv")
+def import_csv(
+    file: Annotated[Path, typer.Argument(help="a CSV history export: a step column (_step or step) and metric columns")],
+    project: Project,
+    url: Url,
+    token: Token,
+    run_name: RunName = None,
+    tag: Tags = None,
+    progress: Progress = True,
+) -> None:
+    """Import a CSV history export as one run."""
+    from backend.importers import read_csv
+
+    history = _read(read_csv, file)
+    upload(history, project=project, run_name=run_name or file.stem, tags=tag or [], url=url, token=token, progress=progress)
+
+
+@import_app.command("jsonl")
+def import_jsonl(
+    file: Annotated[Path, typer.Argument(help="a JSONL history export: one object per step with _step or step")],
+    project: Project,
+    url: Url,
+    token: Token,
+    run_name: RunName = None,
+    tag: Tags = None,
+    progress: Progress = True,
+) -> None:
+    """Import a JSONL history export as one run."""
+    from backend.importers import read_jsonl
+
+    history = _read(read_jsonl, file)
+    upload(history, project=project, run_name=run_name or file.stem, tags=tag or [], url=url, token=token, progress=progress)
+
+
+@import_app.command("tensorboard")
+def import_tensorboard(
+    path: Annotated[Path, typer.Argument(help="a log directory (searched recursively) or one event file")],
+    project: Project,
+    url: Url,
+    token: Token,
+    run_name: RunName = None,
+    tag: Tags = None,
+    progress: Progress = True,
+) -> None:
+    """Import the scalars of TensorBoard event files: one run per directory holding event files.
+
+    With several such directories, each run is named by its path under PATH (prefixed by
+    --run-name when given)."""
+    from tqdm import tqdm
+
+    from backend.errors import ParityScopeError
+    from backend.importers import event_files, read_event_files
+
+    if not path.exists():
+        _fail(f"{path}: no such file or directory")
+    groups = event_files(path)
+    if not groups:
+        _fail(f"{path}: no TensorBoard event files (events.out.tfevents.*) found")
+    root = path if path.is_dir() else path.parent
+    for directory, files in groups.items():
+        relative = directory.relative_to(root).as_posix()
+        if len(groups) == 1:
+            name = run_name or (path.name if path.is_dir() else directory.name)
+        else:
+            name = f"{run_name}/{relative}" if run_name else relative
+        try:
+            with tqdm(unit="events", desc=f"reading {name}", disable=not progress) as bar:
+                history = read_event_files(files, name, on_event=lambda: bar.update(1))
+        except ParityScopeError as exc:
+            _fail(f"{directory}: {exc.message}")
+        upload(history, project=project, run_name=name, tags=tag or [], url=url, token=token, progress=progress)

@@ -1,0 +1,104 @@
+"""A metric history read from a file, before it becomes a run: columns of (step, value, time) per
+key, the keys that were skipped, and an identity that names the source file."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.errors import BadInput
+from backend.ingest import MAX_STEP, PointBatch, check_key
+
+__all__ = ["FORMATS", "ImportedHistory", "MetricColumn", "content_identity", "step_of"]
+
+FORMATS = ("tensorboard", "csv", "jsonl")
+
+
+@dataclass
+class MetricColumn:
+    steps: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    times: list[float | None] = field(default_factory=list)
+
+
+@dataclass
+class ImportedHistory:
+    """``identity`` is a hash of what identifies the source (see ``external_id``)."""
+
+    format: str
+    identity: str
+    source: str
+    columns: dict[str, MetricColumn] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def external_id(self) -> str:
+        """The run's idempotency key: importing the same source again reuses the same run."""
+        return f"import:{self.format}:{self.identity}"
+
+    @property
+    def points(self) -> int:
+        return sum(len(c.steps) for c in self.columns.values())
+
+    def column(self, key: str, where: str) -> MetricColumn:
+        existing = self.columns.get(key)
+        if existing is None:
+            check_key(key, where)
+            existing = self.columns[key] = MetricColumn()
+        return existing
+
+    def batch(self) -> PointBatch:
+        """Every point as one batch (the last value of a repeated (key, step) wins)."""
+        batch = PointBatch()
+        for key, column in self.columns.items():
+            times = [math.nan if t is None else t for t in column.times]
+            batch.extend(key, column.steps, column.values, times)
+        return batch
+
+    def bodies(self, max_values: int) -> Iterator[tuple[dict[str, Any], int]]:
+        """Column-form request bodies of at most ``max_values`` values, with their point counts.
+        Keys logged at the same steps and times share a body; NaN and ±inf use the wire strings."""
+        groups: dict[tuple[tuple[int, ...], tuple[float | None, ...]], list[str]] = {}
+        for key, column in self.columns.items():
+            groups.setdefault((tuple(column.steps), tuple(column.times)), []).append(key)
+        for (steps, times), keys in groups.items():
+            for first_key in range(0, len(keys), max_values):
+                chunk_keys = keys[first_key : first_key + max_values]
+                rows = max(1, max_values // len(chunk_keys))
+                for start in range(0, len(steps), rows):
+                    end = start + rows
+                    values = {k: [_wire(v) for v in self.columns[k].values[start:end]] for k in chunk_keys}
+                    body = {"steps": list(steps[start:end]), "values": values, "times": list(times[start:end])}
+                    yield body, len(body["steps"]) * len(chunk_keys)
+
+
+def _wire(value: float) -> float | str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def content_identity(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()[:40]
+
+
+def step_of(raw: Any, where: str) -> int:
+    """A step read from a file: an integer (or an integral float) in 0..2^53."""
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+        raise BadInput(f"{where}: the step is missing", field="step")
+    if isinstance(raw, float):
+        if not raw.is_integer():
+            raise BadInput(f"{where}: step {raw!r} is not an integer", field="step")
+        raw = int(raw)
+    if not 0 <= raw <= MAX_STEP:
+        raise BadInput(f"{where}: step {raw} is outside 0..2^53", field="step")
+    return raw
