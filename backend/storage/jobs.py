@@ -204,11 +204,9 @@ class JobStore:
             run, _ = runs.create(
                 job.project_id,
                 name=f"{row.label} · job {job.id}",
-                config={
-                    "workload": dict(job.workload),
-                    "sampling_seed": row.sampling_seed,
-                    "job": {"id": job.id, "leg": row.id, "role": row.role, "replica": row.replica},
-                },
+                # Only what configures the run: which job and leg it came from is bookkeeping
+                # (tags and external_id), and would show up in the config diff as noise.
+                config={"workload": dict(job.workload), "sampling_seed": row.sampling_seed},
                 tags=[f"job-{job.id}", row.role],
                 external_id=leg_run_external_id(job.id, row.id),
                 # What the leg asks for; the worker replaces it with the engine's own
