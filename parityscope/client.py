@@ -259,6 +259,10 @@ class Run:
                 self._spool.path,
             )
 
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
     def __enter__(self) -> Run:
         return self
 
