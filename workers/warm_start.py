@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from transformers import LlamaForCausalLM
 
 from workers.cpu_math import small_model_cpu_math
-from workers.policy import build_policy, load_policy, policy_config, save_policy
+from workers.policy import build_policy, policy_config, save_policy
 from workers.task import SortDigitsTask, get_task
 from workers.workload import Workload
 

@@ -35,9 +35,9 @@ def series(legs, label: str, metric: str) -> list[float]:
 
 def distance_over_spread(legs, label: str, metric: str) -> float:
     reference, replica = series(legs, "reference", metric), series(legs, "reference-replica", metric)
-    spread = sum(abs(a - b) for a, b in zip(reference, replica)) / STEPS
-    midpoint = [(a + b) / 2 for a, b in zip(reference, replica)]
-    distance = sum(abs(x - m) for x, m in zip(series(legs, label, metric), midpoint)) / STEPS
+    spread = sum(abs(a - b) for a, b in zip(reference, replica, strict=True)) / STEPS
+    midpoint = [(a + b) / 2 for a, b in zip(reference, replica, strict=True)]
+    distance = sum(abs(x - m) for x, m in zip(series(legs, label, metric), midpoint, strict=True)) / STEPS
     return distance / spread
 
 
@@ -45,7 +45,7 @@ def distance_over_spread(legs, label: str, metric: str) -> float:
 def test_v1_initial_stands_above_the_reference_from_the_first_steps(legs, metric):
     initial = series(legs, "v1-initial", metric)
     highest_reference = [max(a, b) for a, b in zip(series(legs, "reference", metric),
-                                                   series(legs, "reference-replica", metric))]
+                                                   series(legs, "reference-replica", metric), strict=True)]
     for step in range(FIRST):
         assert initial[step] > highest_reference[step], f"step {step}"
     assert sum(initial) / STEPS > 1.5 * sum(highest_reference) / STEPS

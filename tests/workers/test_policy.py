@@ -3,7 +3,14 @@ import json
 import pytest
 import torch
 
-from workers.policy import POLICY_SIZES, PolicyConfig, build_policy, load_policy, policy_config, save_policy
+from workers.policy import (
+    POLICY_SIZES,
+    PolicyConfig,
+    build_policy,
+    load_policy,
+    policy_config,
+    save_policy,
+)
 
 
 def test_sizes_match_the_design_figures():
@@ -22,7 +29,7 @@ def test_same_seed_same_weights_and_the_global_rng_is_left_alone():
     b = build_policy(policy_config("llama-0.4m"), seed=5)
     c = build_policy(policy_config("llama-0.4m"), seed=6)
     assert after == expected_next
-    for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+    for (name, pa), pb, _pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values(), strict=True):
         assert torch.equal(pa, pb), name
     assert not torch.equal(a.lm_head.weight, c.lm_head.weight)
 

@@ -50,12 +50,12 @@ def trainer_logprobs(config, weights, completions, temperature: float) -> torch.
         by_length.setdefault(len(c.tokens), []).append(i)
     picked: dict[int, list[float]] = {}
     with torch.no_grad():
-        for length, rows in by_length.items():
+        for _length, rows in by_length.items():
             ids = torch.tensor([completions[i].prompt + completions[i].tokens for i in rows])
             prompt = len(completions[rows[0]].prompt)
             logits = model(input_ids=ids).logits[:, prompt - 1 : -1] / temperature
             values = logits.log_softmax(-1).gather(-1, ids[:, prompt:, None]).squeeze(-1)
-            picked.update(zip(rows, values.tolist()))
+            picked.update(zip(rows, values.tolist(), strict=True))
     return torch.tensor([v for i in range(len(completions)) for v in picked[i]], dtype=torch.float64)
 
 
@@ -105,7 +105,7 @@ def test_top_p_makes_processed_logprobs_differ_even_at_temperature_one(policy):
 def test_bf16_head_moves_logprobs_by_a_bounded_nonzero_amount_and_nothing_else(policy):
     fp32 = make(policy, lm_head_dtype="fp32").generate(prompts(0), COOL)
     bf16 = make(policy, lm_head_dtype="bf16").generate(prompts(0), COOL)
-    same = [(a, b) for a, b in zip(fp32, bf16) if a.tokens == b.tokens]
+    same = [(a, b) for a, b in zip(fp32, bf16, strict=True) if a.tokens == b.tokens]
     assert len(same) >= 0.9 * len(fp32)  # the same random stream mostly samples the same tokens
     diff = logprobs_of([a for a, _ in same]) - logprobs_of([b for _, b in same])
     assert 1e-5 < float(diff.abs().mean()) < 0.05

@@ -204,7 +204,7 @@ class TorchEngine(RolloutEngine):
                 ]
             hidden, fresh = self._forward.forward(tokens, cached, past)
             full = fresh if past is None else [
-                (torch.cat((p[0], f[0]), dim=2), torch.cat((p[1], f[1]), dim=2)) for p, f in zip(past, fresh)
+                (torch.cat((p[0], f[0]), dim=2), torch.cat((p[1], f[1]), dim=2)) for p, f in zip(past, fresh, strict=True)
             ]
             for j, i in enumerate(rows):
                 kv_rows[i] = [(k[j], v[j]) for k, v in full]
@@ -223,7 +223,7 @@ class TorchEngine(RolloutEngine):
         assert batch.kv is not None
         position = batch.kv[0][0].shape[2]
         hidden, fresh = self._forward.forward(batch.tokens[-1][:, None], position, batch.kv)
-        batch.kv = [(torch.cat((k, fk), dim=2), torch.cat((v, fv), dim=2)) for (k, v), (fk, fv) in zip(batch.kv, fresh)]
+        batch.kv = [(torch.cat((k, fk), dim=2), torch.cat((v, fv), dim=2)) for (k, v), (fk, fv) in zip(batch.kv, fresh, strict=True)]
         return hidden[:, -1]
 
     def _land_pieces(self, *, all_of_them: bool) -> None:
@@ -242,7 +242,7 @@ class TorchEngine(RolloutEngine):
         logprobs = torch.stack(batch.logprobs, dim=1).tolist()
         stop = batch.sampling.stop_token_id
         completions = []
-        for prompt, row_tokens, row_logprobs in zip(batch.prompts, tokens, logprobs):
+        for prompt, row_tokens, row_logprobs in zip(batch.prompts, tokens, logprobs, strict=True):
             end = row_tokens.index(stop) + 1 if stop is not None and stop in row_tokens else len(row_tokens)
             completions.append(
                 Completion(prompt, tuple(row_tokens[:end]), tuple(row_logprobs[:end]), tuple(batch.versions[:end]))

@@ -109,7 +109,7 @@ class OfflineVllmEngine(RolloutEngine):
         params = self._vllm.SamplingParams(**self.sampling_kwargs(sampling))
         outputs = self._llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
         completions = []
-        for prompt, output in zip(prompts, outputs):
+        for prompt, output in zip(prompts, outputs, strict=True):
             sample = output.outputs[0]
             tokens = tuple(int(t) for t in sample.token_ids)
             logprobs = tuple(float(sample.logprobs[i][t].logprob) for i, t in enumerate(tokens))

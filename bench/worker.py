@@ -1,0 +1,214 @@
+"""Speed and outcome of the torch-engine worker on the demo workload.
+
+    .venv/bin/python bench/worker.py speed     [--repeats 20] [--threads 1]
+    .venv/bin/python bench/worker.py demo      [--steps 60]  [--threads 1]
+    .venv/bin/python bench/worker.py ablation  [--steps 30]  [--threads 1]
+
+``speed``: tokens/s of the torch engine sampling one demo batch (16 prompts × 4 samples, up to 5
+tokens each) with the reference settings and with v1-initial's, next to transformers'
+``generate()`` on the same model and batch (sampling, with scores to read the logprobs from) as
+the baseline; trainer steps/s of ``Trainer.step`` on one demo batch, next to one plain supervised
+forward/backward/AdamW step on the same tokens. Medians over ``--repeats``, wall and CPU time.
+
+``demo``: the four demo legs from a fresh warm start in a temporary directory, as
+``parityscope demo`` runs them, with per-leg means and the total time including the warm start.
+
+``ablation``: the reference settings with one mechanism switched on at a time, then all of them
+(v1-initial), each on the reference's sampling seed, so each row shows one mechanism's own effect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import transformers
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from workers.cpu_math import small_model_cpu_math  # noqa: E402
+from workers.demo import DEMO_LEGS, DEMO_WORKLOAD  # noqa: E402
+from workers.engines.base import EngineSettings, SamplingSettings  # noqa: E402
+from workers.engines.torch_engine import TorchEngine  # noqa: E402
+from workers.leg import run_leg  # noqa: E402
+from workers.policy import load_policy  # noqa: E402
+from workers.rollouts import RolloutBatch  # noqa: E402
+from workers.task import EOS, PAD, get_task  # noqa: E402
+from workers.trainer import Trainer  # noqa: E402
+from workers.warm_start import warm_started_checkpoint  # noqa: E402
+from workers.workload import Workload  # noqa: E402
+
+REFERENCE = DEMO_LEGS[0].settings
+V1_INITIAL = next(leg.settings for leg in DEMO_LEGS if leg.label == "v1-initial")
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``fn`` over ``repeats`` calls, after one warm-up call."""
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def speed(repeats: int, checkpoint_dir: Path) -> None:
+    workload = Workload.from_dict(DEMO_WORKLOAD)
+    checkpoint = warm_started_checkpoint(workload, checkpoint_dir)
+    task = get_task(workload.task)
+    prompts = [p for p in task.rl_prompts(workload.seed, 0, workload.batch_size) for _ in range(workload.group_size)]
+    sampling = SamplingSettings(workload.temperature, workload.top_p, workload.top_k, workload.max_tokens, EOS)
+
+    rows = []
+    for label, settings in (("torch engine, reference settings", REFERENCE),
+                            ("torch engine, v1-initial settings", V1_INITIAL)):
+        engine = TorchEngine.from_checkpoint(checkpoint, settings, sampling_seed=1)
+        completions = engine.generate(prompts, sampling)
+        tokens = sum(len(c.tokens) for c in completions)
+
+        def one_batch(engine=engine, settings=settings):
+            if settings.async_scheduling:
+                # Keep the measured batch whole: an async engine starts it at submit.
+                engine.submit(prompts, sampling)
+                return engine.collect()
+            return engine.generate(prompts, sampling)
+
+        wall, cpu = timed(one_batch, repeats)
+        rows.append((label, wall, cpu, tokens / wall))
+
+    model = load_policy(checkpoint)
+    ids = torch.tensor(prompts)
+    generator_config = transformers.GenerationConfig(
+        do_sample=True, temperature=workload.temperature, top_k=0, top_p=1.0, max_new_tokens=workload.max_tokens,
+        eos_token_id=EOS, pad_token_id=PAD, output_scores=True, return_dict_in_generate=True,
+    )
+
+    def hf_generate():
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=generator_config)
+            scores = torch.stack(out.scores, 1).log_softmax(-1)
+            return scores.gather(-1, out.sequences[:, ids.shape[1]:, None])
+
+    hf_tokens = hf_generate().numel()
+    wall, cpu = timed(hf_generate, repeats)
+    rows.append(("baseline: transformers generate()", wall, cpu, hf_tokens / wall))
+    baseline = rows[-1][3]
+    print(f"\nengine: one batch of {len(prompts)} sequences")
+    print("| path | wall ms | CPU ms | tokens/s | ratio to baseline |")
+    print("|---|---|---|---|---|")
+    for label, wall, cpu, rate in rows:
+        print(f"| {label} | {wall * 1e3:.1f} | {cpu * 1e3:.1f} | {rate:,.0f} | {rate / baseline:.2f} |")
+
+    engine = TorchEngine.from_checkpoint(checkpoint, REFERENCE, sampling_seed=1)
+    completions = engine.generate(prompts, sampling)
+    batch = RolloutBatch.from_completions(
+        completions, [task.reward(c.prompt, c.tokens) for c in completions], workload.group_size, PAD
+    )
+    trainer = Trainer(load_policy(checkpoint), objective=workload.objective, epsilon_low=workload.epsilon_low,
+                      epsilon_high=workload.epsilon_high, temperature=workload.temperature, lr=workload.lr,
+                      minibatches=workload.minibatches)
+    t_wall, t_cpu = timed(lambda: trainer.step(batch), repeats)
+
+    plain = load_policy(checkpoint).train()
+    optimizer = torch.optim.AdamW(plain.parameters(), lr=workload.lr, weight_decay=0.0)
+
+    def supervised_step():
+        logits = plain(input_ids=batch.input_ids[:, :-1]).logits
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.input_ids[:, 1:].reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    b_wall, b_cpu = timed(supervised_step, repeats)
+    print(f"\ntrainer: one step on {batch.size} sequences, {workload.minibatches} minibatches")
+    print("| path | wall ms | CPU ms | steps/s | ratio to baseline |")
+    print("|---|---|---|---|---|")
+    print(f"| Trainer.step ({workload.objective}) | {t_wall * 1e3:.1f} | {t_cpu * 1e3:.1f} | {1 / t_wall:.1f} | {b_wall / t_wall:.2f} |")
+    print(f"| baseline: one supervised step | {b_wall * 1e3:.1f} | {b_cpu * 1e3:.1f} | {1 / b_wall:.1f} | 1.00 |")
+
+
+def leg_table(results: dict[str, tuple[list[dict[str, float]], float]]) -> None:
+    print("| leg | wall s | clip rate | KL (k3) | mean abs Δ | entropy | reward, first 10 steps | reward, last 10 steps | parity diff mean | parity abs diff mean | version lag |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for label, (metrics, seconds) in results.items():
+        def mean(key: str, window: slice = slice(None), metrics=metrics) -> float:
+            values = [m[key] for m in metrics[window]]
+            return sum(values) / len(values)
+
+        window = min(10, len(metrics))
+        print(
+            f"| {label} | {seconds:.1f} | {mean('clamp_log_ratio_new_old_indicator'):.3f} | {mean('kl_new_old'):.2e} "
+            f"| {mean('mean_abs_log_ratio_new_old'):.2e} | {mean('entropy'):.3f} "
+            f"| {mean('reward', slice(0, window)):.3f} | {mean('reward', slice(-window, None)):.3f} "
+            f"| {mean('parity/logprob_diff_mean'):+.2e} | {mean('parity/logprob_abs_diff_mean'):.2e} "
+            f"| {mean('parity/weight_version_lag'):.2f} |"
+        )
+
+
+def demo(steps: int, threads: int | None) -> None:
+    workload = {**DEMO_WORKLOAD, "steps": steps}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as fresh:
+        warm_started_checkpoint(Workload.from_dict(workload), Path(fresh))
+        warm = time.perf_counter() - started
+        results = {}
+        for leg in DEMO_LEGS:
+            result = run_leg(workload, leg.settings, leg.sampling_seed, checkpoint_dir=Path(fresh), torch_threads=threads)
+            results[leg.label] = (result.metrics, result.seconds)
+    total = time.perf_counter() - started
+    print(f"\ndemo: {steps} steps per leg; warm start {warm:.1f} s; total {total:.1f} s including the warm start")
+    leg_table(results)
+
+
+def ablation(steps: int, threads: int | None, checkpoint_dir: Path) -> None:
+    workload = {**DEMO_WORKLOAD, "steps": steps}
+    variants = {
+        "reference": {},
+        "+ raw logprobs": {"logprobs_mode": "raw"},
+        "+ bf16 head": {"lm_head_dtype": "bf16"},
+        "+ prefix caching": {"prefix_caching": True},
+        "+ async scheduling": {"async_scheduling": True},
+        "+ in-flight update": {"weight_update": "inflight"},
+        "+ async + in-flight": {"async_scheduling": True, "weight_update": "inflight"},
+        "v1-initial (all)": V1_INITIAL.to_dict(),
+    }
+    results = {}
+    for label, change in variants.items():
+        settings = EngineSettings.from_dict({**REFERENCE.to_dict(), **change})
+        result = run_leg(workload, settings, DEMO_LEGS[0].sampling_seed, checkpoint_dir=checkpoint_dir, torch_threads=threads)
+        results[label] = (result.metrics, result.seconds)
+    print(f"\nablation: {steps} steps, reference sampling seed")
+    leg_table(results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("speed", "demo", "ablation"))
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads; 0 = torch's default")
+    parser.add_argument("--checkpoint-dir", type=Path, default=Path(tempfile.gettempdir()) / "parityscope-bench")
+    args = parser.parse_args()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    threads = args.threads or None
+    print(f"torch {torch.__version__}, {threads or torch.get_num_threads()} intra-op thread(s)")
+    if args.what == "speed":
+        with small_model_cpu_math(threads):
+            speed(args.repeats, args.checkpoint_dir)
+    elif args.what == "demo":
+        demo(args.steps or DEMO_WORKLOAD["steps"], threads)
+    else:
+        ablation(args.steps or 30, threads, args.checkpoint_dir)
+
+
+if __name__ == "__main__":
+    main()
