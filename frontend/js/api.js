@@ -38,7 +38,7 @@ function queryString(params) {
   return text ? `?${text}` : '';
 }
 
-async function request(method, path, { query, body, auth = true, as = 'json' } = {}) {
+async function request(method, path, { query, body, auth = true, as = 'json', cache = 'no-store' } = {}) {
   const headers = {};
   const token = auth ? getToken() : '';
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -50,7 +50,7 @@ async function request(method, path, { query, body, auth = true, as = 'json' } =
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: 'same-origin',
-      cache: 'no-store',
+      cache,
     });
   } catch (error) {
     throw new ApiError(0, `the server cannot be reached (${error.message})`);
@@ -116,6 +116,8 @@ export const share = (token, smoothing) =>
 export const shareRuns = (token) =>
   request('GET', `/api/v1/s/${encodeURIComponent(token)}/runs`, { auth: false });
 
-/** Plotly.js's own source, to inline into an exported HTML file. */
-export const plotlySource = () =>
-  request('GET', '/static/vendor/plotly.min.js', { auth: false, as: 'text' });
+/** Plotly.js's own source (the page's preloaded URL, so from the browser's cache), to inline. */
+export function plotlySource(url = '/static/vendor/plotly.min.js') {
+  const { pathname, search } = new URL(url, window.location.href);
+  return request('GET', pathname + search, { auth: false, as: 'text', cache: 'default' });
+}

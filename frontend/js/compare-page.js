@@ -47,16 +47,20 @@ async function fetchData() {
   if (shareToken) {
     const smoothing = state.share && !state.share.frozen && state.view.smoothing !== state.share.view.smoothing
       ? state.view.smoothing : undefined;
-    const body = await api.share(shareToken, smoothing);
+    const request = api.share(shareToken, smoothing);
+    chart.load().catch(() => {});
+    const body = await request;
     if (!state.share) state.view = fromShareView(body.share.view);
     state.share = body.share;
     state.payload = body.data.comparison;
     state.notes = body.data.notes;
   } else {
-    const [payload, notes] = await Promise.all([
+    const requests = Promise.all([
       api.compare(state.view, figureSections(state.view)),
       api.notes(runIds(state.view)),
     ]);
+    chart.load().catch(() => {}); // compiles while the server works; drawing reports failures
+    const [payload, notes] = await requests;
     state.payload = payload;
     state.notes = notes;
   }
@@ -364,7 +368,7 @@ async function exportHtml() {
   const button = byId('export-html');
   button.disabled = true;
   try {
-    const plotlyJs = await api.plotlySource();
+    const plotlyJs = await api.plotlySource(byId('plotly-js').href);
     const figures = state.view.metrics
       .map((metric) => state.panels.get(metric))
       .filter((panel) => panel && panel.plot.data)
