@@ -49,6 +49,7 @@ MAX_KEY_LENGTH = 250
 VALUES_PER_REQUEST = 50_000  # half the server's default limit per request
 
 log = logging.getLogger("parityscope")
+_now = time.time
 
 
 class ClientError(Exception):
@@ -193,6 +194,7 @@ class Run:
         self._flush_interval = flush_interval
         self._max_backoff = max_backoff
         self._queue: collections.deque[tuple[int, dict[str, float], float]] = collections.deque()
+        self._append = self._queue.append  # deque.append is atomic: no lock on the hot path
         self._known_keys: set[str] = set()
         self._next_step = 0
         self._finished = False
@@ -231,7 +233,7 @@ class Run:
                 _check_key(key)
                 known.add(key)
             row[key] = value if type(value) is float else _number(key, value)
-        self._queue.append((step, row, time.time()))
+        self._append((step, row, _now()))
         self._next_step = step + 1
 
     def flush(self, timeout: float | None = 30.0) -> bool:
