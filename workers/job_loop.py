@@ -33,8 +33,9 @@ from tqdm import tqdm
 
 __all__ = ["JobApi", "LeaseLost", "MetricBuffer", "Worker", "check_engines_available"]
 
-# Transient answers worth retrying: the server restarting or a proxy in between.
-_RETRY_STATUS = {502, 503, 504}
+# Transient answers worth retrying: a proxy in front of a restarting server. (The server's own
+# 503s — a database behind its migrations, a server without the worker extra — are not transient.)
+_RETRY_STATUS = {502, 504}
 
 
 class LeaseLost(Exception):
