@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,26 @@ def test_worker_runs_the_legs_for_its_engine_only(
     saved = client.get(f"/api/v1/comparisons/{done['comparison_id']}").json()
     assert saved["reference"] == [done["legs"][0]["run_id"]]
     assert saved["candidates"] == [done["legs"][1]["run_id"]]
+    api.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_worker_rides_out_a_server_restart(live_server_control, project: ProjectFixture, checkpoint_dir: Path) -> None:
+    url = live_server_control.url
+    api = JobApi(url, project.write)
+    job = api.submit(paired_job())
+    live_server_control.stop()
+    worker = Worker(url, project.write, name="patient", lease_seconds=30, checkpoint_dir=checkpoint_dir,
+                    progress=False, log=lambda _: None)
+    outcome: list[str | None] = []
+    thread = threading.Thread(target=lambda: outcome.append(worker.run_once()))
+    thread.start()
+    time.sleep(1.0)  # the claim is being retried against a closed port
+    live_server_control.start()
+    thread.join(timeout=120)
+    worker.close()
+    assert outcome == ["finished"]
+    assert api.job(job["id"])["legs"][0]["worker"] == "patient"
     api.close()
 
 
