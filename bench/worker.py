@@ -3,6 +3,7 @@
     .venv/bin/python bench/worker.py speed     [--repeats 20] [--threads 1]
     .venv/bin/python bench/worker.py demo      [--steps 60]  [--threads 1]
     .venv/bin/python bench/worker.py ablation  [--steps 30]  [--threads 1]
+    .venv/bin/python bench/worker.py sizes     [--steps 5]   [--threads 1]
 
 ``speed``: tokens/s of the torch engine sampling one demo batch (16 prompts × 4 samples, up to 5
 tokens each) with the reference settings and with v1-initial's, next to transformers'
@@ -15,6 +16,10 @@ forward/backward/AdamW step on the same tokens. Medians over ``--repeats``, wall
 
 ``ablation``: the reference settings with one mechanism switched on at a time, then all of them
 (v1-initial), each on the reference's sampling seed, so each row shows one mechanism's own effect.
+
+``sizes``: for each policy size, the bf16 head alone against an fp32 trainer with one minibatch
+(so the reference is exact and everything measured is the head): per-token |Δ| on lag-0 tokens,
+the GSPO clip rate at the demo's ε, and seconds per RL step.
 """
 
 from __future__ import annotations
@@ -189,9 +194,29 @@ def ablation(steps: int, threads: int | None, checkpoint_dir: Path) -> None:
     leg_table(results)
 
 
+def sizes(steps: int, threads: int | None, checkpoint_dir: Path) -> None:
+    from workers.policy import POLICY_SIZES
+
+    print(f"\nsizes: bf16 head alone, {steps} steps, one minibatch, ε = {DEMO_WORKLOAD['epsilon_low']}/{DEMO_WORKLOAD['epsilon_high']}")
+    print("| model | parameters | hidden | vocab | per-token abs Δ (bf16 head) | clip rate (bf16 head) | clip rate (fp32 head) | s per RL step |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, config in POLICY_SIZES.items():
+        workload = {**DEMO_WORKLOAD, "model": name, "steps": steps, "minibatches": 1}
+        fp32 = run_leg(workload, REFERENCE, 1, checkpoint_dir=checkpoint_dir, torch_threads=threads)
+        bf16 = run_leg(workload, EngineSettings(lm_head_dtype="bf16"), 1, checkpoint_dir=checkpoint_dir, torch_threads=threads)
+        parameters = sum(p.numel() for p in load_policy(Path(bf16.checkpoint)).parameters())
+
+        def mean(result, key):
+            return sum(m[key] for m in result.metrics) / len(result.metrics)
+
+        print(f"| {name} | {parameters:,} | {config.hidden_size} | {config.vocab_size} "
+              f"| {mean(bf16, 'parity/logprob_abs_diff_mean'):.1e} | {mean(bf16, 'clamp_log_ratio_new_old_indicator'):.2f} "
+              f"| {mean(fp32, 'clamp_log_ratio_new_old_indicator'):.2f} | {bf16.seconds / steps:.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("speed", "demo", "ablation"))
+    parser.add_argument("what", choices=("speed", "demo", "ablation", "sizes"))
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads; 0 = torch's default")
@@ -206,8 +231,10 @@ def main() -> None:
             speed(args.repeats, args.checkpoint_dir)
     elif args.what == "demo":
         demo(args.steps or DEMO_WORKLOAD["steps"], threads)
-    else:
+    elif args.what == "ablation":
         ablation(args.steps or 30, threads, args.checkpoint_dir)
+    else:
+        sizes(args.steps or 5, threads, args.checkpoint_dir)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ class Workload:
     epsilon_high: float
     top_k: int = 0
     minibatches: int = 1
-    warm_start_steps: int = 300
+    warm_start_steps: int = 40
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> Workload:
