@@ -193,3 +193,33 @@ def test_what_the_server_acknowledged_is_committed(live_server: str, project: Pr
             "replaced": 0,
         }
     connection.close()
+
+
+TRAINER_SCRIPT = """
+import sys
+import parityscope
+run = parityscope.init(sys.argv[1], sys.argv[2], url=sys.argv[3], token=sys.argv[4], spool_dir=sys.argv[5],
+                       flush_interval=60)
+for step in range(5):
+    run.log({"reward": float(step)})
+if sys.argv[2] == "crashes":
+    raise RuntimeError("diverged")
+"""
+
+
+def test_interpreter_exit_flushes_and_finishes(
+    live_server: str, project: ProjectFixture, client: TestClient, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    for name, code, status in [("exits", 0, "finished"), ("crashes", 1, "failed")]:
+        done = subprocess.run(
+            [sys.executable, "-c", TRAINER_SCRIPT, project.slug, name, live_server, project.write, str(tmp_path)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == code, done.stderr
+        (run,) = [r for r in client.get(f"/api/v1/projects/{project.slug}/runs", headers=project.auth("read")).json()["runs"] if r["name"] == name]
+        assert run["status"] == status
+        assert stored(client, project, run["id"])[1] == {"reward": {"steps": [0, 1, 2, 3, 4], "values": [0.0, 1.0, 2.0, 3.0, 4.0]}}
+    assert spool_files(tmp_path) == []

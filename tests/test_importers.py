@@ -14,6 +14,8 @@ from torch.utils.tensorboard import SummaryWriter
 from typer.testing import CliRunner
 
 from backend.cli import app as cli
+from backend.errors import BadInput
+from backend.importers import read_csv
 from tests.conftest import ProjectFixture
 
 IMPORTS = "/api/v1/projects/{slug}/imports"
@@ -156,6 +158,7 @@ def test_jsonl_export_with_nan_literals_and_nested_values(client: TestClient, pr
         ("step,reward\n0,1\n1,2,3\n", "line 3: expected 2 fields as in the header, found 3"),
         ("step,reward,kl\n0,1,2\n1,2\n", "line 3: expected 3 fields as in the header, found 2"),
         ("step,reward\n0,1\n1,2\n2,high\n", "line 4, column 'reward': 'high' is not a number"),
+        ('step,note,reward\n0,"two\nlines",1\n1,x,high\n', "line 4, column 'reward': 'high' is not a number"),
         ("step,reward\n0,1\n,2\n", "line 3, column 'step': the step is missing"),
         ("step,reward\n0,1\n1.5,2\n", "line 3, column 'step': step 1.5 is not an integer"),
         ("step,reward\n0,1\n-1,2\n", "line 3, column 'step': step -1 is outside"),
@@ -165,16 +168,20 @@ def test_jsonl_export_with_nan_literals_and_nested_values(client: TestClient, pr
         ("", "line 1: the file is empty"),
     ],
 )
-def test_malformed_csv_is_refused_naming_the_line(
-    client: TestClient, project: ProjectFixture, content: str, message: str
-) -> None:
-    r = client.post(IMPORTS.format(slug=project.slug), params={"format": "csv"}, content=content.encode(), headers=project.auth())
-    if not content:
-        assert r.status_code == 422 and "body: empty" in r.json()["detail"]
-        return
+def test_malformed_csv_names_the_line(content: str, message: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        read_csv(content.encode(), "bad.csv")
+    assert message in caught.value.message
+
+
+def test_malformed_csv_is_refused_by_the_api_and_nothing_is_stored(client: TestClient, project: ProjectFixture) -> None:
+    content = b"step,reward\n0,1\n1,2\n2,high\n"
+    r = client.post(IMPORTS.format(slug=project.slug), params={"format": "csv"}, content=content, headers=project.auth())
     assert r.status_code == 422, r.text
-    assert message in r.json()["detail"]
-    assert runs_of(client, project) == []  # nothing stored
+    assert r.json()["detail"] == "line 4, column 'reward': 'high' is not a number"
+    r = client.post(IMPORTS.format(slug=project.slug), params={"format": "csv"}, content=b"", headers=project.auth())
+    assert r.status_code == 422 and "body: empty" in r.json()["detail"]
+    assert runs_of(client, project) == []
 
 
 def test_malformed_files_through_the_cli(live_server: str, project: ProjectFixture, client: TestClient, tmp_path: Path) -> None:
