@@ -31,11 +31,6 @@ def main() -> None:
         # Sticky bars would cover the top of element screenshots.
         page.add_style_tag(content=".toolbar, header.top { position: static !important; }")
         page.locator(".columns").screenshot(path=str(HERE / "diagnosis.png"))
-        page.check("#mode-diff")
-        page.wait_for_function("() => location.search.includes('mode=diff')")
-        page.wait_for_selector("#panels[data-drawn='4']")
-        page.wait_for_timeout(500)
-        page.locator("#panels").screenshot(path=str(HERE / "compare-diff.png"))
         slug = page.evaluate("() => fetch('/api/v1/projects').then(r => r.json()).then(p => p[0].slug)")
         page.goto(f"{base}/projects/{slug}")
         page.wait_for_selector("#rows tr")
