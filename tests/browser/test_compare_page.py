@@ -57,6 +57,13 @@ def test_four_panels_traces_diagnosis_and_config_diff(new_page, seeded) -> None:
     config_layers = page.eval_on_selector_all("#config-diff .config-layer", "els => els.map(e => e.dataset.layer)")
     assert config_layers == ["semantic", "inference-path"]
     assert "logprobs_mode" in page.inner_text("#config-diff .config-layer[data-layer='semantic']")
+    # Hovering a step shows every run's value there (Plotly's unified x hover, set by the server).
+    box = page.locator(".panel[data-metric='reward'] .nsewdrag").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    page.wait_for_selector(".panel[data-metric='reward'] .hoverlayer .legend")
+    hover = page.eval_on_selector(".panel[data-metric='reward'] .hoverlayer", "g => g.textContent")
+    for name in ("reference", "reference-replica", "v1-initial", "v1-fixed"):
+        assert name in hover, hover
     screenshot(page, "compare-overlay")
 
     # Diff mode draws candidate − reference: the band around zero and one trace per candidate.
@@ -212,3 +219,14 @@ def test_exports_png_csv_and_an_offline_html_file(new_page, seeded, browser) -> 
         view.screenshot(path=str(ARTIFACTS / "comparison-export.png"))
     finally:
         offline.close()
+
+
+def test_a_bad_address_says_what_is_wrong(new_page, seeded) -> None:  # type: ignore[no-untyped-def]
+    page = new_page()
+    page.goto(f"{seeded.url}/compare?reference=abc")
+    page.wait_for_selector("#status.error")
+    assert 'reference: "abc" is not a run id' in page.inner_text("#status")
+    page.goto(f"{seeded.url}/compare?reference=999999")
+    page.wait_for_selector("#status.error")
+    assert "run 999999 not found" in page.inner_text("#status")
+    assert page.locator(".panel").count() == 0
