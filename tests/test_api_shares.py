@@ -87,6 +87,12 @@ def test_a_link_restores_the_view_and_stores_only_a_hash(
     assert resmoothed["data"]["comparison"]["settings"]["smoothing"] == 0.0
     statuses = _open(client, f"/s/{made['token']}/runs")
     assert [(r["id"], r["status"], r["last_step"]) for r in statuses] == [(ref, "running", 49), (cand, "running", 49)]
+    # The link opens its own view only: it is no API token for anything else.
+    other = _run(client, project, "not shared", range(5))
+    as_bearer = {"Authorization": f"Bearer {made['token']}"}
+    assert client.get(f"/api/v1/runs/{other}", headers=as_bearer).status_code == 401
+    assert client.get(f"/api/v1/runs/{ref}/metrics", headers=as_bearer).status_code == 401
+    assert str(other) not in _open(client, f"/s/{made['token']}")["data"]["comparison"]["runs"]
     # Listing shows the link without its secret.
     (listed,) = client.get(f"/api/v1/projects/{project.slug}/shares", headers=project.auth()).json()
     assert listed["id"] == made["id"] and listed["token"] is None and listed["url"] is None
