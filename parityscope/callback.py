@@ -9,7 +9,8 @@ It works with any ``transformers.Trainer``, so with TRL's trainers (``GRPOTraine
 ``run.log(values, step=state.global_step)`` of the numeric values (one-element tensors included;
 strings, lists and tables are left out). The run's config holds the training arguments (TRL's
 config classes are TrainingArguments, so ``temperature``, ``epsilon``, ``beta``, the vLLM settings
-… are there for the config diff) and the model's config. Only the main process logs.
+… are there for the config diff; ``run_name``, ``output_dir`` and ``logging_dir``, which only name
+the run, are left out) and the model's config. Only the main process logs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from parityscope.client import Run, init
 __all__ = ["ParityScopeCallback"]
 
 ENV_PROJECT = "PARITYSCOPE_PROJECT"
+# Arguments that name the run rather than configure it: they differ between any two runs, and
+# the config diff would report them.
+RUN_IDENTITY_ARGS = frozenset({"run_name", "output_dir", "logging_dir"})
 
 
 def _json_safe(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +86,8 @@ class ParityScopeCallback(TrainerCallback):
         self.run: Run | None = None
 
     def _start(self, args: Any, model: Any) -> None:
-        config: dict[str, Any] = {"training_args": _json_safe(args.to_sanitized_dict())}
+        training_args = {k: v for k, v in args.to_sanitized_dict().items() if k not in RUN_IDENTITY_ARGS}
+        config: dict[str, Any] = {"training_args": _json_safe(training_args)}
         model_config = getattr(model, "config", None)
         if model_config is not None and hasattr(model_config, "to_diff_dict"):
             config["model_config"] = _json_safe(model_config.to_diff_dict())

@@ -37,6 +37,7 @@ def test_trainer_logs_reach_parityscope_with_the_global_step(
     assert run["name"] == "hf-trainer" and run["status"] == "finished" and run["tags"] == ["hf"]
     assert run["config"]["training_args"]["learning_rate"] == 0.01
     assert run["config"]["training_args"]["max_steps"] == 4
+    assert "output_dir" not in run["config"]["training_args"]  # names the run, differs between any two
     assert run["config"]["engine"] == "torch"
     got = series(client, project, run["id"])
     logged = [h for h in trainer.state.log_history if "loss" in h]

@@ -102,6 +102,7 @@ def test_fluent_api_logs_a_run_into_the_named_project(
     assert stored["name"] == "reference"
     assert stored["config"]["learning_rate"] == "1e-05"
     assert stored["config"]["mlflow_tags"]["backend"] == "vllm-v0"
+    assert "mlflow.runName" not in stored["config"]["mlflow_tags"]  # it is the run's name
     assert "backend:vllm-v0" in stored["tags"]
     assert series(client, project, run_id) == {
         "kl": {"steps": [7], "values": ["NaN"]},

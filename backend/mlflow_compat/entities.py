@@ -9,7 +9,8 @@ The mapping (documented in docs/API.md, "MLflow-compatible tracking"):
   config value set through the core API reads back as its text (nested keys dotted).
 - tags ↔ ``config["mlflow_tags"]``, kept exactly. A tag that is not a ``mlflow.*`` system tag
   is also put in the run's tag list as ``key:value`` (when that fits a tag's 100 characters), so
-  the dashboard can filter on it; ``mlflow.runName`` is the run's name.
+  the dashboard can filter on it; ``mlflow.runName`` is the run's name (and is not kept in the
+  config).
 """
 
 from __future__ import annotations
@@ -248,12 +249,15 @@ class RunChange:
                 f"tag {key!r}: value of {len(value)} characters exceeds the limit of {MAX_TAG_VAL_LENGTH}",
                 field="value",
             )
-        self.config.setdefault(TAGS_KEY, {})[key] = value
         if key == RUN_NAME_TAG:
+            # The run's name itself, not kept twice: in the config every pair of runs would
+            # differ there, which the config diff would report.
             if not value or len(value) > 500:
                 raise BadInput(f"tag {RUN_NAME_TAG}: a run name is 1-500 characters", field="value")
             self.name = value
-        elif not key.startswith(SYSTEM_TAG_PREFIX):
+            return
+        self.config.setdefault(TAGS_KEY, {})[key] = value
+        if not key.startswith(SYSTEM_TAG_PREFIX):
             self.tags = mirror_tag(self.run.tags if self.tags is None else self.tags, key, value)
 
 
