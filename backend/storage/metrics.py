@@ -16,7 +16,6 @@ import time
 import numpy as np
 import psycopg
 from sqlalchemy import func, select, text, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from backend.domain import IngestResult, KeySummary
@@ -135,7 +134,8 @@ class MetricStore:
             # Append path: nothing can conflict except a concurrent writer, which the savepoint
             # catches, falling through to the merge below.
             try:
-                with self.session.begin_nested():
+                # psycopg's own transaction block inside the open transaction is a savepoint.
+                with conn.transaction():
                     with conn.cursor() as cur:
                         with cur.copy(
                             "COPY metric_point (run_id, key_id, step, value, wall_time) "
@@ -143,9 +143,6 @@ class MetricStore:
                         ) as copy:
                             copy.write(payload)
                 return 0
-            except DBAPIError as exc:
-                if getattr(exc.orig, "sqlstate", None) != "23505":
-                    raise
             except psycopg.errors.UniqueViolation:
                 pass
         with conn.cursor() as cur:
