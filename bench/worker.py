@@ -107,10 +107,11 @@ def speed(repeats: int, checkpoint_dir: Path) -> None:
     rows.append(("baseline: transformers generate()", wall, cpu, hf_tokens / wall))
     baseline = rows[-1][3]
     print(f"\nengine: one batch of {len(prompts)} sequences")
-    print("| path | wall ms | CPU ms | tokens/s | ratio to baseline |")
-    print("|---|---|---|---|---|")
+    baseline_cpu = rows[-1][2]
+    print("| path | wall ms | CPU ms | tokens/s (wall) | ratio to baseline, wall | ratio, CPU |")
+    print("|---|---|---|---|---|---|")
     for label, wall, cpu, rate in rows:
-        print(f"| {label} | {wall * 1e3:.1f} | {cpu * 1e3:.1f} | {rate:,.0f} | {rate / baseline:.2f} |")
+        print(f"| {label} | {wall * 1e3:.1f} | {cpu * 1e3:.1f} | {rate:,.0f} | {rate / baseline:.2f} | {baseline_cpu / cpu:.2f} |")
 
     engine = TorchEngine.from_checkpoint(checkpoint, REFERENCE, sampling_seed=1)
     completions = engine.generate(prompts, sampling)
@@ -134,23 +135,24 @@ def speed(repeats: int, checkpoint_dir: Path) -> None:
 
     b_wall, b_cpu = timed(supervised_step, repeats)
     print(f"\ntrainer: one step on {batch.size} sequences, {workload.minibatches} minibatches")
-    print("| path | wall ms | CPU ms | steps/s | ratio to baseline |")
-    print("|---|---|---|---|---|")
-    print(f"| Trainer.step ({workload.objective}) | {t_wall * 1e3:.1f} | {t_cpu * 1e3:.1f} | {1 / t_wall:.1f} | {b_wall / t_wall:.2f} |")
-    print(f"| baseline: one supervised step | {b_wall * 1e3:.1f} | {b_cpu * 1e3:.1f} | {1 / b_wall:.1f} | 1.00 |")
+    print("| path | wall ms | CPU ms | steps/s (wall) | ratio to baseline, wall | ratio, CPU |")
+    print("|---|---|---|---|---|---|")
+    print(f"| Trainer.step ({workload.objective}) | {t_wall * 1e3:.1f} | {t_cpu * 1e3:.1f} | {1 / t_wall:.1f} "
+          f"| {b_wall / t_wall:.2f} | {b_cpu / t_cpu:.2f} |")
+    print(f"| baseline: one supervised step | {b_wall * 1e3:.1f} | {b_cpu * 1e3:.1f} | {1 / b_wall:.1f} | 1.00 | 1.00 |")
 
 
-def leg_table(results: dict[str, tuple[list[dict[str, float]], float]]) -> None:
-    print("| leg | wall s | clip rate | KL (k3) | mean abs Δ | entropy | reward, first 10 steps | reward, last 10 steps | parity diff mean | parity abs diff mean | version lag |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for label, (metrics, seconds) in results.items():
+def leg_table(results: dict[str, tuple[list[dict[str, float]], float, float]]) -> None:
+    print("| leg | wall s | CPU s | clip rate | KL (k3) | mean abs Δ | entropy | reward, first 10 steps | reward, last 10 steps | parity diff mean | parity abs diff mean | version lag |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for label, (metrics, seconds, cpu) in results.items():
         def mean(key: str, window: slice = slice(None), metrics=metrics) -> float:
             values = [m[key] for m in metrics[window]]
             return sum(values) / len(values)
 
         window = min(10, len(metrics))
         print(
-            f"| {label} | {seconds:.1f} | {mean('clamp_log_ratio_new_old_indicator'):.3f} | {mean('kl_new_old'):.2e} "
+            f"| {label} | {seconds:.1f} | {cpu:.1f} | {mean('clamp_log_ratio_new_old_indicator'):.3f} | {mean('kl_new_old'):.2e} "
             f"| {mean('mean_abs_log_ratio_new_old'):.2e} | {mean('entropy'):.3f} "
             f"| {mean('reward', slice(0, window)):.3f} | {mean('reward', slice(-window, None)):.3f} "
             f"| {mean('parity/logprob_diff_mean'):+.2e} | {mean('parity/logprob_abs_diff_mean'):.2e} "
@@ -160,17 +162,39 @@ def leg_table(results: dict[str, tuple[list[dict[str, float]], float]]) -> None:
 
 def demo(steps: int, threads: int | None) -> None:
     workload = {**DEMO_WORKLOAD, "steps": steps}
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as fresh:
         warm_started_checkpoint(Workload.from_dict(workload), Path(fresh))
         warm = time.perf_counter() - started
         results = {}
         for leg in DEMO_LEGS:
+            cpu = time.process_time()
             result = run_leg(workload, leg.settings, leg.sampling_seed, checkpoint_dir=Path(fresh), torch_threads=threads)
-            results[leg.label] = (result.metrics, result.seconds)
+            results[leg.label] = (result.metrics, result.seconds, time.process_time() - cpu)
     total = time.perf_counter() - started
-    print(f"\ndemo: {steps} steps per leg; warm start {warm:.1f} s; total {total:.1f} s including the warm start")
+    cpu_total = time.process_time() - cpu_started
+    print(f"\ndemo: {steps} steps per leg; warm start {warm:.1f} s; total {total:.1f} s wall, "
+          f"{cpu_total:.1f} s CPU, including the warm start")
     leg_table(results)
+    spread_table({label: metrics for label, (metrics, _, _) in results.items()})
+
+
+def spread_table(legs: dict[str, list[dict[str, float]]]) -> None:
+    """Each candidate's mean per-step distance from the reference pair's midpoint, over the
+    pair's own mean per-step distance: about 0.9 for another replica, far above 1 for a mismatch."""
+    keys = ("clamp_log_ratio_new_old_indicator", "kl_new_old", "mean_abs_log_ratio_new_old", "entropy", "reward")
+    reference, replica = legs["reference"], legs["reference-replica"]
+    print("\n| leg | " + " | ".join(keys) + " |")
+    print("|---|" + "---|" * len(keys))
+    for label in ("v1-initial", "v1-fixed"):
+        ratios = []
+        for key in keys:
+            spread = statistics.fmean(abs(a[key] - b[key]) for a, b in zip(reference, replica, strict=True))
+            distance = statistics.fmean(
+                abs(c[key] - (a[key] + b[key]) / 2) for a, b, c in zip(reference, replica, legs[label], strict=True)
+            )
+            ratios.append(distance / spread)
+        print(f"| {label} | " + " | ".join(f"{r:.2f}" for r in ratios) + " |")
 
 
 def ablation(steps: int, threads: int | None, checkpoint_dir: Path) -> None:
@@ -188,8 +212,9 @@ def ablation(steps: int, threads: int | None, checkpoint_dir: Path) -> None:
     results = {}
     for label, change in variants.items():
         settings = EngineSettings.from_dict({**REFERENCE.to_dict(), **change})
+        cpu = time.process_time()
         result = run_leg(workload, settings, DEMO_LEGS[0].sampling_seed, checkpoint_dir=checkpoint_dir, torch_threads=threads)
-        results[label] = (result.metrics, result.seconds)
+        results[label] = (result.metrics, result.seconds, time.process_time() - cpu)
     print(f"\nablation: {steps} steps, reference sampling seed")
     leg_table(results)
 
@@ -198,12 +223,14 @@ def sizes(steps: int, threads: int | None, checkpoint_dir: Path) -> None:
     from workers.policy import POLICY_SIZES
 
     print(f"\nsizes: bf16 head alone, {steps} steps, one minibatch, ε = {DEMO_WORKLOAD['epsilon_low']}/{DEMO_WORKLOAD['epsilon_high']}")
-    print("| model | parameters | hidden | vocab | per-token abs Δ (bf16 head) | clip rate (bf16 head) | clip rate (fp32 head) | s per RL step |")
+    print("| model | parameters | hidden | vocab | per-token abs Δ (bf16 head) | clip rate (bf16 head) | clip rate (fp32 head) | CPU s per RL step |")
     print("|---|---|---|---|---|---|---|---|")
     for name, config in POLICY_SIZES.items():
         workload = {**DEMO_WORKLOAD, "model": name, "steps": steps, "minibatches": 1}
         fp32 = run_leg(workload, REFERENCE, 1, checkpoint_dir=checkpoint_dir, torch_threads=threads)
+        cpu = time.process_time()
         bf16 = run_leg(workload, EngineSettings(lm_head_dtype="bf16"), 1, checkpoint_dir=checkpoint_dir, torch_threads=threads)
+        cpu = time.process_time() - cpu
         parameters = sum(p.numel() for p in load_policy(Path(bf16.checkpoint)).parameters())
 
         def mean(result, key):
@@ -211,7 +238,7 @@ def sizes(steps: int, threads: int | None, checkpoint_dir: Path) -> None:
 
         print(f"| {name} | {parameters:,} | {config.hidden_size} | {config.vocab_size} "
               f"| {mean(bf16, 'parity/logprob_abs_diff_mean'):.1e} | {mean(bf16, 'clamp_log_ratio_new_old_indicator'):.2f} "
-              f"| {mean(fp32, 'clamp_log_ratio_new_old_indicator'):.2f} | {bf16.seconds / steps:.3f} |")
+              f"| {mean(fp32, 'clamp_log_ratio_new_old_indicator'):.2f} | {cpu / steps:.3f} |")
 
 
 def main() -> None:
