@@ -223,8 +223,9 @@ def sizes(steps: int, threads: int | None, checkpoint_dir: Path) -> None:
     from workers.policy import POLICY_SIZES
 
     print(f"\nsizes: bf16 head alone, {steps} steps, one minibatch, ε = {DEMO_WORKLOAD['epsilon_low']}/{DEMO_WORKLOAD['epsilon_high']}")
-    print("| model | parameters | hidden | vocab | per-token abs Δ (bf16 head) | clip rate (bf16 head) | clip rate (fp32 head) | CPU s per RL step |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | parameters | hidden | vocab | per-token abs Δ (bf16 head) | clip rate (bf16 head) | clip rate (fp32 head) "
+          "| abs Δ, bf16 output (teacher-forced) | abs Δ, bf16 operands only | CPU s per RL step |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, config in POLICY_SIZES.items():
         workload = {**DEMO_WORKLOAD, "model": name, "steps": steps, "minibatches": 1}
         fp32 = run_leg(workload, REFERENCE, 1, checkpoint_dir=checkpoint_dir, torch_threads=threads)
@@ -236,9 +237,34 @@ def sizes(steps: int, threads: int | None, checkpoint_dir: Path) -> None:
         def mean(result, key):
             return sum(m[key] for m in result.metrics) / len(result.metrics)
 
+        rounded_output, rounded_operands = head_rounding(Path(bf16.checkpoint), workload)
         print(f"| {name} | {parameters:,} | {config.hidden_size} | {config.vocab_size} "
               f"| {mean(bf16, 'parity/logprob_abs_diff_mean'):.1e} | {mean(bf16, 'clamp_log_ratio_new_old_indicator'):.2f} "
-              f"| {mean(fp32, 'clamp_log_ratio_new_old_indicator'):.2f} | {cpu / steps:.3f} |")
+              f"| {mean(fp32, 'clamp_log_ratio_new_old_indicator'):.2f} | {rounded_output:.1e} | {rounded_operands:.1e} "
+              f"| {cpu / steps:.3f} |")
+
+
+def head_rounding(checkpoint: Path, workload: dict) -> tuple[float, float]:
+    """Mean |Δ logprob| against an fp32 head on 64 teacher-forced answers, for a head whose
+    output is rounded to bf16 (what a bf16 engine returns) and for one that rounds only its
+    operands and keeps an fp32 output."""
+    model = load_policy(checkpoint)
+    task = get_task(workload["task"])
+    prompts = task.rl_prompts(workload["seed"], 0, 64)
+    ids = torch.tensor([(*p, *task.target(p)) for p in prompts])
+    start = task.prompt_length
+    with torch.no_grad():
+        hidden = model.model(input_ids=ids[:, :-1]).last_hidden_state[:, start - 1 :]
+        weight = model.lm_head.weight
+        targets = ids[:, start:, None]
+
+        def logprobs(logits: torch.Tensor) -> torch.Tensor:
+            return (logits / workload["temperature"]).log_softmax(-1).gather(-1, targets).squeeze(-1)
+
+        exact = logprobs(hidden @ weight.T)
+        output = logprobs((hidden.bfloat16() @ weight.bfloat16().T).float())
+        operands = logprobs(hidden.bfloat16().float() @ weight.bfloat16().float().T)
+    return float((output - exact).abs().mean()), float((operands - exact).abs().mean())
 
 
 def main() -> None:
