@@ -3,8 +3,8 @@
 vLLM is imported lazily, inside the engine's constructor, so this module and the pure mapping
 functions of both adapters import and test on hosts without vLLM or a GPU.
 
-The vLLM API used here was checked against vLLM's source and documentation (stored copies read
-through the project's search tools, not a live install): ``LLM(**engine_args)``,
+The vLLM API used here was checked against vLLM's published source and documentation, not
+against a running install: ``LLM(**engine_args)``,
 ``LLM.generate(prompts, sampling_params, use_tqdm=False)`` with ``{"prompt_token_ids": [...]}``
 prompts, ``RequestOutput.outputs[0].token_ids`` / ``.logprobs`` (one ``{token_id: Logprob}`` per
 generated token), ``LLM.collective_rpc(callable, args=...)`` whose callable receives the worker
