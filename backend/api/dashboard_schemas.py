@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from backend.api.schemas import StrictModel
 from backend.compare.aliases import DEFAULT_METRICS
@@ -184,8 +184,6 @@ class ShareCreate(StrictModel):
 
 
 class ShareOut(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
     id: int
     frozen: bool
     created_at: datetime

@@ -4,8 +4,9 @@
 import * as api from './api.js';
 import * as chart from './chart.js';
 import { renderAllConfig, renderConfigDiff, renderDiagnosis } from './diagnosis-view.js';
-import { byId, clear, download, h } from './dom.js';
-import { anyRunning, panelFigure, runChanges, seriesCsv, standaloneHtml } from './shaping.js';
+import { byId, clear, h } from './dom.js';
+import { downloadCsv, downloadHtml, makeShareLink } from './page-actions.js';
+import { anyRunning, panelFigure, runChanges } from './shaping.js';
 import { mountTokenBar } from './tokenbar.js';
 import { DEFAULT_METRICS, fromShareView, parseView, runIds, toShareView, viewToSearch } from './viewstate.js';
 
@@ -313,81 +314,34 @@ async function deleteNote(id) {
 }
 
 async function createShare() {
-  const result = clear(byId('share-result'));
-  result.classList.remove('hidden');
-  const hours = byId('share-expiry').value;
-  let link;
-  try {
-    link = await api.createShare({
-      view: toShareView(state.view),
-      frozen: byId('share-freeze').checked,
-      expires_in_hours: hours ? Number(hours) : null,
-    });
-  } catch (e) {
-    result.append(h('span', { class: 'error', id: 'share-error' },
-      e.status === 401 ? 'Sharing needs a write token: enter one above.' : e.message));
-    return;
-  }
-  const url = `${window.location.origin}${link.url}`;
-  const input = h('input', { type: 'text', readonly: true, value: url, id: 'share-url', 'aria-label': 'share link' });
-  const revoke = h('button', { type: 'button', id: 'share-revoke' }, 'Revoke');
-  revoke.addEventListener('click', async () => {
-    try {
-      await api.revokeShare(link.id);
-      revoke.disabled = true;
-      revoke.textContent = 'Revoked';
-    } catch (e) {
-      result.append(h('span', { class: 'error' }, e.message));
-    }
+  await makeShareLink(byId('share-result'), {
+    view: toShareView(state.view),
+    frozen: byId('share-freeze').checked,
+    expires_in_hours: byId('share-expiry').value ? Number(byId('share-expiry').value) : null,
   });
-  result.append(
-    h('span', {}, link.frozen ? 'Frozen link:' : 'Live link:'), input,
-    h('button', { type: 'button', onclick: () => navigator.clipboard && navigator.clipboard.writeText(url) }, 'Copy'),
-    h('a', { href: link.url, target: '_blank', rel: 'noopener' }, 'open'), revoke,
-    h('span', { class: 'muted' }, 'The link is shown once; anyone who has it can read this comparison until it is revoked or expires.'));
-  input.select();
 }
 
 async function exportCsv() {
-  // The panels' payload carries figures only; the CSV is built from the series themselves
-  // (a share link's payload has them already).
-  let payload = state.payload;
-  const hasSeries = Object.values(payload.metrics || {}).some((m) => (m.series || []).some((s) => s.x));
-  if (!hasSeries && !shareToken) {
-    try {
-      payload = await api.compare(state.view, 'series');
-    } catch (e) {
-      setStatus(`export failed: ${e.message}`, true);
-      return;
-    }
+  try {
+    await downloadCsv(state.payload, state.view, { canFetch: !shareToken });
+  } catch (e) {
+    setStatus(`export failed: ${e.message}`, true);
   }
-  download(new Blob([seriesCsv(payload, state.view)], { type: 'text/csv' }), 'parityscope-comparison.csv');
 }
 
 async function exportHtml() {
   const button = byId('export-html');
   button.disabled = true;
   try {
-    const plotlyJs = await api.plotlySource(byId('plotly-js').href);
-    const figures = state.view.metrics
-      .map((metric) => state.panels.get(metric))
-      .filter((panel) => panel && panel.plot.data)
-      .map((panel) => chart.drawnFigure(panel.plot));
-    const sections = ['diagnosis-section', 'config-section', 'notes-section'].map((id) => {
-      const copy = byId(id).cloneNode(true);
-      copy.querySelectorAll('form, button, input, #config-all-toggle, #config-all-view').forEach((n) => n.remove());
-      copy.querySelectorAll('details').forEach((n) => n.setAttribute('open', ''));
-      return copy.outerHTML;
-    });
     const made = state.share ? new Date(state.share.created_at) : new Date();
-    const html = standaloneHtml({
+    await downloadHtml({
       title: `ParityScope: ${document.title.replace(/ · ParityScope$/, '')}`,
-      subtitle: `Exported ${new Date().toLocaleString()}; data as of ${made.toLocaleString()}. Smoothing ${state.view.smoothing}, ${state.view.mode} mode.`,
-      plotlyJs,
-      figures,
-      sectionsHtml: sections.join('\n'),
+      subtitle: `Exported ${new Date().toLocaleString()}; data as of ${made.toLocaleString()}. `
+        + `Smoothing ${state.view.smoothing}, ${state.view.mode} mode.`,
+      plots: state.view.metrics.map((metric) => state.panels.get(metric)).filter(Boolean).map((p) => p.plot),
+      sections: ['diagnosis-section', 'config-section', 'notes-section'].map(byId),
+      plotlyUrl: byId('plotly-js').href,
     });
-    download(new Blob([html], { type: 'text/html' }), 'parityscope-comparison.html');
   } catch (e) {
     setStatus(`export failed: ${e.message}`, true);
   } finally {
