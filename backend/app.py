@@ -11,10 +11,21 @@ from fastapi.responses import JSONResponse
 
 from backend import __version__
 from backend.api.errors import install_error_handlers
-from backend.api.routes import compare, metrics, notes, pages, projects, registry, runs, shares, summaries
-from backend.api.routes import imports
+from backend.api.routes import (
+    compare,
+    imports,
+    jobs,
+    legs,
+    metrics,
+    notes,
+    pages,
+    projects,
+    registry,
+    runs,
+    shares,
+    summaries,
+)
 from backend.api.routes import mlflow as mlflow_routes
-from backend.api.routes import jobs, legs
 from backend.api.schemas import ColumnsBody, RowsBody
 from backend.api.security import SecurityHeaders
 from backend.db import Database, prepare_database

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from backend.db import make_engine
 from backend.models import Base
 

@@ -19,7 +19,7 @@ def test_concurrent_writers_to_the_same_steps(database: Database, project: Proje
     for attempt in range(3):
         barrier = threading.Barrier(2)
 
-        def write(value: float, attempt: int = attempt) -> None:
+        def write(value: float, attempt: int = attempt, barrier: threading.Barrier = barrier) -> None:
             batch = PointBatch()
             steps = list(range(attempt * 500, attempt * 500 + 500))
             batch.extend("reward", steps, [value] * 500, [1.0] * 500)

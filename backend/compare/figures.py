@@ -11,7 +11,8 @@ so Plotly validates every one; the data arrays are attached afterwards as Plotly
 Assembling the figure from validated parts instead of through ``go.Figure`` keeps the cost at a
 few milliseconds per figure. No template is embedded: the page's Plotly.js defaults apply.
 
-Names people typed (run names) are HTML-escaped, since Plotly renders a subset of HTML in
+Names people typed (run names) are HTML-escaped (quotes left alone: Plotly does not decode
+``&quot;``), since Plotly renders a subset of HTML in
 legend, annotation and hover text.
 """
 
@@ -133,7 +134,7 @@ def diff_figure(
     for run_id, name, diff in diffs:
         trace = go.Scatter(
             mode="lines",
-            name=f"{html.escape(name)} − reference",
+            name=f"{html.escape(name, quote=False)} − reference",
             legendgroup=run_id,
             line={"color": colours[run_id], "width": 1.5},
         ).to_plotly_json()
@@ -150,7 +151,7 @@ def _run_trace(run: RunTrace, colour: str, dash: str) -> dict[str, Any]:
     # hovering the extremes of the drawn line shows them exactly, at no extra payload.
     trace = go.Scatter(
         mode="lines",
-        name=html.escape(run.name) + (" (reference)" if run.role == "reference" else ""),
+        name=html.escape(run.name, quote=False) + (" (reference)" if run.role == "reference" else ""),
         legendgroup=run.run_id,
         line={"color": colour, "width": 1.5 if run.role == "candidate" else 1.2, "dash": dash},
     ).to_plotly_json()
@@ -218,15 +219,15 @@ def _layout(
                 "yanchor": "top",
                 "showarrow": False,
                 "font": {"color": colour, "size": 11},
-                "text": f"{html.escape(marker.name)} leaves the band · {layer}",
+                "text": f"{html.escape(marker.name, quote=False)} leaves the band · {layer}",
                 "hovertext": _marker_hover(marker),
             }
         )
     return go.Layout(
-        title={"text": html.escape(title)},
+        title={"text": html.escape(title, quote=False)},
         hovermode="x unified",
         xaxis={"title": {"text": "step"}},
-        yaxis={"title": {"text": html.escape(y_title)}},
+        yaxis={"title": {"text": html.escape(y_title, quote=False)}},
         legend={"orientation": "h", "y": -0.2},
         margin={"l": 60, "r": 20, "t": 50, "b": 60},
         shapes=shapes,
@@ -235,11 +236,11 @@ def _layout(
 
 
 def _marker_hover(marker: DivergenceMarker) -> str:
-    lines = [f"{html.escape(marker.name)} leaves the reference band at step {marker.step}"]
+    lines = [f"{html.escape(marker.name, quote=False)} leaves the reference band at step {marker.step}"]
     if marker.effect_size is not None:
         lines.append(f"effect size {marker.effect_size:.3g} band half-widths beyond the edge")
     if marker.starting_layer:
         lines.append(f"start with the {marker.starting_layer} layer")
     if marker.sentence:
-        lines.append(html.escape(marker.sentence))
+        lines.append(html.escape(marker.sentence, quote=False))
     return "<br>".join(lines)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from backend.domain import IngestResult, KeySummary
 from backend.ingest import PointBatch
 from backend.models import MetricKeyRow, MetricPointRow, RunRow, utcnow
-from backend.storage.values import from_storage, to_storage
+from backend.storage.values import from_storage
 
 
 class MetricStore:

@@ -1,11 +1,10 @@
 import json
 
 import numpy as np
-
-from backend.compare.encoding import decode_typed_array
 import pytest
 
 from backend.compare.comparison import build_comparison
+from backend.compare.encoding import decode_typed_array
 from backend.compare.response import comparison_to_json
 from backend.compare.run_series import RunSeries
 from backend.compare.smoothing import debiased_ema

@@ -1,11 +1,10 @@
 import json
 
 import numpy as np
-
-from backend.compare.encoding import decode_typed_array, typed_array
 import plotly.graph_objects as go
 
 from backend.compare.downsample import DownsampledBand, DownsampledSeries
+from backend.compare.encoding import decode_typed_array, typed_array
 from backend.compare.figures import (
     BAND_FILL,
     REFERENCE_COLOUR,

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from backend.api.deps import OptionalToken, ReadableProject, SessionDep, SettingsDep, check_read, check_write
+from backend.api.deps import (
+    OptionalToken,
+    ReadableProject,
+    SessionDep,
+    SettingsDep,
+    check_read,
+    check_write,
+)
 from backend.api.json import orjson_response
 from backend.compare.aliases import DEFAULT_METRICS
 from backend.compare.comparison import build_comparison
