@@ -115,6 +115,8 @@ class Connection:
 
 
 def _wire(value: float) -> float | str:
+    # The server's encoding (backend.storage.values.encode_value), repeated here so that the
+    # client needs nothing but httpx.
     if value != value:
         return "NaN"
     if value in (math.inf, -math.inf):

@@ -55,19 +55,19 @@ def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("checkpoints")
 
 
-def paired_job(candidates: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def paired_job(candidates: list[dict[str, Any]] | None = None, steps: int = STEPS) -> dict[str, Any]:
     return {
-        "workload": TINY_WORKLOAD,
+        "workload": {**TINY_WORKLOAD, "steps": steps},
         "reference": {"engine": "torch", "settings": {}, "label": "reference"},
         "candidates": candidates or [{"engine": "torch", "settings": V1_INITIAL, "label": "v1-initial"}],
     }
 
 
-def assert_one_point_per_step(client: httpx.Client, run_id: int) -> None:
+def assert_one_point_per_step(client: httpx.Client, run_id: int, steps: int = STEPS) -> None:
     keys = client.get(f"/api/v1/runs/{run_id}/keys").json()
     assert {"reward", "clamp_log_ratio_new_old_indicator", "kl_new_old", "entropy"} <= {k["key"] for k in keys}
     for key in keys:
-        assert (key["count"], key["first_step"], key["last_step"]) == (STEPS, 0, STEPS - 1), key
+        assert (key["count"], key["first_step"], key["last_step"]) == (steps, 0, steps - 1), key
 
 
 def test_worker_runs_the_legs_for_its_engine_only(
@@ -139,8 +139,11 @@ def test_killed_worker_process_is_requeued_without_duplicate_steps(
 ) -> None:
     """API in this process, workers in others, on PostgreSQL: a worker killed mid-leg loses its
     lease, the leg is claimed again, and its re-run replaces the steps already posted."""
+    # Long enough that the first worker is still mid-leg when it is seen to have posted, on a
+    # fast machine as on a loaded one (a tiny step takes a few tens of milliseconds).
+    steps = 80
     api = JobApi(live_server, project.write)
-    job = api.submit(paired_job())
+    job = api.submit(paired_job(steps=steps))
     client = httpx.Client(base_url=live_server, headers={"Authorization": f"Bearer {project.read}"})
 
     doomed = _worker_process(live_server, project.write, "doomed", checkpoint_dir, "--once")
@@ -161,7 +164,7 @@ def test_killed_worker_process_is_requeued_without_duplicate_steps(
         if doomed.poll() is None:
             doomed.kill()
     first = api.job(job["id"])["legs"][0]
-    assert first["status"] == "running" and first["worker"] == "doomed" and 2 <= posted < STEPS
+    assert first["status"] == "running" and first["worker"] == "doomed" and 2 <= posted < steps
 
     rescuer = _worker_process(live_server, project.write, "rescuer", checkpoint_dir)
     try:
@@ -183,7 +186,7 @@ def test_killed_worker_process_is_requeued_without_duplicate_steps(
     assert requeued["attempts"] == 2 and requeued["worker"] == "rescuer"
     assert candidate["attempts"] == 1 and candidate["worker"] == "rescuer"
     for leg in state["legs"]:
-        assert_one_point_per_step(client, leg["run_id"])
+        assert_one_point_per_step(client, leg["run_id"], steps)
     saved = client.get(f"/api/v1/comparisons/{state['comparison_id']}").json()
     assert saved["reference"] == [requeued["run_id"]] and saved["candidates"] == [candidate["run_id"]]
     client.close()

@@ -31,6 +31,8 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from backend.storage.values import encode_value
+
 __all__ = ["JobApi", "LeaseLost", "MetricBuffer", "Worker", "check_engines_available"]
 
 # Transient answers worth retrying: a proxy in front of a restarting server. (The server's own
@@ -139,15 +141,6 @@ class JobApi:
         self._check(self._request("POST", f"/api/v1/runs/{run_id}/metrics", json=body))
 
 
-def _wire(value: float) -> float | str:
-    value = float(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
 class MetricBuffer:
     """Steps' metrics collected into one column-form post, sent every ``every_steps`` steps or
     ``every_seconds`` seconds, whichever comes first."""
@@ -174,7 +167,7 @@ class MetricBuffer:
             return
         keys = sorted({key for row in self.rows for key in row})
         # A key a step did not log is null there: "no value", nothing stored.
-        values = {key: [_wire(row[key]) if key in row else None for row in self.rows] for key in keys}
+        values = {key: [encode_value(float(row[key])) if key in row else None for row in self.rows] for key in keys}
         self.api.post_metrics(self.run_id, self.steps, values)
         self.posted += len(self.steps)
         self.steps, self.rows = [], []

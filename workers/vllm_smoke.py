@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from backend.storage.values import encode_value
 from workers.demo import DEMO_LEGS, DEMO_WORKLOAD
 from workers.leg import describe_leg, run_leg
 from workers.warm_start import default_checkpoint_dir, warm_started_checkpoint
@@ -138,19 +138,10 @@ def _post(url: str, token: str, project: str, workload: dict[str, Any],
             })
             response.raise_for_status()
             run_id = response.json()["id"]
-            points = [{"step": step, "values": {k: _wire(v) for k, v in metrics.items()}}
+            points = [{"step": step, "values": {k: encode_value(float(v)) for k, v in metrics.items()}}
                       for step, metrics in enumerate(results[leg["label"]])]
             client.post(f"/api/v1/runs/{run_id}/metrics", json={"points": points}).raise_for_status()
             print(f"posted {leg['label']} as run {run_id}")
-
-
-def _wire(value: float) -> float | str:
-    # JSON has no NaN; the API takes non-finite values as strings.
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
 
 
 if __name__ == "__main__":

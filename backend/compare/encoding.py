@@ -18,11 +18,12 @@ Steps are integers and always finite.
 from __future__ import annotations
 
 import base64
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from backend.storage.values import encode_value
 
 __all__ = [
     "api_number",
@@ -88,12 +89,7 @@ def api_number(value: float | None) -> float | str | None:
     """One number in the API encoding; None stays None (no value)."""
     if value is None:
         return None
-    value = float(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
+    return encode_value(float(value))
 
 
 def api_value(value: Any) -> Any:

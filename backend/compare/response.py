@@ -2,7 +2,7 @@
 
 Encodings (see ``backend.compare.encoding``): series, bands, diffs, effect sizes, config values
 and evidence use the API value encoding (NaN as ``"NaN"``, ±inf as ``"Infinity"`` /
-``"-Infinity"``); figures use ``null``. Run ids keep their type in ``run_id`` fields and become
+``"-Infinity"``); figures carry Plotly typed arrays with NaN gaps. Run ids keep their type in ``run_id`` fields and become
 strings where they key an object.
 
 Shape::

@@ -11,6 +11,7 @@ from typing import Any
 
 from backend.errors import BadInput
 from backend.ingest import MAX_STEP, PointBatch, check_key
+from backend.storage.values import encode_value
 
 __all__ = ["FORMATS", "ImportedHistory", "MetricColumn", "content_identity", "step_of"]
 
@@ -70,17 +71,9 @@ class ImportedHistory:
                 rows = max(1, max_values // len(chunk_keys))
                 for start in range(0, len(steps), rows):
                     end = start + rows
-                    values = {k: [_wire(v) for v in self.columns[k].values[start:end]] for k in chunk_keys}
+                    values = {k: [encode_value(v) for v in self.columns[k].values[start:end]] for k in chunk_keys}
                     body = {"steps": list(steps[start:end]), "values": values, "times": list(times[start:end])}
                     yield body, len(body["steps"]) * len(chunk_keys)
-
-
-def _wire(value: float) -> float | str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
 
 
 def content_identity(*parts: bytes) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 from backend.domain import Project, Run, RunStatus
 from backend.errors import BadInput
 from backend.storage.mlflow import LoggedValue
+from backend.storage.values import encode_value
 
 TAGS_KEY = "mlflow_tags"
 RUN_NAME_TAG = "mlflow.runName"
@@ -97,15 +98,6 @@ def metric_value(raw: Any, where: str) -> float:
     raise BadInput(f"{where}: expected a number, got {str(raw)[:40]!r}", field=where)
 
 
-def encode_number(value: float) -> float | str:
-    """A float in protobuf's JSON encoding: non-finite values as strings."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
 def check_entity_key(key: str, kind: str) -> str:
     if not key:
         raise BadInput(f"{kind} key: must not be empty", field="key")
@@ -173,7 +165,7 @@ def end_time(run: Run) -> int | None:
 def metric_json(point: LoggedValue) -> dict[str, Any]:
     return {
         "key": point.key,
-        "value": encode_number(point.value),
+        "value": encode_value(point.value),
         "timestamp": 0 if point.wall_time is None else int(round(point.wall_time * 1000)),
         "step": point.step,
     }
