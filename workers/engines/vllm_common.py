@@ -20,6 +20,7 @@ import importlib.util
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -61,7 +62,9 @@ def load_weights_on_worker(worker: Any, named_tensors: Sequence[tuple[str, torch
 
 
 class OfflineVllmEngine(RolloutEngine):
-    """Drives ``vllm.LLM``. Subclasses supply the settings mapping for their vLLM generation.
+    """Drives ``vllm.LLM``. Subclasses name the module that maps settings for their vLLM
+    generation (``mapping``: a module with ``engine_env``, ``engine_kwargs``, ``sampling_kwargs``
+    and ``describe``, pure functions unit-tested without vLLM).
 
     ``generate`` on the offline ``LLM`` is synchronous, so the next batch is sampled at
     :meth:`collect` and weights always load between batches: an update never overlaps
@@ -70,6 +73,7 @@ class OfflineVllmEngine(RolloutEngine):
     """
 
     name = "vllm"
+    mapping: ModuleType
 
     def __init__(self, checkpoint: Path, settings: EngineSettings, sampling_seed: int, **options: Any) -> None:
         self.settings = settings
@@ -79,22 +83,14 @@ class OfflineVllmEngine(RolloutEngine):
         if importlib.util.find_spec("vllm") is None:
             raise EngineUnavailable(f"{self.name} needs vLLM installed on this host")
         # The V0/V1 switch is read when the engine is created, so it must be set before.
-        os.environ.update(self.engine_env(settings))
+        os.environ.update(self.mapping.engine_env(settings))
         import vllm
         self._vllm = vllm
-        self._llm = vllm.LLM(**self.engine_kwargs(settings, Path(checkpoint), sampling_seed, **self.options))
+        self._llm = vllm.LLM(
+            **self.mapping.engine_kwargs(settings, Path(checkpoint), sampling_seed, **self.options)
+        )
         self._queued: tuple[list[list[int]], SamplingSettings] | None = None
         self._version = 0
-
-    # Subclass hooks: pure functions of the settings, unit-tested without vLLM.
-    def engine_env(self, settings: EngineSettings) -> dict[str, str]:
-        raise NotImplementedError
-
-    def engine_kwargs(self, settings: EngineSettings, checkpoint: Path, sampling_seed: int, **options: Any) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def sampling_kwargs(self, sampling: SamplingSettings) -> dict[str, Any]:
-        raise NotImplementedError
 
     def submit(self, prompts: Sequence[Sequence[int]], sampling: SamplingSettings) -> None:
         if self._queued is not None:
@@ -106,7 +102,7 @@ class OfflineVllmEngine(RolloutEngine):
             raise RuntimeError("nothing was submitted")
         prompts, sampling = self._queued
         self._queued = None
-        params = self._vllm.SamplingParams(**self.sampling_kwargs(sampling))
+        params = self._vllm.SamplingParams(**self.mapping.sampling_kwargs(sampling))
         outputs = self._llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
         completions = []
         for prompt, output in zip(prompts, outputs, strict=True):

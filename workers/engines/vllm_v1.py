@@ -21,6 +21,7 @@ See ``vllm_common`` for how this API was checked.
 
 from __future__ import annotations
 
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -108,15 +109,7 @@ def _installed_version() -> str:
 
 class VllmV1Engine(OfflineVllmEngine):
     name = "vllm-v1"
-
-    def engine_env(self, settings: EngineSettings) -> dict[str, str]:
-        return engine_env(settings)
-
-    def engine_kwargs(self, settings: EngineSettings, checkpoint: Path, sampling_seed: int, **options: Any) -> dict[str, Any]:
-        return engine_kwargs(settings, checkpoint, sampling_seed, **options)
-
-    def sampling_kwargs(self, sampling: SamplingSettings) -> dict[str, Any]:
-        return sampling_kwargs(sampling)
+    mapping = sys.modules[__name__]
 
     def describe(self) -> dict[str, Any]:
         return describe(self.settings)
