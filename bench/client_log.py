@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import math
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,12 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness import running_server  # noqa: E402
+
 from backend.db import Database, make_engine, upgrade  # noqa: E402
 from backend.domain import Scope  # noqa: E402
 from backend.storage.projects import ProjectStore  # noqa: E402
 from backend.storage.tokens import TokenStore  # noqa: E402
 from parityscope.client import init  # noqa: E402
-from tests.conftest import free_port, wait_for_http  # noqa: E402
 
 
 def per_call_ns(fn, calls: int, repeats: int) -> list[float]:
@@ -59,16 +58,7 @@ def main() -> None:
             project = ProjectStore(session).create("bench", "Client bench")
             token = TokenStore(session).issue(Scope.WRITE, project.id).secret
         database.engine.dispose()
-        port = free_port()
-        env = os.environ | {"PARITYSCOPE_DATABASE_URL": url}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_for_http(f"{base}/healthz")
+        with running_server(url) as base:
             run = init("bench", "log-cost", url=base, token=token, spool_dir=Path(tmp) / "spool")
             step = 0
 
@@ -93,9 +83,6 @@ def main() -> None:
             delivered = run.flush(timeout=600)
             drain = time.perf_counter() - start
             run.finish()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
     points = args.calls * args.repeats * args.keys
     print(f"calls per repeat: {args.calls}, keys per call: {args.keys}, repeats: {args.repeats}")

@@ -13,37 +13,24 @@ Payload sizes are reported as sent (gzip when the client accepts it) and uncompr
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
-import psycopg
+from harness import PG, drop_postgres, fresh_postgres, running_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from backend.db import Database, make_engine
+from backend.domain import Scope
+from backend.ingest import PointBatch
+from backend.storage.metrics import MetricStore
+from backend.storage.projects import ProjectStore
+from backend.storage.runs import RunStore
+from backend.storage.tokens import TokenStore
 
-from backend.db import Database, make_engine, upgrade  # noqa: E402
-from backend.domain import Scope  # noqa: E402
-from backend.ingest import PointBatch  # noqa: E402
-from backend.storage.metrics import MetricStore  # noqa: E402
-from backend.storage.projects import ProjectStore  # noqa: E402
-from backend.storage.runs import RunStore  # noqa: E402
-from backend.storage.tokens import TokenStore  # noqa: E402
-from tests.conftest import free_port, wait_for_http  # noqa: E402
+__all__ = ["PG", "build", "fresh_postgres"]
 
-PG = os.environ.get("PARITYSCOPE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 METRICS = ["clamp_log_ratio_new_old_indicator", "kl_new_old", "entropy", "reward"]
-
-
-def fresh_database(name: str) -> str:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"{PG.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
 
 
 def series(rng: np.random.Generator, n: int, metric: int, drift: float) -> np.ndarray:
@@ -94,20 +81,12 @@ def main() -> None:
     parser.add_argument("--max-points", type=int, default=2000)
     args = parser.parse_args()
 
-    url = fresh_database("ps_bench_compare")
-    upgrade(url)
+    url = fresh_postgres("ps_bench_compare")
     print(f"building 3 runs × 4 metrics × {args.steps:,} steps ...", flush=True)
     token, (ref, replica, candidate) = build(url, args.steps)
 
-    port = free_port()
-    env = os.environ | {"PARITYSCOPE_DATABASE_URL": url}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz")
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300,
+    with running_server(url) as base:
+        http = httpx.Client(base_url=base, timeout=300,
                             headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"})
         params = {"reference": f"{ref},{replica}", "candidates": str(candidate),
                   "max_points": args.max_points}
@@ -126,9 +105,6 @@ def main() -> None:
 
         naive()  # warm-up
         naive_runs = [naive() for _ in range(max(3, args.repeats // 3))]
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
     def p50(samples: list[tuple[float, int, int]]) -> tuple[float, int, int]:
         return (statistics.median(s[0] for s in samples), samples[0][1], samples[0][2])
@@ -144,8 +120,7 @@ def main() -> None:
     print(f"naive full read of the 12 series           p50 {n_time * 1000:8.1f} ms   sent {n_sent / 1000:8.1f} KB"
           f"   uncompressed {n_raw / 1000:8.1f} KB")
     print(f"ratio compare / naive: time {c_time / n_time:.3f}, bytes sent {c_sent / n_sent:.4f}")
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "ps_bench_compare" WITH (FORCE)')
+    drop_postgres("ps_bench_compare")
 
 
 if __name__ == "__main__":

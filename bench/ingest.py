@@ -12,34 +12,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 import orjson
 import psycopg
+from harness import drop_postgres, fresh_postgres, project_token, running_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from backend.db import Database, make_engine, upgrade  # noqa: E402
-from backend.domain import Scope  # noqa: E402
-from backend.storage.metrics import binary_copy_payload  # noqa: E402
-from backend.storage.projects import ProjectStore  # noqa: E402
-from backend.storage.tokens import TokenStore  # noqa: E402
-from tests.conftest import free_port, wait_for_http  # noqa: E402
-
-PG = os.environ.get("PARITYSCOPE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-
-
-def fresh_database(name: str) -> str:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"{PG.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+from backend.domain import Scope
+from backend.storage.metrics import binary_copy_payload
 
 
 def value(run: int, key: int, step: int) -> float:
@@ -57,26 +39,13 @@ def main() -> None:
     steps_per_request = args.per_request // args.keys
     keys = [f"metric_{k}" for k in range(args.keys)]
 
-    url = fresh_database("ps_bench_ingest")
-    upgrade(url)
-    database = Database(make_engine(url))
-    with database.session() as session:
-        project = ProjectStore(session).create("bench", "Bench")
-        token = TokenStore(session).issue(Scope.WRITE, project.id).secret
-    database.engine.dispose()
+    url = fresh_postgres("ps_bench_ingest")
+    token = project_token(url, "bench", Scope.WRITE)
 
     # Request bodies are serialised before the clock starts: the client's JSON encoding is not
     # the server's cost.
     bodies: list[tuple[int, bytes]] = []
-    port = free_port()
-    env = os.environ | {"PARITYSCOPE_DATABASE_URL": url}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/healthz")
+    with running_server(url) as base:
         http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}",
                                                    "content-type": "application/json"}, timeout=120)
         run_ids = [http.post("/api/v1/projects/bench/runs", json={"name": f"run-{r}"}).json()["id"]
@@ -100,17 +69,11 @@ def main() -> None:
             accepted += response.json()["accepted"]
         api_seconds = time.perf_counter() - started
         assert accepted == total, (accepted, total)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        err = server.stderr.read().decode() if server.stderr else ""
-        if server.returncode not in (0, -15) and err:
-            print(err, file=sys.stderr)
 
     # Baselines: the same rows by raw COPY into a bare table with the same key, same process:
     # psycopg's row writer (text format), and a binary stream built with numpy (the server's own
     # technique, so the strongest baseline). The ratio is taken against the faster of the two.
-    raw_url = fresh_database("ps_bench_copy").replace("postgresql+psycopg://", "postgresql://")
+    raw_url = fresh_postgres("ps_bench_copy").replace("postgresql+psycopg://", "postgresql://")
     rows = [
         (r + 1, k + 1, s, value(r, k, s), now + s)
         for r in range(args.runs) for k in range(args.keys) for s in range(args.steps)
@@ -147,9 +110,8 @@ def main() -> None:
     for fmt, seconds in timings.items():
         print(f"raw COPY ({fmt:6}):     {seconds:7.2f} s  {total / seconds:12,.0f} points/s")
     print(f"ratio API / fastest raw COPY: {api_rate / copy_rate:.2f}  (target >= 0.40)")
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "ps_bench_ingest" WITH (FORCE)')
-        conn.execute('DROP DATABASE IF EXISTS "ps_bench_copy" WITH (FORCE)')
+    drop_postgres("ps_bench_ingest")
+    drop_postgres("ps_bench_copy")
 
 
 if __name__ == "__main__":

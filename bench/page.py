@@ -19,23 +19,19 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-import psycopg
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from compare import PG, build, fresh_database  # noqa: E402
-
-from backend.db import upgrade  # noqa: E402
-from tests.conftest import free_port, wait_for_http  # noqa: E402
+from compare import build  # noqa: E402
+from harness import drop_postgres, fresh_postgres, running_server  # noqa: E402
 
 DATABASE = "ps_bench_page"
 CHROMIUM = os.environ.get("PARITYSCOPE_CHROMIUM", "/usr/bin/chromium")
@@ -96,24 +92,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
-    url = fresh_database(DATABASE)
-    upgrade(url)
+    url = fresh_postgres(DATABASE)
     print(f"building 3 runs × 4 metrics × {args.steps:,} steps ...", flush=True)
     token, (ref, replica, candidate) = build(url, args.steps)
     compare_path = f"/compare?reference={ref},{replica}&candidates={candidate}"
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = os.environ | {"PARITYSCOPE_DATABASE_URL": url}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_http(f"{base}/healthz")
+    with running_server(url) as base:
         # The compare request alone, outside the browser, for the breakdown.
         with httpx.Client(base_url=base, timeout=120, headers={"Authorization": f"Bearer {token}"}) as http:
-            api_path = compare_path.replace("/compare?", "/api/v1/compare?")
+            # What the page asks for: the overlay figures.
+            api_path = compare_path.replace("/compare?", "/api/v1/compare?") + "&include=overlay"
             alone = []
             for _ in range(args.repeats + 1):
                 started = time.perf_counter()
@@ -125,11 +113,7 @@ def main() -> None:
             measure(browser, base, token, compare_path, 1)  # warm-up: server caches, disk
             samples = measure(browser, base, token, compare_path, args.repeats)
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    drop_postgres(DATABASE)
 
     median = {name: statistics.median(values) for name, values in samples.items()}
     print(f"median of {args.repeats}, ms from navigation start")
