@@ -191,3 +191,13 @@ def test_cache_follows_new_points(client: TestClient, project: ProjectFixture, d
     assert r.status_code == 200
     after = client.get("/api/v1/compare", params=params, headers=project.auth("read")).json()
     assert after["metrics"]["reward"]["series"][0]["x"][-1] == last + 1
+
+
+def test_run_ids_that_are_not_ascii_digits_are_refused(client: TestClient, project: ProjectFixture, run_id: int) -> None:
+    # '²' and '٣' pass str.isdigit(); only the first is refused by int(), and neither is a run id.
+    for raw in ("²", f"{run_id},٣"):
+        r = client.get("/api/v1/compare", params={"reference": raw}, headers=project.auth("read"))
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == "reference"
+        r = client.get("/api/v1/notes", params={"runs": raw}, headers=project.auth("read"))
+        assert r.status_code == 422 and r.json()["field"] == "runs"

@@ -72,7 +72,8 @@ def parse_ids(raw: str | None, field: str, *, required: bool) -> list[int]:
     ids: list[int] = []
     for part in raw.split(","):
         part = part.strip()
-        if not part.isdigit():
+        # isdigit() alone accepts characters such as '²' that int() refuses.
+        if not (part.isascii() and part.isdigit()):
             raise BadInput(f"{field}: {part!r} is not a run id", field=field)
         ids.append(int(part))
     if len(ids) > 50:
