@@ -103,6 +103,28 @@ def test_unknown_run_and_project(client: TestClient, project: ProjectFixture) ->
     assert r.status_code == 404 and "nope" in r.json()["detail"]
 
 
+def test_ids_beyond_64_bits_are_a_4xx(client: TestClient, project: ProjectFixture, run_id: int) -> None:
+    # SQLite's driver refuses such an integer before the query runs; PostgreSQL says out of range.
+    huge = 10**30
+    auth = project.auth()
+    requests = [
+        client.get(f"/api/v1/runs/{huge}", headers=auth),
+        client.patch(f"/api/v1/runs/{huge}", json={"name": "x"}, headers=auth),
+        client.get(f"/api/v1/projects/{project.slug}/runs", params={"cursor": str(huge)}, headers=auth),
+        client.get("/api/v1/compare", params={"reference": str(huge)}, headers=auth),
+        client.delete(f"/api/v1/notes/{huge}", headers=auth),
+        client.delete(f"/api/v1/shares/{huge}", headers=auth),
+        client.get(f"/api/v1/jobs/{huge}", headers=auth),
+        client.post(f"/api/v1/legs/{huge}/fail", json={"worker": "w", "attempt": 1, "error": "e"}, headers=auth),
+        client.post("/api/v1/notes", json={"runs": [huge], "step": 0, "text": "x"}, headers=auth),
+    ]
+    for r in requests:
+        assert r.status_code == 422, (r.request.url, r.text)
+        assert "value rejected by the database" in r.json()["detail"]
+    r = client.get("/api/2.0/mlflow/metrics/get-history", params={"run_id": run_id, "metric_key": "a", "page_token": str(huge)}, headers=auth)
+    assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE", r.text
+
+
 def test_token_scopes(client: TestClient, database: Database, project: ProjectFixture) -> None:
     run = _create(client, project, name="mine")
     other = make_project(database, "other")

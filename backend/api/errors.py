@@ -42,3 +42,16 @@ def install_error_handlers(app: FastAPI) -> None:
         if code.startswith("22"):
             return JSONResponse({"detail": f"value rejected by the database: {exc.orig}"}, status_code=422)
         raise exc
+
+    @app.exception_handler(OverflowError)
+    async def _sqlite_overflow(_request: Request, exc: OverflowError) -> JSONResponse:
+        # SQLite's driver refuses an integer beyond 64 bits (an id or a cursor of 10**30) before
+        # the query runs, where PostgreSQL answers sqlstate 22003 (handled above): the same case.
+        if not is_sqlite_overflow(exc):
+            raise exc
+        return JSONResponse({"detail": f"value rejected by the database: {exc}"}, status_code=422)
+
+
+def is_sqlite_overflow(exc: BaseException) -> bool:
+    """An integer too large for SQLite, refused by its driver."""
+    return isinstance(exc, OverflowError) and "SQLite INTEGER" in str(exc)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from backend.api.deps import OptionalToken, SessionDep, SettingsDep, check_read, check_write
+from backend.api.errors import is_sqlite_overflow
 from backend.domain import Project, Run, Scope, Token
 from backend.errors import (
     BadInput,
@@ -96,6 +97,10 @@ class MlflowRoute(APIRoute):
                 code = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
                 if code.startswith("22"):
                     return mlflow_error("INVALID_PARAMETER_VALUE", f"value rejected by the database: {exc.orig}", 400)
+                raise
+            except OverflowError as exc:
+                if is_sqlite_overflow(exc):
+                    return mlflow_error("INVALID_PARAMETER_VALUE", f"value rejected by the database: {exc}", 400)
                 raise
 
         return answer
