@@ -243,6 +243,15 @@ def test_auth_and_lookup_errors(client: TestClient, project: ProjectFixture) -> 
     assert "status" in error(r, 400, "INVALID_PARAMETER_VALUE")
     r = client.post(f"{API}/model-versions/create", json={}, headers=project.auth())
     error(r, 404, "ENDPOINT_NOT_FOUND")
+    # '²' passes str.isdigit() but is not a number int() reads.
+    r = client.get(f"{API}/runs/get", params={"run_id": "²"}, headers=project.auth())
+    error(r, 404, "RESOURCE_DOES_NOT_EXIST")
+    r = client.get(f"{API}/experiments/get", params={"experiment_id": "²"}, headers=project.auth())
+    error(r, 404, "RESOURCE_DOES_NOT_EXIST")
+    r = client.post(f"{API}/runs/search", json={"experiment_ids": [str(project.id)], "page_token": "²"}, headers=project.auth())
+    assert "page_token" in error(r, 400, "INVALID_PARAMETER_VALUE")
+    r = client.get(f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "a", "page_token": "²"}, headers=project.auth())
+    assert "page_token" in error(r, 400, "INVALID_PARAMETER_VALUE")
 
 
 def test_experiments_create_needs_admin_and_names_are_unique(client: TestClient, project: ProjectFixture) -> None:

@@ -194,6 +194,11 @@ class SearchRuns(MlflowBody):
 # -- lookups and permission checks --------------------------------------------------------
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts characters such as '²' that int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _project_for(
     session: Session, token: Token | None, settings: Settings, experiment_id: str | None, *, write: bool
 ) -> Project:
@@ -207,7 +212,7 @@ def _project_for(
                 field="experiment_id",
             )
         experiment_id = str(token.project_id)
-    if not experiment_id.isdigit():
+    if not _is_number(experiment_id):
         raise NotFound(f"Could not find experiment with ID {experiment_id}", field="experiment_id")
     try:
         project = ProjectStore(session).get(int(experiment_id))
@@ -221,7 +226,7 @@ def _project_for(
 
 
 def _run_for(session: Session, token: Token | None, settings: Settings, ref: str, *, write: bool) -> Run:
-    if not ref.isdigit() or len(ref) > 18:
+    if not _is_number(ref) or len(ref) > 18:
         raise NotFound(f"Run with id={ref} not found", field="run_id")
     try:
         run = RunStore(session).get(int(ref))
@@ -380,7 +385,7 @@ def search_runs(body: SearchRuns, session: SessionDep, settings: SettingsDep, to
     order = parse_order_by(body.order_by)
     offset = 0
     if body.page_token:
-        if not body.page_token.isdigit():
+        if not _is_number(body.page_token):
             raise BadInput("page_token: not a token returned by this API", field="page_token")
         offset = int(body.page_token)
     projects = [_project_for(session, token, settings, e, write=False) for e in body.experiment_ids]
@@ -478,7 +483,7 @@ def get_metric_history(
     run = _run_for(session, token, settings, RunRef(run_id=run_id, run_uuid=run_uuid).ref, write=False)
     from_step = 0
     if page_token:
-        if not page_token.isdigit():
+        if not _is_number(page_token):
             raise BadInput("page_token: not a token returned by this API", field="page_token")
         from_step = int(page_token)
     points = TrackingStore(session).history(run.id, metric_key, from_step=from_step, limit=max_results)
