@@ -208,6 +208,19 @@ def test_json_nan_literals_are_accepted(client: TestClient, project: ProjectFixt
     }
 
 
+def test_an_integer_beyond_float64_is_refused_and_nothing_is_stored(client: TestClient, project: ProjectFixture) -> None:
+    run_id = new_run(client, project)
+    huge = "1" + "0" * 400  # valid JSON, which json.loads reads as an int that float() cannot hold
+    body = (
+        f'{{"run_id": "{run_id}", "metrics": [{{"key": "kl", "value": 0.5, "timestamp": 1000, "step": 0}},'
+        f' {{"key": "kl", "value": {huge}, "timestamp": 1000, "step": 1}}]}}'
+    )
+    r = client.post(f"{API}/runs/log-batch", content=body, headers=project.auth() | {"content-type": "application/json"})
+    assert "metrics[1].value" in error(r, 400, "INVALID_PARAMETER_VALUE")
+    r = client.get(f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "kl"}, headers=project.auth())
+    assert r.json() == {"metrics": []}
+
+
 def test_get_history_pages(client: TestClient, project: ProjectFixture) -> None:
     run_id = new_run(client, project)
     metrics = [{"key": "r", "value": s, "timestamp": s, "step": s * 2} for s in range(5)]

@@ -87,7 +87,10 @@ def metric_value(raw: Any, where: str) -> float:
     if isinstance(raw, bool) or raw is None:
         raise BadInput(f"{where}: expected a number, got {json.dumps(raw)}", field=where)
     if isinstance(raw, int | float):
-        return float(raw)
+        try:
+            return float(raw)
+        except OverflowError:  # a JSON integer beyond float64
+            raise BadInput(f"{where}: number out of range", field=where) from None
     if isinstance(raw, str):
         if raw in _NON_FINITE:
             return _NON_FINITE[raw]
