@@ -173,6 +173,7 @@ async function onZoom(source, range) {
 
 function removeMetric(metric) {
   state.view.metrics = state.view.metrics.filter((m) => m !== metric);
+  offerMetric(metric);
   syncUrl();
   drawPanels();
 }
@@ -361,8 +362,17 @@ async function loadMetricOptions() {
     /* the canonical names are still offered */
   }
   for (const name of [...names].sort()) {
-    if (!state.view.metrics.includes(name)) select.append(h('option', { value: name }, name));
+    if (!state.view.metrics.includes(name)) offerMetric(name);
   }
+}
+
+// Puts `metric` back in the menu, in order, once the menu has its options (a panel removed
+// after the menu was filled can be added again).
+function offerMetric(metric) {
+  const select = byId('metric-choice');
+  if (!state.metricOptionsLoaded || select.querySelector(`option[value="${CSS.escape(metric)}"]`)) return;
+  const after = [...select.options].find((option) => option.value && option.value > metric);
+  select.insertBefore(h('option', { value: metric }, metric), after || null);
 }
 
 async function addMetric() {

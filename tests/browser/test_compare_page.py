@@ -134,6 +134,13 @@ def test_smoothing_and_an_added_metric(new_page, seeded) -> None:  # type: ignor
     page.click(".panel[data-metric='entropy'] button.remove")
     page.wait_for_function("() => document.querySelectorAll('.panel').length === 4")
     assert "entropy" not in page.url
+    # The menu offers a removed metric again, in order, and it comes back.
+    options = page.eval_on_selector_all("#metric-choice option", "os => os.map(o => o.value)")
+    assert options.count("entropy") == 1 and options[1:] == sorted(options[1:])
+    page.select_option("#metric-choice", "entropy")
+    page.click("#metric-add")
+    page.wait_for_selector("#panels[data-drawn='5']")
+    assert "metrics=clip_rate,kl,reward,logprob_abs_diff_mean,entropy" in page.url
 
 
 def test_a_note_shows_on_every_panel_for_everyone(new_page, seeded) -> None:  # type: ignore[no-untyped-def]
