@@ -184,6 +184,18 @@ def test_malformed_csv_is_refused_by_the_api_and_nothing_is_stored(client: TestC
     assert runs_of(client, project) == []
 
 
+def test_jsonl_that_polars_cannot_build_is_refused_and_nothing_is_stored(client: TestClient, project: ProjectFixture) -> None:
+    # Both fall back from read_ndjson (a NaN literal) to building the frame from Python rows.
+    for content, message in [
+        (b'{"step": 0, "kl": NaN}\n{"step": 1, "kl": [1, 2]}\n', "JSONL: "),
+        (b'{"step": 0, "kl": NaN}\n{"step": 1, "kl": 1' + b"0" * 400 + b"}\n", "JSONL: an integer is too large"),
+    ]:
+        r = client.post(IMPORTS.format(slug=project.slug), params={"format": "jsonl"}, content=content, headers=project.auth())
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"].startswith(message) and r.json()["field"] == "file"
+    assert runs_of(client, project) == []
+
+
 def test_malformed_files_through_the_cli(live_server: str, project: ProjectFixture, client: TestClient, tmp_path: Path) -> None:
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("step,reward\n0,1\n1,2\n2,oops\n")

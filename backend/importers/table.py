@@ -109,7 +109,13 @@ def read_jsonl(data: bytes, source: str) -> ImportedHistory:
     except pl.exceptions.PolarsError:
         # polars refuses what Python's json accepts (NaN and Infinity literals) and says little
         # about where a line is broken: read line by line, then let polars build the columns.
-        frame = pl.from_dicts(_json_rows(text), infer_schema_length=None)
+        rows = _json_rows(text)
+        try:
+            frame = pl.from_dicts(rows, infer_schema_length=None)
+        except OverflowError:
+            raise BadInput("JSONL: an integer is too large for a 64-bit number", field="file") from None
+        except pl.exceptions.PolarsError as exc:  # a column mixing numbers and lists, say
+            raise BadInput(f"JSONL: {_first_polars_line(exc)[:200]}", field="file") from None
     if frame.height != len(lines):
         raise BadInput("JSONL: the rows polars read do not match the file's lines", field="file")
     return _history(frame, lines, "jsonl", source, content_identity(data))
