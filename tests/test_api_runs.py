@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from backend.db import Database
 from backend.settings import Settings
+from backend.storage.runs import RunStore
 from tests.conftest import ProjectFixture, make_project
 
 
@@ -123,6 +126,23 @@ def test_ids_beyond_64_bits_are_a_4xx(client: TestClient, project: ProjectFixtur
         assert "value rejected by the database" in r.json()["detail"]
     r = client.get("/api/2.0/mlflow/metrics/get-history", params={"run_id": run_id, "metric_key": "a", "page_token": str(huge)}, headers=auth)
     assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE", r.text
+
+
+def test_a_failed_unit_of_work_keeps_no_run_it_created(database: Database, project: ProjectFixture) -> None:
+    # RunStore.create inserts under a savepoint. On SQLite the savepoint must sit inside the
+    # request's transaction: standing alone, its RELEASE committed the run for good.
+    for external_id in (None, "slurm-1"):
+        with pytest.raises(RuntimeError), database.session() as session:
+            session.execute(text("SELECT 1"))
+            RunStore(session).create(project.id, name="doomed", config={}, tags=[], external_id=external_id)
+            raise RuntimeError("the request failed after creating its run")
+    with database.session() as session:
+        assert RunStore(session).list(project.id).runs == []
+        run, created = RunStore(session).create(project.id, name="kept", config={}, tags=[], external_id="slurm-1")
+        assert created
+    with database.session() as session:
+        again, created = RunStore(session).create(project.id, name="kept", config={}, tags=[], external_id="slurm-1")
+        assert not created and again.id == run.id
 
 
 def test_token_scopes(client: TestClient, database: Database, project: ProjectFixture) -> None:
