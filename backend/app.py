@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database
     app.state.series_cache = SeriesCache(settings.series_cache_mb * 1024 * 1024)
     install_error_handlers(app)
+    mlflow_routes.install(app)
     # Compare payloads and series reads are large and compress well.
     app.add_middleware(GZipMiddleware, minimum_size=4096, compresslevel=5)
 

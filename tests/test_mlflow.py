@@ -188,6 +188,15 @@ def test_log_batch_limits_and_atomicity(client: TestClient, project: ProjectFixt
     assert "metrics[0].step" in error(r, 400, "INVALID_PARAMETER_VALUE")
 
 
+def test_a_refused_request_stores_nothing_even_after_a_write(client: TestClient, project: ProjectFixture) -> None:
+    # runs/create inserts the run, then checks its tags: the refusal must undo the insert.
+    for tags in ([{"key": "", "value": "v"}], [{"key": "note", "value": "x" * 9000}]):
+        r = client.post(f"{API}/runs/create", json={"experiment_id": "0", "run_name": "refused", "tags": tags},
+                        headers=project.auth())
+        error(r, 400, "INVALID_PARAMETER_VALUE")
+    assert client.get(f"/api/v1/projects/{project.slug}/runs", headers=project.auth()).json()["runs"] == []
+
+
 def test_json_nan_literals_are_accepted(client: TestClient, project: ProjectFixture) -> None:
     run_id = new_run(client, project)
     # Written by hand: what json.dumps sends for float("nan") and float("-inf").

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -73,6 +73,22 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{'.'.join(loc) or 'request'}: {error.get('msg', 'invalid')}"
 
 
+class MlflowAnswer(Exception):
+    """An error already in MLflow's format, answered as is by the handler ``install`` adds."""
+
+    def __init__(self, response: JSONResponse) -> None:
+        super().__init__(bytes(response.body).decode())
+        self.response = response
+
+
+def install(app: FastAPI) -> None:
+    """Answer ``MlflowAnswer`` with its response (after the request's session rolled back)."""
+
+    @app.exception_handler(MlflowAnswer)
+    async def _mlflow_answer(_request: Request, exc: MlflowAnswer) -> JSONResponse:
+        return exc.response
+
+
 class MlflowRoute(APIRoute):
     """Answers every error of these endpoints in MLflow's format instead of the core API's."""
 
@@ -80,27 +96,29 @@ class MlflowRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def answer(request: Request) -> Response:
+            # Errors are raised, not returned: the request's session then sees the failure and
+            # rolls back whatever the endpoint wrote before it (a run created before a bad tag).
             try:
                 return await handler(request)
             except ParityScopeError as exc:
                 for kind, code, status in _ERROR_CODES:
                     if isinstance(exc, kind):
-                        return mlflow_error(code, exc.message, status)
-                return mlflow_error("BAD_REQUEST", exc.message, exc.status_code)
+                        raise MlflowAnswer(mlflow_error(code, exc.message, status)) from exc
+                raise MlflowAnswer(mlflow_error("BAD_REQUEST", exc.message, exc.status_code)) from exc
             except RequestValidationError as exc:
                 errors = exc.errors()
                 if any(e.get("type") == "json_invalid" for e in errors):
-                    return mlflow_error("MALFORMED_REQUEST", "body: not valid JSON", 400)
+                    raise MlflowAnswer(mlflow_error("MALFORMED_REQUEST", "body: not valid JSON", 400)) from exc
                 message = "; ".join(_describe(e) for e in errors[:5])
-                return mlflow_error("INVALID_PARAMETER_VALUE", message, 400)
+                raise MlflowAnswer(mlflow_error("INVALID_PARAMETER_VALUE", message, 400)) from exc
             except DBAPIError as exc:
                 code = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
                 if code.startswith("22"):
-                    return mlflow_error("INVALID_PARAMETER_VALUE", f"value rejected by the database: {exc.orig}", 400)
+                    raise MlflowAnswer(mlflow_error("INVALID_PARAMETER_VALUE", f"value rejected by the database: {exc.orig}", 400)) from exc
                 raise
             except OverflowError as exc:
                 if is_sqlite_overflow(exc):
-                    return mlflow_error("INVALID_PARAMETER_VALUE", f"value rejected by the database: {exc}", 400)
+                    raise MlflowAnswer(mlflow_error("INVALID_PARAMETER_VALUE", f"value rejected by the database: {exc}", 400)) from exc
                 raise
 
         return answer
