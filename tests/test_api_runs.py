@@ -128,6 +128,24 @@ def test_ids_beyond_64_bits_are_a_4xx(client: TestClient, project: ProjectFixtur
     assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE", r.text
 
 
+def test_text_the_database_refuses_is_a_4xx_and_stores_nothing(client: TestClient, project: ProjectFixture, run_id: int) -> None:
+    # PostgreSQL text cannot hold NUL; psycopg refuses it before sending, with no sqlstate.
+    # SQLite stores it. Either way: never a 500, and a refusal leaves nothing behind.
+    auth = project.auth()
+    before = client.get(f"/api/v1/projects/{project.slug}/runs", headers=auth).json()["runs"]
+    for body in ({"name": "x\u0000y"}, {"name": "x", "label": "a\u0000"}, {"name": "x", "external_id": "a\u0000"}):
+        r = client.post(f"/api/v1/projects/{project.slug}/runs", json=body, headers=auth)
+        assert r.status_code in (201, 422), r.text
+        if r.status_code == 422:
+            assert "NUL" in r.json()["detail"]
+            assert client.get(f"/api/v1/projects/{project.slug}/runs", headers=auth).json()["runs"] == before
+        before = client.get(f"/api/v1/projects/{project.slug}/runs", headers=auth).json()["runs"]
+    r = client.post("/api/v1/notes", json={"runs": [run_id], "step": 0, "text": "a\u0000b"}, headers=auth)
+    assert r.status_code in (201, 422), r.text
+    r = client.get(f"/api/v1/projects/{project.slug}/runs", params={"q": "a\u0000"}, headers=auth)
+    assert r.status_code in (200, 422), r.text
+
+
 def test_a_failed_unit_of_work_keeps_no_run_it_created(database: Database, project: ProjectFixture) -> None:
     # RunStore.create inserts under a savepoint. On SQLite the savepoint must sit inside the
     # request's transaction: standing alone, its RELEASE committed the run for good.

@@ -195,6 +195,12 @@ def test_a_refused_request_stores_nothing_even_after_a_write(client: TestClient,
                         headers=project.auth())
         error(r, 400, "INVALID_PARAMETER_VALUE")
     assert client.get(f"/api/v1/projects/{project.slug}/runs", headers=project.auth()).json()["runs"] == []
+    # A value PostgreSQL refuses at the flush (NUL in text) is a 400 too, not a failed commit.
+    run_id = new_run(client, project)
+    r = client.post(f"{API}/runs/set-tag", json={"run_id": run_id, "key": "k", "value": "a\u0000b"}, headers=project.auth())
+    assert r.status_code == 200 or error(r, 400, "INVALID_PARAMETER_VALUE")
+    r = client.post(f"{API}/runs/set-tag", json={"run_id": run_id, "key": "k", "value": "fine"}, headers=project.auth())
+    assert r.status_code == 200, r.text
 
 
 def test_json_nan_literals_are_accepted(client: TestClient, project: ProjectFixture) -> None:

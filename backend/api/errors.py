@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 
 from backend.errors import ParityScopeError
 
@@ -38,8 +38,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
         # Values that pass validation but that the database still refuses (e.g. an out-of-range
         # integer) are the caller's problem, not a crash.
-        code = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
-        if code.startswith("22"):
+        if is_data_error(exc):
             return JSONResponse({"detail": f"value rejected by the database: {exc.orig}"}, status_code=422)
         raise exc
 
@@ -50,6 +49,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if not is_sqlite_overflow(exc):
             raise exc
         return JSONResponse({"detail": f"value rejected by the database: {exc}"}, status_code=422)
+
+
+def is_data_error(exc: DBAPIError) -> bool:
+    """A value the database refuses: sqlstate class 22, or a DataError the driver raises before
+    sending anything (psycopg refuses a NUL character in text that way, with no sqlstate)."""
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    return code.startswith("22") or isinstance(exc, DataError)
 
 
 def is_sqlite_overflow(exc: BaseException) -> bool:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from backend.api.deps import OptionalToken, SessionDep, SettingsDep, check_read, check_write
-from backend.api.errors import is_sqlite_overflow
+from backend.api.errors import is_data_error, is_sqlite_overflow
 from backend.domain import Project, Run, Scope, Token
 from backend.errors import (
     BadInput,
@@ -112,8 +112,7 @@ class MlflowRoute(APIRoute):
                 message = "; ".join(_describe(e) for e in errors[:5])
                 raise MlflowAnswer(mlflow_error("INVALID_PARAMETER_VALUE", message, 400)) from exc
             except DBAPIError as exc:
-                code = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
-                if code.startswith("22"):
+                if is_data_error(exc):
                     raise MlflowAnswer(mlflow_error("INVALID_PARAMETER_VALUE", f"value rejected by the database: {exc.orig}", 400)) from exc
                 raise
             except OverflowError as exc:
