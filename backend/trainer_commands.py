@@ -91,7 +91,7 @@ def upload(history: Any, *, project: str, run_name: str, tags: list[str], url: s
 
     from parityscope.client import VALUES_PER_REQUEST, Connection
 
-    if not history.columns:
+    if not history.points:  # no numeric column, or only columns without a value (a header-only CSV)
         skipped = f" (skipped: {', '.join(history.skipped[:10])})" if history.skipped else ""
         _fail(f"{history.source}: no numeric metric to import{skipped}")
     connection = Connection(url, token, timeout=120.0)

@@ -212,6 +212,10 @@ def test_malformed_files_through_the_cli(live_server: str, project: ProjectFixtu
     assert result.exit_code == 1 and "not a TensorBoard event file" in result.output
     result = invoke("tensorboard", str(tmp_path / "missing"), "--project", project.slug, "--url", live_server, "--token", project.write)
     assert result.exit_code == 1 and "no such file or directory" in result.output
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("step,reward\n")
+    result = invoke("csv", str(header_only), "--project", project.slug, "--url", live_server, "--token", project.write)
+    assert result.exit_code == 1 and "no numeric metric to import" in result.output
     good = tmp_path / "good.csv"
     good.write_text("step,reward\n0,1\n")
     result = invoke("csv", str(good), "--project", project.slug, "--url", live_server, "--token", project.read)
@@ -229,4 +233,8 @@ def test_import_endpoint_checks_its_parameters(client: TestClient, project: Proj
     assert r.status_code == 422 and "no numeric metric" in r.json()["detail"]
     r = client.post(url, params={"format": "tensorboard"}, content=b"garbage", headers=project.auth())
     assert r.status_code == 422 and "not a TensorBoard event file" in r.json()["detail"]
+    # Columns without a single value leave nothing to import either: no empty run.
+    for content in (b"step,reward\n", b"step,reward\n0,\n1,\n"):
+        r = client.post(url, params={"format": "csv"}, content=content, headers=project.auth())
+        assert r.status_code == 422 and "no numeric metric" in r.json()["detail"], r.text
     assert runs_of(client, project) == []

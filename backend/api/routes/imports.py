@@ -61,7 +61,7 @@ def import_history(
     if not body:
         raise BadInput("body: empty; send the file's content as the request body", field="body")
     history = read_bytes(format, body, filename or f"upload.{format}")
-    if not history.columns:
+    if not history.points:  # no numeric column, or only columns without a value (a header-only CSV)
         skipped = f" (skipped: {', '.join(history.skipped[:10])})" if history.skipped else ""
         raise BadInput(f"file: no numeric metric to import{skipped}", field="file")
     name = run_name or (filename.rsplit("/", 1)[-1] if filename else f"import-{format}-{history.identity[:8]}")
