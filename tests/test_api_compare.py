@@ -91,6 +91,11 @@ def test_saved_comparison_round_trip(client: TestClient, project: ProjectFixture
     listed = client.get(f"/api/v1/projects/{project.slug}/comparisons", headers=project.auth("read")).json()
     assert [c["name"] for c in listed] == ["V0 vs V1"]
     assert client.post("/api/v1/comparisons", json=body, headers=project.auth("read")).status_code == 403
+    # A run given twice is refused, as by GET /api/v1/compare, and nothing is saved.
+    twice = dict(body, reference=[demo_ids["reference"], demo_ids["reference"]])
+    r = client.post("/api/v1/comparisons", json=twice, headers=project.auth())
+    assert r.status_code == 422 and "reference" in r.json()["detail"], r.text
+    assert len(client.get(f"/api/v1/projects/{project.slug}/comparisons", headers=project.auth("read")).json()) == 1
 
 
 def test_project_aliases_and_rules_feed_the_comparison(client: TestClient, project: ProjectFixture) -> None:

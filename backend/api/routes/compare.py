@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from backend.api.deps import (
     OptionalToken,
@@ -211,6 +211,14 @@ class ComparisonCreate(BaseModel):
     reference: list[int] = Field(min_length=1, max_length=50)
     candidates: list[int] = Field(default_factory=list, max_length=50)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("reference", "candidates")
+    @classmethod
+    def _distinct(cls, ids: list[int]) -> list[int]:
+        # As GET /api/v1/compare: a run given twice could never be opened.
+        if len(set(ids)) != len(ids):
+            raise ValueError("a run appears more than once")
+        return ids
 
 
 class ComparisonOut(BaseModel):
