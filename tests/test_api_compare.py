@@ -98,6 +98,16 @@ def test_saved_comparison_round_trip(client: TestClient, project: ProjectFixture
     assert len(client.get(f"/api/v1/projects/{project.slug}/comparisons", headers=project.auth("read")).json()) == 1
 
 
+def test_comparison_options_nested_too_deep_are_refused(client: TestClient, project: ProjectFixture, run_id: int) -> None:
+    options: dict = {"leaf": 1}
+    for _ in range(300):
+        options = {"a": options}
+    body = {"name": "deep", "reference": [run_id], "options": options}
+    r = client.post("/api/v1/comparisons", json=body, headers=project.auth())
+    assert r.status_code == 422 and r.json()["detail"].startswith("options"), r.text
+    assert client.get(f"/api/v1/projects/{project.slug}/comparisons", headers=project.auth()).json() == []
+
+
 def test_project_aliases_and_rules_feed_the_comparison(client: TestClient, project: ProjectFixture) -> None:
     ids = []
     for i, lr in enumerate((1e-3, 1e-3)):

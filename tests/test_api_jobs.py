@@ -211,6 +211,17 @@ def test_heartbeat_extends_the_lease_and_records_progress(client: TestClient, pr
     assert run["engine"] == engine
 
 
+def test_progress_nested_too_deep_is_refused(client: TestClient, project: ProjectFixture) -> None:
+    job = submit(client, project)
+    leg = claim(client, project).json()
+    progress: dict = {"step": 1}
+    for _ in range(300):
+        progress = {"a": progress}
+    r = report(client, project, leg, "heartbeat", progress=progress)
+    assert r.status_code == 422 and r.json()["detail"].startswith("progress"), r.text
+    assert client.get(f"/api/v1/jobs/{job['id']}", headers=project.auth()).status_code == 200
+
+
 def test_expired_lease_is_requeued_into_the_same_run(client: TestClient, project: ProjectFixture) -> None:
     submit(client, project, job_body(candidates=[{"engine": "vllm-v1", "label": "v1"}]))
     first = claim(client, project, "crashed", lease_seconds=1).json()

@@ -163,6 +163,31 @@ def test_a_failed_unit_of_work_keeps_no_run_it_created(database: Database, proje
         assert not created and again.id == run.id
 
 
+def _nested(depth: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_config_nested_too_deep_is_refused_and_the_run_list_keeps_working(
+    client: TestClient, project: ProjectFixture, run_id: int
+) -> None:
+    # Deeper than the response serializer goes, such a config was stored with a 500 and then
+    # broke every read of the run and of the project's run list.
+    auth = project.auth()
+    r = client.post(f"/api/v1/projects/{project.slug}/runs", json={"name": "deep", "config": _nested(300)}, headers=auth)
+    assert r.status_code == 422 and r.json()["detail"].startswith("config"), r.text
+    r = client.post(f"/api/v1/projects/{project.slug}/runs", json={"name": "deep", "engine": _nested(300)}, headers=auth)
+    assert r.status_code == 422 and r.json()["detail"].startswith("engine"), r.text
+    r = client.patch(f"/api/v1/runs/{run_id}", json={"config": _nested(300)}, headers=auth)
+    assert r.status_code == 422 and r.json()["detail"].startswith("config"), r.text
+    r = client.patch(f"/api/v1/runs/{run_id}", json={"config": _nested(64)}, headers=auth)
+    assert r.status_code == 200, r.text
+    runs = client.get(f"/api/v1/projects/{project.slug}/runs", headers=auth)
+    assert runs.status_code == 200 and [r["id"] for r in runs.json()["runs"]] == [run_id]
+
+
 def test_token_scopes(client: TestClient, database: Database, project: ProjectFixture) -> None:
     run = _create(client, project, name="mine")
     other = make_project(database, "other")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from backend.api.schemas import StrictModel
+from backend.api.schemas import JsonObject, StrictModel
 from backend.domain import ClaimedLeg, Job, JobLeg, JobStatus, LegStatus
 
 __all__ = [
@@ -119,7 +119,7 @@ class ClaimBody(StrictModel):
     worker: WorkerName
     engines: list[EngineName] = Field(min_length=1, max_length=16)
     lease_seconds: LeaseSeconds | None = None
-    description: dict[str, Any] = Field(default_factory=dict, description="the worker's host and versions")
+    description: JsonObject = Field(default_factory=dict, description="the worker's host and versions")
 
 
 class ClaimOut(LegOut):
@@ -149,14 +149,14 @@ class _ClaimReport(StrictModel):
 
 
 class HeartbeatBody(_ClaimReport):
-    progress: dict[str, Any] | None = Field(default=None, description='e.g. {"step": 12, "steps": 30}')
-    engine: dict[str, Any] | None = Field(default=None, description="the engine's own description for the run")
+    progress: JsonObject | None = Field(default=None, description='e.g. {"step": 12, "steps": 30}')
+    engine: JsonObject | None = Field(default=None, description="the engine's own description for the run")
     lease_seconds: LeaseSeconds | None = None
 
 
 class CompleteBody(_ClaimReport):
-    engine: dict[str, Any] | None = None
-    progress: dict[str, Any] | None = None
+    engine: JsonObject | None = None
+    progress: JsonObject | None = None
 
 
 class FailBody(_ClaimReport):

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from backend.domain import Project, Run, RunStatus
+
+MAX_JSON_DEPTH = 64
+
+
+def _not_too_deep(value: Any) -> Any:
+    # A JSON value nested deeper than the response serializer goes (about 255 levels) would be
+    # stored and then never sent back: every list holding it would answer 500.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_not_too_deep)]
 
 
 class StrictModel(BaseModel):
@@ -41,10 +59,10 @@ def _check_tags(tags: list[str]) -> list[str]:
 
 class RunCreate(StrictModel):
     name: str = Field(min_length=1, max_length=500)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: JsonObject = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
-    engine: dict[str, Any] | None = None
+    engine: JsonObject | None = None
     label: str | None = Field(default=None, max_length=200)
 
     _tags = field_validator("tags")(classmethod(lambda cls, v: _check_tags(v)))
@@ -54,7 +72,7 @@ class RunPatch(StrictModel):
     status: RunStatus | None = None
     name: str | None = Field(default=None, min_length=1, max_length=500)
     tags: list[str] | None = None
-    config: dict[str, Any] | None = None
+    config: JsonObject | None = None
 
     @field_validator("tags")
     @classmethod

@@ -17,6 +17,7 @@ from backend.api.deps import (
     check_write,
 )
 from backend.api.json import orjson_response
+from backend.api.schemas import JsonObject
 from backend.compare.aliases import DEFAULT_METRICS
 from backend.compare.comparison import build_comparison
 from backend.compare.response import comparison_to_json
@@ -210,7 +211,7 @@ class ComparisonCreate(BaseModel):
     name: str = Field(min_length=1, max_length=500)
     reference: list[int] = Field(min_length=1, max_length=50)
     candidates: list[int] = Field(default_factory=list, max_length=50)
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: JsonObject = Field(default_factory=dict)
 
     @field_validator("reference", "candidates")
     @classmethod
