@@ -42,3 +42,26 @@ def test_listing_without_token_on_private_deployment(client: TestClient, project
     assert r.status_code == 401 and "unknown" in r.json()["detail"]
     r = client.get("/api/v1/projects", headers={"Authorization": "Basic abc"})
     assert r.status_code == 401
+
+
+def test_racing_creations_of_one_slug_get_201_and_409_never_500(live_server: str, project: ProjectFixture) -> None:
+    import threading
+
+    import httpx
+
+    statuses: list[int] = []
+    for attempt in range(5):
+        barrier = threading.Barrier(4)
+
+        def create(slug: str = f"race-{attempt}", barrier: threading.Barrier = barrier) -> None:
+            with httpx.Client(base_url=live_server, headers=project.auth("admin")) as http:
+                barrier.wait(timeout=10)
+                statuses.append(http.post("/api/v1/projects", json={"slug": slug, "name": "Race"}).status_code)
+
+        threads = [threading.Thread(target=create) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(set(statuses)) in ([201, 409], [201])
+    assert statuses.count(201) == 5

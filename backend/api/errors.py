@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from backend.errors import ParityScopeError
 
@@ -40,6 +40,13 @@ def install_error_handlers(app: FastAPI) -> None:
         # integer) are the caller's problem, not a crash.
         if is_data_error(exc):
             return JSONResponse({"detail": f"value rejected by the database: {exc.orig}"}, status_code=422)
+        if isinstance(exc, IntegrityError):
+            # Two identical requests racing past the existence check: the second one loses at the
+            # unique constraint, which is the same answer the check gives.
+            return JSONResponse(
+                {"detail": "conflict: this already exists (a concurrent request created it)"},
+                status_code=409,
+            )
         raise exc
 
     @app.exception_handler(OverflowError)
