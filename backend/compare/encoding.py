@@ -30,7 +30,6 @@ __all__ = [
     "api_numbers",
     "api_value",
     "decode_typed_array",
-    "figure_numbers",
     "steps_list",
     "typed_array",
 ]
@@ -47,15 +46,6 @@ def api_numbers(values: np.ndarray) -> list[float | str]:
     out: list[Any] = values.tolist()
     for index in np.flatnonzero(~np.isfinite(values)).tolist():
         out[index] = api_number(out[index])
-    return out
-
-
-def figure_numbers(values: np.ndarray) -> list[float | None]:
-    """Values for a Plotly spec (non-finite values as None)."""
-    values = np.asarray(values, dtype=np.float64)
-    out: list[Any] = values.tolist()
-    for index in np.flatnonzero(~np.isfinite(values)).tolist():
-        out[index] = None
     return out
 
 
