@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,7 +29,13 @@ import torch
 from workers.engines.base import Completion, EngineSettings, RolloutEngine, SamplingSettings
 from workers.errors import EngineUnavailable, UnsupportedSetting
 
-__all__ = ["OfflineVllmEngine", "head_dtype_args", "load_weights_on_worker"]
+__all__ = [
+    "OfflineVllmEngine",
+    "head_dtype_args",
+    "installed_vllm_version",
+    "load_weights_on_worker",
+    "sampling_kwargs",
+]
 
 
 def head_dtype_args(engine: str, settings: EngineSettings, model_dtype: str, *, fp32_head_override: bool) -> dict[str, Any]:
@@ -50,6 +57,27 @@ def head_dtype_args(engine: str, settings: EngineSettings, model_dtype: str, *, 
             engine, "lm_head_dtype", "an fp32 head on a bf16 model needs a patched vLLM; use model_dtype=float32"
         )
     return {"dtype": "bfloat16", "hf_overrides": {"head_dtype": "float32"}}
+
+
+def sampling_kwargs(sampling: SamplingSettings, *, top_k_off: int) -> dict[str, Any]:
+    """``SamplingParams`` arguments; ``top_k_off`` is the generation's value that disables top-k."""
+    return {
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "top_k": sampling.top_k if sampling.top_k > 0 else top_k_off,
+        "max_tokens": sampling.max_tokens,
+        "logprobs": 1,
+        "detokenize": False,
+        "stop_token_ids": [sampling.stop_token_id] if sampling.stop_token_id is not None else None,
+    }
+
+
+def installed_vllm_version(missing: str) -> str:
+    """The installed vLLM's version, or ``missing`` on a host without vLLM."""
+    try:
+        return metadata.version("vllm")
+    except metadata.PackageNotFoundError:
+        return missing
 
 
 def load_weights_on_worker(worker: Any, named_tensors: Sequence[tuple[str, torch.Tensor]]) -> int:
@@ -117,6 +145,9 @@ class OfflineVllmEngine(RolloutEngine):
         named = [(name, tensor.detach().cpu()) for name, tensor in weights.items()]
         self._llm.collective_rpc(load_weights_on_worker, args=(named,))
         self._version = version
+
+    def describe(self) -> dict[str, Any]:
+        return self.mapping.describe(self.settings)
 
     def close(self) -> None:
         self._llm = None

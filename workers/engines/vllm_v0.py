@@ -17,12 +17,12 @@ has no tokenizer; prompts are token ids), ``dtype``, ``enable_prefix_caching``, 
 from __future__ import annotations
 
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from workers.engines import vllm_common
 from workers.engines.base import EngineSettings, SamplingSettings
-from workers.engines.vllm_common import OfflineVllmEngine, head_dtype_args
+from workers.engines.vllm_common import OfflineVllmEngine, head_dtype_args, installed_vllm_version
 from workers.errors import UnsupportedSetting
 
 __all__ = ["VLLM_V0_VERSION", "VllmV0Engine", "describe", "engine_env", "engine_kwargs", "sampling_kwargs"]
@@ -65,35 +65,17 @@ def engine_kwargs(
 
 
 def sampling_kwargs(sampling: SamplingSettings) -> dict[str, Any]:
-    return {
-        "temperature": sampling.temperature,
-        "top_p": sampling.top_p,
-        "top_k": sampling.top_k if sampling.top_k > 0 else -1,
-        "max_tokens": sampling.max_tokens,
-        "logprobs": 1,
-        "detokenize": False,
-        "stop_token_ids": [sampling.stop_token_id] if sampling.stop_token_id is not None else None,
-    }
+    return vllm_common.sampling_kwargs(sampling, top_k_off=-1)  # 0.8.5 rejects top_k=0
 
 
 def describe(settings: EngineSettings) -> dict[str, Any]:
     return {
         "name": "vllm",
-        "version": _installed_version(),
+        "version": installed_vllm_version(f"{VLLM_V0_VERSION} required (vLLM not installed here)"),
         "settings": {**settings.to_dict(), "VLLM_USE_V1": 0},
     }
-
-
-def _installed_version() -> str:
-    try:
-        return metadata.version("vllm")
-    except metadata.PackageNotFoundError:
-        return f"{VLLM_V0_VERSION} required (vLLM not installed here)"
 
 
 class VllmV0Engine(OfflineVllmEngine):
     name = "vllm-v0"
     mapping = sys.modules[__name__]
-
-    def describe(self) -> dict[str, Any]:
-        return describe(self.settings)

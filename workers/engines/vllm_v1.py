@@ -22,12 +22,12 @@ See ``vllm_common`` for how this API was checked.
 from __future__ import annotations
 
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from workers.engines import vllm_common
 from workers.engines.base import EngineSettings, SamplingSettings
-from workers.engines.vllm_common import OfflineVllmEngine, head_dtype_args
+from workers.engines.vllm_common import OfflineVllmEngine, head_dtype_args, installed_vllm_version
 
 __all__ = [
     "VllmV1Engine",
@@ -70,15 +70,7 @@ def engine_kwargs(
 
 
 def sampling_kwargs(sampling: SamplingSettings) -> dict[str, Any]:
-    return {
-        "temperature": sampling.temperature,
-        "top_p": sampling.top_p,
-        "top_k": sampling.top_k,  # 0 disables top-k in V1
-        "max_tokens": sampling.max_tokens,
-        "logprobs": 1,
-        "detokenize": False,
-        "stop_token_ids": [sampling.stop_token_id] if sampling.stop_token_id is not None else None,
-    }
+    return vllm_common.sampling_kwargs(sampling, top_k_off=0)
 
 
 def weight_update_calls(settings: EngineSettings) -> dict[str, Any]:
@@ -97,19 +89,13 @@ def describe(settings: EngineSettings) -> dict[str, Any]:
     # The offline LLM never overlaps an update with generation (see the module docstring).
     effective["weight_update"] = "between-batches"
     effective["requested_weight_update"] = settings.weight_update
-    return {"name": "vllm", "version": _installed_version(), "settings": {**effective, "VLLM_USE_V1": 1}}
-
-
-def _installed_version() -> str:
-    try:
-        return metadata.version("vllm")
-    except metadata.PackageNotFoundError:
-        return "unknown (vLLM not installed)"
+    return {
+        "name": "vllm",
+        "version": installed_vllm_version("unknown (vLLM not installed)"),
+        "settings": {**effective, "VLLM_USE_V1": 1},
+    }
 
 
 class VllmV1Engine(OfflineVllmEngine):
     name = "vllm-v1"
     mapping = sys.modules[__name__]
-
-    def describe(self) -> dict[str, Any]:
-        return describe(self.settings)
