@@ -113,13 +113,19 @@ def normalise_key(key: str) -> tuple[str, ...]:
     return tuple(segment.strip() for segment in segments if segment.strip())
 
 
+# Normalised once at import: every registry (one per comparison, one per classify_key) shares it.
+_BUILTIN_SEGMENTS: Final[dict[tuple[str, ...], str]] = {
+    normalise_key(key): layer for key, layer in BUILTIN_RULES.items()
+}
+_BUILTIN_LONGEST: Final = max(len(rule) for rule in _BUILTIN_SEGMENTS)
+
+
 class KeyRegistry:
     """The built-in rules plus a deployment's own ``{key: layer}`` rules."""
 
     def __init__(self, extra_rules: Mapping[str, str] | None = None) -> None:
-        self._builtin = {normalise_key(key): layer for key, layer in BUILTIN_RULES.items()}
         self._extra = self._check(extra_rules)
-        self._longest = max(len(rule) for rule in (*self._builtin, *self._extra))
+        self._longest = max([_BUILTIN_LONGEST, *(len(rule) for rule in self._extra)])
 
     @staticmethod
     def _check(extra_rules: Mapping[str, str] | None) -> dict[tuple[str, ...], str]:
@@ -148,8 +154,8 @@ class KeyRegistry:
                 suffix = path[-length:]
                 if suffix in self._extra:
                     return self._extra[suffix]
-                if suffix in self._builtin:
-                    return self._builtin[suffix]
+                if suffix in _BUILTIN_SEGMENTS:
+                    return _BUILTIN_SEGMENTS[suffix]
         return UNCLASSIFIED
 
 
