@@ -286,12 +286,6 @@ class Worker:
     def run_leg(self, leg: dict[str, Any]) -> str:
         from workers.leg import describe_leg, run_leg
 
-        if self.torch_threads:
-            import torch
-
-            # The built-in engine's policies are tiny: extra intra-op threads only add
-            # synchronisation, and on a busy machine they make each step many times slower.
-            torch.set_num_threads(self.torch_threads)
         steps = leg["workload"]["steps"]
         title = f"{leg['label']} (job {leg['job_id']} leg {leg['id']}, {leg['engine']}, claim {leg['attempt']})"
         buffer = MetricBuffer(self.api, leg["run_id"], self.flush_steps, self.flush_seconds)
@@ -321,6 +315,7 @@ class Worker:
                 engine_name=leg["engine"],
                 on_step=on_step,
                 checkpoint_dir=self.checkpoint_dir,
+                torch_threads=self.torch_threads,
             )
             buffer.flush()
             if heartbeat.lost.is_set():
