@@ -20,6 +20,7 @@ __all__ = [
     "BUILTIN_ALIASES",
     "DEFAULT_METRICS",
     "PARITY_METRICS",
+    "AliasTable",
     "canonical_names",
     "canonical_of",
     "check_extra_aliases",
@@ -108,9 +109,51 @@ def check_extra_aliases(extra_aliases: Mapping[str, object] | None) -> dict[str,
     return checked
 
 
+class AliasTable:
+    """The built-in aliases plus a project's own, checked once for any number of lookups."""
+
+    def __init__(self, extra_aliases: Mapping[str, object] | None = None) -> None:
+        self._extra = check_extra_aliases(extra_aliases)
+
+    def names(self) -> set[str]:
+        """Every canonical name, built-in or added per project."""
+        return set(BUILTIN_ALIASES) | set(self._extra)
+
+    def resolve(self, name: str, available_keys: Collection[str]) -> str | None:
+        """The raw key of ``available_keys`` that ``name`` stands for (see ``resolve_metric``)."""
+        if name in available_keys:
+            return name
+        canonical = (
+            name if name in self._extra or name in BUILTIN_ALIASES else self.canonical_of(name)
+        )
+        if canonical is None:
+            return None
+        aliases = self._extra.get(canonical, ()) + BUILTIN_ALIASES.get(canonical, ())
+        for alias in aliases:
+            if alias in available_keys:
+                return alias
+            for prefix in _OPTIONAL_PREFIXES:
+                if prefix + alias in available_keys:
+                    return prefix + alias
+        return None
+
+    def canonical_of(self, raw_key: str) -> str | None:
+        """The canonical name that ``raw_key`` (with or without its optional prefix) is an alias of."""
+        bare = raw_key
+        for prefix in _OPTIONAL_PREFIXES:
+            if raw_key.startswith(prefix):
+                bare = raw_key[len(prefix) :]
+                break
+        for table in (self._extra, BUILTIN_ALIASES):
+            for canonical, aliases in table.items():
+                if raw_key in aliases or bare in aliases:
+                    return canonical
+        return None
+
+
 def canonical_names(extra_aliases: Mapping[str, object] | None = None) -> set[str]:
     """Every canonical name, built-in or added per project."""
-    return set(BUILTIN_ALIASES) | set(check_extra_aliases(extra_aliases))
+    return AliasTable(extra_aliases).names()
 
 
 def resolve_metric(
@@ -128,30 +171,9 @@ def resolve_metric(
     """
     if name in available_keys:
         return name
-    extra = check_extra_aliases(extra_aliases)
-    canonical = name if name in extra or name in BUILTIN_ALIASES else canonical_of(name, extra)
-    if canonical is None:
-        return None
-    aliases = extra.get(canonical, ()) + BUILTIN_ALIASES.get(canonical, ())
-    for alias in aliases:
-        if alias in available_keys:
-            return alias
-        for prefix in _OPTIONAL_PREFIXES:
-            if prefix + alias in available_keys:
-                return prefix + alias
-    return None
+    return AliasTable(extra_aliases).resolve(name, available_keys)
 
 
 def canonical_of(raw_key: str, extra_aliases: Mapping[str, object] | None = None) -> str | None:
     """The canonical name that ``raw_key`` (with or without its optional prefix) is an alias of."""
-    extra = check_extra_aliases(extra_aliases)
-    bare = raw_key
-    for prefix in _OPTIONAL_PREFIXES:
-        if raw_key.startswith(prefix):
-            bare = raw_key[len(prefix) :]
-            break
-    for table in (extra, BUILTIN_ALIASES):
-        for canonical, aliases in table.items():
-            if raw_key in aliases or bare in aliases:
-                return canonical
-    return None
+    return AliasTable(extra_aliases).canonical_of(raw_key)

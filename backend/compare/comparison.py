@@ -24,14 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.compare.aliases import (
-    DEFAULT_METRICS,
-    PARITY_METRICS,
-    canonical_names,
-    canonical_of,
-    check_extra_aliases,
-    resolve_metric,
-)
+from backend.compare.aliases import DEFAULT_METRICS, PARITY_METRICS, AliasTable
 from backend.compare.align import align_pair, within_window
 from backend.compare.band import ReferenceBand, check_band_k, reference_band, reference_line
 from backend.compare.configdiff import ConfigDifference, config_diff, run_settings
@@ -127,7 +120,7 @@ def build_comparison(
     band_k = check_band_k(band_k)
     divergence_k = check_divergence_k(divergence_k)
     _check_window(start, end)
-    aliases = check_extra_aliases(extra_aliases)
+    aliases = AliasTable(extra_aliases)
     registry = KeyRegistry(extra_rules)
     wanted = _check_metrics(metrics, [*references, *candidates], aliases)
 
@@ -136,7 +129,7 @@ def build_comparison(
     def series_of(run: RunSeries, name: str) -> tuple[str | None, Series | None]:
         cache_key = (str(run.run_id), name)
         if cache_key not in resolved:
-            key = resolve_metric(name, run.series.keys(), aliases)
+            key = aliases.resolve(name, run.series.keys())
             series = None
             if key is not None:
                 steps, values = run.series[key]
@@ -365,13 +358,13 @@ def _check_window(start: int | None, end: int | None) -> None:
 
 
 def _check_metrics(
-    metrics: Sequence[str] | None, runs: Sequence[RunSeries], aliases: Mapping[str, tuple[str, ...]]
+    metrics: Sequence[str] | None, runs: Sequence[RunSeries], aliases: AliasTable
 ) -> list[str]:
     if not metrics:
         return list(DEFAULT_METRICS)
     if isinstance(metrics, str):
         raise BadInput("metrics must be a list of names", field="metrics")
-    known = canonical_names(aliases)
+    known = aliases.names()
     wanted: list[str] = []
     for name in metrics:
         if not isinstance(name, str) or not name.strip():
@@ -380,7 +373,7 @@ def _check_metrics(
             continue
         if (
             name not in known
-            and canonical_of(name, aliases) is None
+            and aliases.canonical_of(name) is None
             and not any(name in run.series for run in runs)
         ):
             raise BadInput(
