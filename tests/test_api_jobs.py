@@ -18,35 +18,12 @@ from backend.db import Database
 from backend.settings import Settings
 from backend.storage.jobs import JobStore
 from tests.conftest import ProjectFixture, make_project
-
-WORKLOAD: dict[str, Any] = {
-    "model": "llama-0.4m",
-    "task": "sort4",
-    "seed": 7,
-    "steps": 3,
-    "batch_size": 4,
-    "group_size": 2,
-    "max_tokens": 5,
-    "lr": 3e-4,
-    "temperature": 0.7,
-    "top_p": 1.0,
-    "objective": "gspo",
-    "epsilon_low": 3e-4,
-    "epsilon_high": 4e-4,
-    "warm_start_steps": 10,
-}
-V1_INITIAL = {
-    "logprobs_mode": "raw",
-    "prefix_caching": True,
-    "async_scheduling": True,
-    "weight_update": "inflight",
-    "lm_head_dtype": "bf16",
-}
+from tests.tiny_job import TINY_WORKLOAD, V1_INITIAL
 
 
 def job_body(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "workload": dict(WORKLOAD),
+        "workload": dict(TINY_WORKLOAD),
         "reference": {"engine": "torch", "settings": {}, "label": "reference", "replicas": 2},
         "candidates": [
             {"engine": "torch", "settings": V1_INITIAL, "label": "v1-initial"},
@@ -103,9 +80,9 @@ def test_submit_splits_the_job_into_legs(client: TestClient, project: ProjectFix
         ({"candidates": [{"engine": "vllm-v9", "settings": {}, "label": "x"}]}, "candidates[0].engine"),
         ({"reference": {"engine": "torch", "settings": {"logprobs_mode": "sometimes"}}}, "reference.settings.logprobs_mode"),
         ({"reference": {"engine": "torch", "settings": {"prefix_cache": True}}}, "reference.settings.prefix_cache"),
-        ({"workload": {k: v for k, v in WORKLOAD.items() if k != "steps"}}, "workload.steps"),
-        ({"workload": dict(WORKLOAD, steps=0)}, "workload.steps"),
-        ({"workload": dict(WORKLOAD, model="gpt-5")}, "workload.model"),
+        ({"workload": {k: v for k, v in TINY_WORKLOAD.items() if k != "steps"}}, "workload.steps"),
+        ({"workload": dict(TINY_WORKLOAD, steps=0)}, "workload.steps"),
+        ({"workload": dict(TINY_WORKLOAD, model="gpt-5")}, "workload.model"),
         ({"candidates": [{"engine": "torch", "label": "reference"}]}, "candidates[0].label"),
         # vLLM 0.8.5's V0 engine cannot return raw logprobs: refused before any worker starts.
         ({"reference": {"engine": "vllm-v0", "settings": {"logprobs_mode": "raw"}}}, "reference.settings.logprobs_mode"),

@@ -25,28 +25,10 @@ from typer.testing import CliRunner
 
 from backend.cli import app as cli_app
 from tests.conftest import ProjectFixture
+from tests.tiny_job import TINY_WORKLOAD, V1_INITIAL
 from workers.job_loop import JobApi, Worker, check_engines_available
 
 STEPS = 6
-TINY_WORKLOAD: dict[str, Any] = {
-    "model": "llama-0.4m",
-    "task": "sort4",
-    "seed": 7,
-    "steps": STEPS,
-    "batch_size": 4,
-    "group_size": 2,
-    "max_tokens": 5,
-    "lr": 3e-4,
-    "temperature": 0.7,
-    "top_p": 1.0,
-    "objective": "gspo",
-    "epsilon_low": 3e-4,
-    "epsilon_high": 4e-4,
-    "minibatches": 1,
-    "warm_start_steps": 10,
-}
-V1_INITIAL = {"logprobs_mode": "raw", "prefix_caching": True, "async_scheduling": True,
-              "weight_update": "inflight", "lm_head_dtype": "bf16"}
 CLI = [sys.executable, "-m", "backend.cli"]
 
 
