@@ -235,10 +235,7 @@ def _project_for(
         project = ProjectStore(session).get(int(experiment_id))
     except NotFound:
         raise NotFound(f"Could not find experiment with ID {experiment_id}", field="experiment_id") from None
-    if write:
-        check_write(token, project.id)
-    else:
-        check_read(token, project.id, settings)
+    _check_access(token, settings, project.id, write=write)
     return project
 
 
@@ -249,11 +246,24 @@ def _run_for(session: Session, token: Token | None, settings: Settings, ref: str
         run = RunStore(session).get(int(ref))
     except NotFound:
         raise NotFound(f"Run with id={ref} not found", field="run_id") from None
-    if write:
-        check_write(token, run.project_id)
-    else:
-        check_read(token, run.project_id, settings)
+    _check_access(token, settings, run.project_id, write=write)
     return run
+
+
+def _check_access(token: Token | None, settings: Settings, project_id: int, *, write: bool) -> None:
+    if write:
+        check_write(token, project_id)
+    else:
+        check_read(token, project_id, settings)
+
+
+def _page_start(page_token: str | None) -> int:
+    """Where a page token returned by this API starts: a run offset, or a history's first step."""
+    if not page_token:
+        return 0
+    if not _is_number(page_token):
+        raise BadInput("page_token: not a token returned by this API", field="page_token")
+    return int(page_token)
 
 
 def _point_batch(metrics: list[MetricIn]) -> PointBatch:
@@ -400,11 +410,7 @@ def search_runs(body: SearchRuns, session: SessionDep, settings: SettingsDep, to
         )
     clauses = parse_filter(body.filter)
     order = parse_order_by(body.order_by)
-    offset = 0
-    if body.page_token:
-        if not _is_number(body.page_token):
-            raise BadInput("page_token: not a token returned by this API", field="page_token")
-        offset = int(body.page_token)
+    offset = _page_start(body.page_token)
     projects = [_project_for(session, token, settings, e, write=False) for e in body.experiment_ids]
     if (body.run_view_type or "ACTIVE_ONLY").upper() == "DELETED_ONLY":
         return {"runs": []}
@@ -498,12 +504,9 @@ def get_metric_history(
     page_token: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
     run = _run_for(session, token, settings, RunRef(run_id=run_id, run_uuid=run_uuid).ref, write=False)
-    from_step = 0
-    if page_token:
-        if not _is_number(page_token):
-            raise BadInput("page_token: not a token returned by this API", field="page_token")
-        from_step = int(page_token)
-    points = TrackingStore(session).history(run.id, metric_key, from_step=from_step, limit=max_results)
+    points = TrackingStore(session).history(
+        run.id, metric_key, from_step=_page_start(page_token), limit=max_results
+    )
     response: dict[str, Any] = {"metrics": [ml.metric_json(p) for p in points]}
     if max_results is not None and len(points) == max_results:
         response["next_page_token"] = str(points[-1].step + 1)
