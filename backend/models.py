@@ -25,7 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -106,6 +106,10 @@ class RunRow(Base):
     last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # For the project's slug: loaded from the session's identity map when the request has
+    # already read the project, so most conversions cost no query.
+    project: Mapped[ProjectRow] = relationship()
 
 
 class MetricKeyRow(Base):
@@ -223,6 +227,8 @@ class JobRow(Base):
     comparison_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    project: Mapped[ProjectRow] = relationship()
 
 
 class WorkerRow(Base):

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, aliased
 from backend.domain import ClaimedLeg, Job, JobLeg, JobStatus, LegStatus, RunStatus
 from backend.errors import Conflict, NotFound
 from backend.job_spec import LegPlan
-from backend.models import JobLegRow, JobRow, ProjectRow, RunRow, WorkerRow, utcnow
+from backend.models import JobLegRow, JobRow, RunRow, WorkerRow, utcnow
 from backend.storage.comparisons import ComparisonStore
 from backend.storage.runs import RunStore
 
@@ -104,7 +104,6 @@ class JobStore:
         row = self.session.get(JobRow, job_id, populate_existing=True)
         if row is None:
             raise NotFound(f"job {job_id} not found")
-        slug = self.session.scalar(select(ProjectRow.slug).where(ProjectRow.id == row.project_id))
         legs = self.session.execute(
             select(JobLegRow, WorkerRow.name)
             .outerjoin(WorkerRow, WorkerRow.id == JobLegRow.worker_id)
@@ -115,7 +114,7 @@ class JobStore:
         return Job(
             id=row.id,
             project_id=row.project_id,
-            project_slug=slug or "",
+            project_slug=row.project.slug,
             status=JobStatus(row.status),
             workload=dict(row.workload),
             comparison_id=row.comparison_id,
@@ -218,10 +217,9 @@ class JobStore:
         else:
             runs.update(row.run_id, status=RunStatus.RUNNING)
         self.session.flush()
-        slug = self.session.scalar(select(ProjectRow.slug).where(ProjectRow.id == job.project_id))
         return ClaimedLeg(
             leg=_leg(row, worker),
-            project_slug=slug or "",
+            project_slug=job.project.slug,
             workload=dict(job.workload),
             lease_expires_at=lease_expires_at,
         )

@@ -7,18 +7,18 @@ from typing import Any
 from sqlalchemy import String, cast, exists, func, literal, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from backend.domain import Run, RunPage, RunStatus
 from backend.errors import BadInput, NotFound
-from backend.models import ProjectRow, RunRow, utcnow
+from backend.models import RunRow, utcnow
 
 
-def _to_domain(row: RunRow, slug: str) -> Run:
+def _to_domain(row: RunRow) -> Run:
     return Run(
         id=row.id,
         project_id=row.project_id,
-        project_slug=slug,
+        project_slug=row.project.slug,
         name=row.name,
         status=RunStatus(row.status),
         tags=list(row.tags or []),
@@ -46,9 +46,6 @@ def merge_config(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 class RunStore:
     def __init__(self, session: Session) -> None:
         self.session = session
-
-    def _slug(self, project_id: int) -> str:
-        return self.session.scalar(select(ProjectRow.slug).where(ProjectRow.id == project_id)) or ""
 
     def create(
         self,
@@ -86,35 +83,33 @@ class RunStore:
             if existing is None:
                 raise
             return existing, False
-        return _to_domain(row, self._slug(project_id)), True
+        return _to_domain(row), True
 
     def _by_external_id(self, project_id: int, external_id: str) -> Run | None:
         row = self.session.scalar(
             select(RunRow).where(RunRow.project_id == project_id, RunRow.external_id == external_id)
         )
-        return None if row is None else _to_domain(row, self._slug(project_id))
+        return None if row is None else _to_domain(row)
 
     def get(self, run_id: int) -> Run:
         """The run, or ``NotFound``."""
-        row = self.session.get(RunRow, run_id)
+        row = self.session.get(RunRow, run_id, options=[joinedload(RunRow.project)])
         if row is None:
             raise NotFound(f"run {run_id} not found")
-        return _to_domain(row, self._slug(row.project_id))
+        return _to_domain(row)
 
     def get_many(self, run_ids: list[int]) -> list[Run]:
         """Runs in the order asked; ``NotFound`` naming the first missing id."""
-        rows = {r.id: r for r in self.session.scalars(select(RunRow).where(RunRow.id.in_(run_ids)))}
+        rows = {
+            r.id: r
+            for r in self.session.scalars(
+                select(RunRow).options(joinedload(RunRow.project)).where(RunRow.id.in_(run_ids))
+            )
+        }
         missing = [i for i in run_ids if i not in rows]
         if missing:
             raise NotFound(f"run {missing[0]} not found")
-        slugs: dict[int, str] = {}
-        out = []
-        for i in run_ids:
-            row = rows[i]
-            if row.project_id not in slugs:
-                slugs[row.project_id] = self._slug(row.project_id)
-            out.append(_to_domain(row, slugs[row.project_id]))
-        return out
+        return [_to_domain(rows[i]) for i in run_ids]
 
     def list(
         self,
@@ -146,8 +141,7 @@ class RunStore:
             stmt = stmt.where(RunRow.id < before_id)
         rows = list(self.session.scalars(stmt.order_by(RunRow.id.desc()).limit(limit + 1)))
         next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
-        slug = self._slug(project_id)
-        return RunPage(runs=[_to_domain(r, slug) for r in rows[:limit]], next_cursor=next_cursor)
+        return RunPage(runs=[_to_domain(r) for r in rows[:limit]], next_cursor=next_cursor)
 
     def _has_tag(self, tag: str):  # type: ignore[no-untyped-def]
         if self.session.get_bind().dialect.name == "postgresql":
@@ -178,4 +172,4 @@ class RunStore:
             row.config = merge_config(dict(row.config or {}), config)
         row.updated_at = utcnow()
         self.session.flush()
-        return _to_domain(row, self._slug(row.project_id))
+        return _to_domain(row)
