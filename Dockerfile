@@ -6,9 +6,8 @@
 
 ARG VLLM_IMAGE=vllm/vllm-openai:v0.8.5
 
-FROM python:3.11-slim AS app
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PARITYSCOPE_CHECKPOINT_DIR=/var/cache/parityscope/checkpoints
+# What both targets install: the project's sources, copied from the build context once.
+FROM scratch AS source
 WORKDIR /opt/parityscope
 COPY pyproject.toml constraints.txt README.md ./
 COPY backend backend
@@ -16,6 +15,12 @@ COPY workers workers
 COPY parityscope parityscope
 COPY migrations migrations
 COPY frontend frontend
+
+FROM python:3.11-slim AS app
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PARITYSCOPE_CHECKPOINT_DIR=/var/cache/parityscope/checkpoints
+WORKDIR /opt/parityscope
+COPY --from=source /opt/parityscope ./
 # The CPU wheel index first, so the constrained torch==2.13.0 is the CPU build, not CUDA's.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple \
         -c constraints.txt '.[worker]'
@@ -29,12 +34,7 @@ FROM ${VLLM_IMAGE} AS vllm-worker
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PARITYSCOPE_CHECKPOINT_DIR=/var/cache/parityscope/checkpoints
 WORKDIR /opt/parityscope
-COPY pyproject.toml constraints.txt README.md ./
-COPY backend backend
-COPY workers workers
-COPY parityscope parityscope
-COPY migrations migrations
-COPY frontend frontend
+COPY --from=source /opt/parityscope ./
 # No constraints here: the image's own torch (CUDA) and transformers satisfy the worker extra
 # and must stay the versions vLLM was built against.
 RUN python3 -m pip install '.[worker]' && mkdir -p /var/cache/parityscope/checkpoints
