@@ -42,8 +42,10 @@ class TrackingStore:
         stmt = select(ProjectRow.id).where(or_(ProjectRow.name.in_(names), ProjectRow.slug.in_(names)))
         if only_ids is not None:
             stmt = stmt.where(ProjectRow.id.in_(only_ids))
-        store = ProjectStore(self.session)
-        return [store.get(project_id) for project_id in self.session.scalars(stmt.order_by(ProjectRow.id))]
+        found = set(self.session.scalars(stmt))
+        if not found:
+            return []
+        return sorted(ProjectStore(self.session).list(found), key=lambda project: project.id)
 
     def run_ids(self, project_ids: list[int]) -> list[int]:
         """Every run of these projects, newest first."""
