@@ -13,6 +13,7 @@ from pathlib import Path
 
 from backend.errors import BadInput
 from backend.importers.history import ImportedHistory, MetricColumn, content_identity, step_of
+from backend.ingest import check_key
 
 __all__ = ["event_files", "read_event_files"]
 
@@ -70,7 +71,7 @@ def read_event_files(
                     continue
                 where = f"{file.name}: tag {value.tag!r}"
                 if value.tag not in points:
-                    history.column(value.tag, where)  # checks the key
+                    check_key(value.tag, where)
                     points[value.tag] = {}
                 points[value.tag][step_of(event.step, where)] = (float(array.reshape(())), event.wall_time)
     for tag, by_step in points.items():
