@@ -83,23 +83,26 @@ def check_read(token: Token | None, project_id: int, settings: Settings) -> None
         raise Forbidden("authorization: this token has no access to this project")
 
 
-def check_write(token: Token | None, project_id: int) -> None:
+def require_token(token: Token | None) -> Token:
+    """The caller's token, or a 401. Routes that look something up call it first, so a request
+    without a token learns nothing about what exists."""
     if token is None:
         raise NotAuthenticated("authorization: a write token is required")
+    return token
+
+
+def check_write(token: Token | None, project_id: int) -> None:
+    token = require_token(token)
     if not token.can_write(project_id):
         if token.can_read(project_id):
             raise Forbidden("authorization: this token is read-only")
         raise Forbidden("authorization: this token has no access to this project")
 
 
-def _project(session: Session, slug: str) -> Project:
-    return ProjectStore(session).get_by_slug(slug)
-
-
 def readable_project(
     session: SessionDep, settings: SettingsDep, token: OptionalToken, slug: Annotated[str, Path()]
 ) -> Project:
-    project = _project(session, slug)
+    project = ProjectStore(session).get_by_slug(slug)
     check_read(token, project.id, settings)
     return project
 
@@ -107,9 +110,8 @@ def readable_project(
 def writable_project(
     session: SessionDep, token: OptionalToken, slug: Annotated[str, Path()]
 ) -> Project:
-    if token is None:
-        raise NotAuthenticated("authorization: a write token is required")
-    project = _project(session, slug)
+    require_token(token)
+    project = ProjectStore(session).get_by_slug(slug)
     check_write(token, project.id)
     return project
 
@@ -123,13 +125,18 @@ def readable_run(
 
 
 def writable_run(session: SessionDep, token: OptionalToken, run_id: Annotated[int, Path()]) -> Run:
-    if token is None:
-        raise NotAuthenticated("authorization: a write token is required")
+    require_token(token)
     run = RunStore(session).get(run_id)
     check_write(token, run.project_id)
     return run
 
 
+async def request_body(request: Request) -> bytes:
+    return await request.body()
+
+
+# A body read as bytes: metrics are parsed by hand for speed, imported files are not JSON.
+RawBody = Annotated[bytes, Depends(request_body)]
 ReadableProject = Annotated[Project, Depends(readable_project)]
 WritableProject = Annotated[Project, Depends(writable_project)]
 ReadableRun = Annotated[Run, Depends(readable_run)]

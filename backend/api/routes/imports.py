@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from backend.api.deps import SessionDep, SettingsDep, WritableProject
+from backend.api.deps import RawBody, SessionDep, SettingsDep, WritableProject
 from backend.api.schemas import RunOut
 from backend.domain import RunStatus
 from backend.errors import BadInput, TooLarge
@@ -35,10 +35,6 @@ class ImportOut(BaseModel):
     skipped: list[str]
 
 
-async def file_body(request: Request) -> bytes:
-    return await request.body()
-
-
 @router.post(
     "/api/v1/projects/{slug}/imports",
     status_code=201,
@@ -51,7 +47,7 @@ def import_history(
     session: SessionDep,
     settings: SettingsDep,
     response: Response,
-    body: Annotated[bytes, Depends(file_body)],
+    body: RawBody,
     format: Annotated[Literal["tensorboard", "csv", "jsonl"], Query(description="the file's format")],
     run_name: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
     filename: Annotated[str | None, Query(min_length=1, max_length=500, description="names the run by default")] = None,

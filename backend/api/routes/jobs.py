@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.deps import OptionalToken, SessionDep, SettingsDep, check_read, check_write
+from backend.api.deps import (
+    OptionalToken,
+    SessionDep,
+    SettingsDep,
+    check_read,
+    check_write,
+    require_token,
+)
 from backend.api.job_schemas import JobCreate, JobOut
 from backend.domain import Scope, Token
-from backend.errors import BadInput, NotAuthenticated
+from backend.errors import BadInput
 from backend.job_spec import LegRequest, normalise_workload, plan_legs
 from backend.storage.jobs import JobStore
 from backend.storage.projects import ProjectStore
@@ -17,8 +24,7 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 def _target_project(session: SessionDep, token: Token | None, slug: str | None) -> int:
     """The project a job goes to: the named one for an admin token, the token's own otherwise."""
-    if token is None:
-        raise NotAuthenticated("authorization: a write token is required")
+    token = require_token(token)
     if slug is not None:
         project_id = ProjectStore(session).get_by_slug(slug).id
     elif token.scope == Scope.ADMIN or token.project_id is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from backend.api.deps import OptionalToken, SessionDep, SettingsDep, check_write
+from backend.api.deps import OptionalToken, SessionDep, SettingsDep, check_write, require_token
 from backend.api.job_schemas import (
     ClaimBody,
     ClaimOut,
@@ -14,15 +14,14 @@ from backend.api.job_schemas import (
     LegOut,
 )
 from backend.domain import Scope, Token
-from backend.errors import Forbidden, NotAuthenticated
+from backend.errors import Forbidden
 from backend.storage.jobs import JobStore
 
 router = APIRouter(prefix="/api/v1/legs", tags=["legs"])
 
 
 def _writer(token: Token | None) -> Token:
-    if token is None:
-        raise NotAuthenticated("authorization: a write token is required")
+    token = require_token(token)
     if token.scope == Scope.READ:
         raise Forbidden("authorization: this token is read-only; workers need a write token")
     return token

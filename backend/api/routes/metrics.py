@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from backend.api.deps import ReadableRun, SessionDep, SettingsDep, WritableRun
+from backend.api.deps import RawBody, ReadableRun, SessionDep, SettingsDep, WritableRun
 from backend.api.json import orjson_response
 from backend.api.schemas import METRICS_BODY_SCHEMA, IngestOut, KeyOut, SeriesOut
 from backend.errors import BadInput
@@ -18,16 +18,12 @@ from backend.storage.values import encode_value
 router = APIRouter(prefix="/api/v1/runs/{run_id}", tags=["metrics"])
 
 
-async def raw_body(request: Request) -> bytes:
-    return await request.body()
-
-
 @router.post("/metrics", response_model=IngestOut, openapi_extra=METRICS_BODY_SCHEMA)
 def post_metrics(
     run: WritableRun,
     session: SessionDep,
     settings: SettingsDep,
-    body: Annotated[bytes, Depends(raw_body)],
+    body: RawBody,
 ) -> IngestOut:
     batch = parse_body(
         body, max_bytes=settings.max_body_bytes, max_values=settings.max_values_per_request

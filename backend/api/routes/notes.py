@@ -7,9 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from backend.api.dashboard_schemas import NoteCreate, NoteOut
-from backend.api.deps import OptionalToken, SessionDep, SettingsDep, check_read, check_write
+from backend.api.deps import (
+    OptionalToken,
+    SessionDep,
+    SettingsDep,
+    check_read,
+    check_write,
+    require_token,
+)
 from backend.api.routes.compare import load_comparable_runs, parse_ids
-from backend.errors import BadInput, NotAuthenticated
+from backend.errors import BadInput
 from backend.storage.notes import NoteStore
 
 router = APIRouter(prefix="/api/v1/notes", tags=["notes"])
@@ -17,8 +24,7 @@ router = APIRouter(prefix="/api/v1/notes", tags=["notes"])
 
 @router.post("", status_code=201, response_model=NoteOut)
 def create_note(body: NoteCreate, session: SessionDep, token: OptionalToken) -> NoteOut:
-    if token is None:
-        raise NotAuthenticated("authorization: a write token is required")
+    require_token(token)
     _, _, project_id = load_comparable_runs(
         session, body.runs, [], lambda pid: check_write(token, pid)
     )
@@ -44,8 +50,7 @@ def list_notes(
 
 @router.delete("/{note_id}", status_code=204, response_class=Response)
 def delete_note(note_id: int, session: SessionDep, token: OptionalToken) -> Response:
-    if token is None:
-        raise NotAuthenticated("authorization: a write token is required")
+    require_token(token)
     store = NoteStore(session)
     check_write(token, store.get(note_id).project_id)
     store.delete(note_id)

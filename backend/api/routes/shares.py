@@ -15,11 +15,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from backend.api.dashboard_schemas import NoteOut, ShareCreate, ShareOut, ShareView
-from backend.api.deps import OptionalToken, SessionDep, WritableProject, check_write
+from backend.api.deps import OptionalToken, SessionDep, WritableProject, check_write, require_token
 from backend.api.json import orjson_response
 from backend.api.routes.compare import compare_payload, load_comparable_runs
 from backend.domain import Run, ShareLink
-from backend.errors import BadInput, NotAuthenticated
+from backend.errors import BadInput
 from backend.models import utcnow
 from backend.storage.notes import NoteStore
 from backend.storage.runs import RunStore
@@ -68,8 +68,7 @@ def create_share(
     body: ShareCreate, request: Request, session: SessionDep, token: OptionalToken
 ) -> ShareOut:
     """Make a link to ``body.view``; the response carries the secret, once."""
-    if token is None:
-        raise NotAuthenticated("authorization: a write token is required")
+    require_token(token)
     view = body.view
     references, candidates, project_id = load_comparable_runs(
         session, view.reference, view.candidates, lambda pid: check_write(token, pid)
@@ -99,8 +98,7 @@ def list_shares(project: WritableProject, session: SessionDep) -> list[ShareOut]
 @router.delete("/api/v1/shares/{share_id}", response_model=ShareOut)
 def revoke_share(share_id: int, session: SessionDep, token: OptionalToken) -> ShareOut:
     """Revoke a link for good: opening it answers ``410 Gone`` from now on."""
-    if token is None:
-        raise NotAuthenticated("authorization: a write token is required")
+    require_token(token)
     store = ShareStore(session)
     check_write(token, store.get(share_id).project_id)
     return ShareOut.of(store.revoke(share_id))
