@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -92,15 +92,6 @@ class KeySummary:
     count: int
     first_step: int
     last_step: int
-
-
-@dataclass
-class Series:
-    """One metric of one run. ``values`` holds floats; NaN is float('nan')."""
-
-    steps: list[int] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
-    times: list[float | None] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -76,10 +76,6 @@ class PointBatch:
             self._final = (keys, steps, values, times)
         return self._final
 
-    @property
-    def size(self) -> int:
-        return len(self.columns()[0])
-
 
 def parse_body(body: bytes, *, max_bytes: int, max_values: int) -> PointBatch:
     if len(body) > max_bytes:

@@ -24,8 +24,6 @@ class SeriesCache:
         self._entries: OrderedDict[tuple[int, str], tuple[datetime, Series]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     @staticmethod
     def _size(series: Series) -> int:
@@ -36,10 +34,8 @@ class SeriesCache:
         with self._lock:
             entry = self._entries.get((run_id, key))
             if entry is None or entry[0] != version:
-                self.misses += 1
                 return None
             self._entries.move_to_end((run_id, key))
-            self.hits += 1
             return entry[1]
 
     def put(self, run_id: int, key: str, version: datetime, series: Series) -> None:
@@ -55,10 +51,6 @@ class SeriesCache:
             while self._bytes > self.max_bytes and self._entries:
                 _, (_, evicted) = self._entries.popitem(last=False)
                 self._bytes -= self._size(evicted)
-
-    @property
-    def bytes_used(self) -> int:
-        return self._bytes
 
 
 def window(series: Series, start: int | None, end: int | None) -> Series:
