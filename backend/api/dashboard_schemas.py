@@ -11,6 +11,7 @@ from backend.api.schemas import StrictModel
 from backend.compare.aliases import DEFAULT_METRICS
 from backend.compare.encoding import api_numbers
 from backend.domain import Note, Run, RunStatus, ShareLink, Sparkline
+from backend.ingest import MAX_STEP
 
 __all__ = [
     "NoteCreate",
@@ -24,7 +25,6 @@ __all__ = [
 ]
 
 MAX_RUNS_PER_COMPARISON = 20
-MAX_STEP = 2**53
 RunId = int
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from backend.domain import Project, Run, RunStatus
+from backend.ingest import MAX_STEP
 
 MAX_JSON_DEPTH = 64
 
@@ -134,7 +135,7 @@ WireValue = float | str | None
 
 
 class PointRow(BaseModel):
-    step: int = Field(ge=0, le=2**53)
+    step: int = Field(ge=0, le=MAX_STEP)
     values: dict[str, WireValue]
     time: float | None = None
 

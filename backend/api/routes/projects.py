@@ -20,11 +20,9 @@ def create_project(body: ProjectCreate, session: SessionDep, _admin: AdminToken)
 
 @router.get("", response_model=list[ProjectOut])
 def list_projects(session: SessionDep, settings: SettingsDep, token: OptionalToken) -> list[ProjectOut]:
-    store = ProjectStore(session)
-    if token is None:
-        if not settings.reads_are_public:
-            raise NotAuthenticated("authorization: a read token is required")
-        return [ProjectOut.of(p) for p in store.list()]
-    if token.scope == Scope.ADMIN or settings.reads_are_public:
-        return [ProjectOut.of(p) for p in store.list()]
-    return [ProjectOut.of(p) for p in store.list(only_ids={token.project_id or -1})]
+    if token is None and not settings.reads_are_public:
+        raise NotAuthenticated("authorization: a read token is required")
+    only_ids = None
+    if token is not None and token.scope != Scope.ADMIN and not settings.reads_are_public:
+        only_ids = {token.project_id or -1}
+    return [ProjectOut.of(p) for p in ProjectStore(session).list(only_ids)]

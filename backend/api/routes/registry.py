@@ -43,12 +43,15 @@ class ClassifiedKey(BaseModel):
     layer: str
 
 
+def _aliases(store: ProjectRegistryStore, project_id: int) -> AliasesOut:
+    return AliasesOut(
+        builtin={k: list(v) for k, v in BUILTIN_ALIASES.items()}, project=store.aliases(project_id)
+    )
+
+
 @router.get("/aliases", response_model=AliasesOut)
 def get_aliases(project: ReadableProject, session: SessionDep) -> AliasesOut:
-    return AliasesOut(
-        builtin={k: list(v) for k, v in BUILTIN_ALIASES.items()},
-        project=ProjectRegistryStore(session).aliases(project.id),
-    )
+    return _aliases(ProjectRegistryStore(session), project.id)
 
 
 @router.post("/aliases", status_code=201, response_model=AliasesOut)
@@ -58,7 +61,7 @@ def add_alias(body: AliasIn, project: WritableProject, session: SessionDep) -> A
         raise BadInput("canonical: use lowercase letters, digits and '_'", field="canonical")
     store = ProjectRegistryStore(session)
     store.set_alias(project.id, body.alias, body.canonical)
-    return AliasesOut(builtin={k: list(v) for k, v in BUILTIN_ALIASES.items()}, project=store.aliases(project.id))
+    return _aliases(store, project.id)
 
 
 @router.get("/config-rules", response_model=RulesOut)
