@@ -7,10 +7,11 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy.orm import Session
 
 from backend.compare.aliases import PARITY_METRICS, resolve_metric
+from backend.compare.align import within_window
 from backend.compare.run_series import RunSeries
 from backend.domain import Run
 from backend.storage.metrics import MetricStore
-from backend.storage.series_cache import SeriesCache, window
+from backend.storage.series_cache import SeriesCache
 
 
 def load_run_series(
@@ -28,7 +29,7 @@ def load_run_series(
     store = MetricStore(session)
     loaded = []
     for run in runs:
-        available = store.key_names(run.id)
+        available = set(store.key_names(run.id))
         wanted = {
             key
             for name in [*metric_names, *PARITY_METRICS]
@@ -49,7 +50,7 @@ def load_run_series(
                 for key, whole in store.read_arrays(run.id, missing).items():
                     cache.put(run.id, key, run.updated_at, whole)
                     series[key] = whole
-            series = {key: window(whole, start, end) for key, whole in series.items()}
+            series = {key: within_window(whole, start, end) for key, whole in series.items()}
         loaded.append(
             RunSeries(
                 run_id=run.id,

@@ -52,10 +52,3 @@ class SeriesCache:
                 _, (_, evicted) = self._entries.popitem(last=False)
                 self._bytes -= self._size(evicted)
 
-
-def window(series: Series, start: int | None, end: int | None) -> Series:
-    """The part of a step-sorted series inside the inclusive ``[start, end]`` window."""
-    steps, values = series
-    lo = 0 if start is None else int(np.searchsorted(steps, start, side="left"))
-    hi = len(steps) if end is None else int(np.searchsorted(steps, end, side="right"))
-    return steps[lo:hi], values[lo:hi]
