@@ -89,7 +89,8 @@ def upload(history: Any, *, project: str, run_name: str, tags: list[str], url: s
     """Create (or find again) the history's run, post its points in batches, mark it finished."""
     from tqdm import tqdm
 
-    from parityscope.client import VALUES_PER_REQUEST, Connection
+    from parityscope.connection import Connection
+    from parityscope.wire import VALUES_PER_REQUEST
 
     if not history.points:  # no numeric column, or only columns without a value (a header-only CSV)
         skipped = f" (skipped: {', '.join(history.skipped[:10])})" if history.skipped else ""
