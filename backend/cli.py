@@ -164,8 +164,8 @@ def submit(
     import json
     import time
 
-    from parityscope.connection import ClientError, Connection
-    from workers.job_loop import RETRIES
+    from parityscope.connection import ClientError
+    from workers.job_loop import job_connection
 
     try:
         body = json.loads(file.read_text())
@@ -173,7 +173,7 @@ def submit(
         _fail(f"{file}: not valid JSON: {exc}")
     if not token:
         _fail("token: give --token or set PARITYSCOPE_TOKEN")
-    api = Connection(url, token, timeout=30.0, retries=RETRIES)
+    api = job_connection(url, token)
     try:
         job = api.submit(body)
         typer.echo(f"job {job['id']} in project {job['project']}: {job['status']}")

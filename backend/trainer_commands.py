@@ -42,21 +42,11 @@ def sync(
     ] = None,
 ) -> None:
     """Send the metrics the Python client spooled while the server was unreachable."""
-    from parityscope.client import sync as send_spooled
+    from parityscope.cli import sync_spooled
 
-    results = send_spooled(url, token, spool_dir)
-    if not results:
-        typer.echo("nothing to send")
-        return
-    failed = 0
-    for result in results:
-        if result.error is None:
-            typer.echo(f"{result.path.name}: {result.points} points sent to run {result.run_id}")
-        else:
-            failed += 1
-            typer.echo(f"{result.path.name}: not sent: {result.error}", err=True)
-    if failed:
-        raise typer.Exit(code=1)
+    code = sync_spooled(url, token, spool_dir, lambda line, is_error: typer.echo(line, err=is_error))
+    if code:
+        raise typer.Exit(code=code)
 
 
 # -- import ---------------------------------------------------------------------------------

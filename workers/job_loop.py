@@ -34,11 +34,14 @@ from parityscope import __version__
 from parityscope.connection import ClientError, Connection, LeaseLost
 from parityscope.wire import iter_column_batches
 
-__all__ = ["MetricBuffer", "Worker", "check_engines_available"]
+__all__ = ["MetricBuffer", "Worker", "check_engines_available", "job_connection"]
 
-# Every call the loop makes is safe to repeat (see parityscope.connection): a worker rides out a
-# restarting server by retrying this many times.
-RETRIES = 5
+
+def job_connection(url: str, token: str) -> Connection:
+    """The connection of a worker and of ``parityscope submit``: every call they make is safe to
+    repeat (see parityscope.connection), so they ride out a restarting server with retries, and
+    allow a slow first validation of a job on the server."""
+    return Connection(url, token, timeout=30.0, retries=5)
 
 
 class MetricBuffer:
@@ -148,7 +151,7 @@ class Worker:
         self.progress = progress
         self.torch_threads = torch_threads
         self.log = log
-        self.api = Connection(url, token, timeout=30.0, retries=RETRIES)
+        self.api = job_connection(url, token)
 
     def close(self) -> None:
         self.api.close()
