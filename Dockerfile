@@ -23,7 +23,7 @@ WORKDIR /opt/parityscope
 COPY --from=source /opt/parityscope ./
 # The CPU wheel index first, so the constrained torch==2.13.0 is the CPU build, not CUDA's.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple \
-        -c constraints.txt '.[worker]'
+        -c constraints.txt '.[server,worker]'
 RUN useradd --create-home parityscope && mkdir -p /var/cache/parityscope/checkpoints \
     && chown -R parityscope /var/cache/parityscope
 USER parityscope
@@ -36,8 +36,9 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /opt/parityscope
 COPY --from=source /opt/parityscope ./
 # No constraints here: the image's own torch (CUDA) and transformers satisfy the worker extra
-# and must stay the versions vLLM was built against.
-RUN python3 -m pip install '.[worker]' && mkdir -p /var/cache/parityscope/checkpoints
+# and must stay the versions vLLM was built against. The `worker` command belongs to the server's
+# command line, hence the server extra beside the worker's.
+RUN python3 -m pip install '.[server,worker]' && mkdir -p /var/cache/parityscope/checkpoints
 # The vLLM image's entrypoint is its OpenAI server; a worker is a ParityScope client instead.
 ENTRYPOINT ["parityscope"]
 CMD ["worker", "--help"]

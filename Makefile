@@ -13,7 +13,7 @@ $(BIN)/python:
 
 # Reinstall when the package definition or the pins change.
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[worker,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[server,worker,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

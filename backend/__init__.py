@@ -1,3 +1,5 @@
 """ParityScope service: storage, comparison, diagnosis and the HTTP API."""
 
-__version__ = "0.1.0"
+from parityscope import __version__
+
+__all__ = ["__version__"]

@@ -164,9 +164,8 @@ def submit(
     import json
     import time
 
-    import httpx
-
-    from workers.job_loop import JobApi
+    from parityscope.connection import ClientError
+    from workers.job_loop import job_connection
 
     try:
         body = json.loads(file.read_text())
@@ -174,7 +173,7 @@ def submit(
         _fail(f"{file}: not valid JSON: {exc}")
     if not token:
         _fail("token: give --token or set PARITYSCOPE_TOKEN")
-    api = JobApi(url, token)
+    api = job_connection(url, token)
     try:
         job = api.submit(body)
         typer.echo(f"job {job['id']} in project {job['project']}: {job['status']}")
@@ -188,7 +187,7 @@ def submit(
                        + (f", comparison {job['comparison_id']}" if job["comparison_id"] else ""))
             if job["status"] != "finished":
                 raise typer.Exit(code=1)
-    except httpx.HTTPError as exc:
+    except ClientError as exc:
         _fail(str(exc))
     finally:
         api.close()

@@ -132,11 +132,11 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> DemoResult:
     """Submit the demo job to the running ``server`` and work its legs in this process."""
-    from workers.job_loop import JobApi, Worker
+    from workers.job_loop import Worker, job_connection
 
     started = time.perf_counter()
     token = _demo_token(database)
-    api = JobApi(server.url, token)
+    api = job_connection(server.url, token)
     try:
         job = api.submit(demo_job(steps))
         echo(f"job {job['id']}: {len(job['legs'])} legs of {job['workload']['steps']} steps on the torch engine "

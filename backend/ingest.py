@@ -15,10 +15,8 @@ import numpy as np
 import orjson
 
 from backend.errors import BadInput, TooLarge
-from backend.storage.values import decode_value
-
-MAX_STEP = 2**53
-MAX_KEY_LENGTH = 250
+from parityscope import wire
+from parityscope.wire import MAX_STEP
 
 
 class PointBatch:
@@ -100,16 +98,19 @@ def parse_body(body: bytes, *, max_bytes: int, max_values: int) -> PointBatch:
 
 
 def check_key(key: Any, where: str) -> str:
-    if not isinstance(key, str) or not key:
-        raise BadInput(f"{where}: metric key must be a non-empty string", field=where)
-    if len(key) > MAX_KEY_LENGTH:
-        raise BadInput(
-            f"{where}: metric key is {len(key)} characters, the limit is {MAX_KEY_LENGTH}",
-            field=where,
-        )
-    if not key.isprintable():
-        raise BadInput(f"{where}: metric key {key[:40]!r} contains non-printable characters", field=where)
-    return key
+    """``parityscope.wire.check_key`` with its refusal as ``BadInput``."""
+    try:
+        return wire.check_key(key, where)
+    except wire.WireError as exc:
+        raise BadInput(str(exc), field=exc.field) from None
+
+
+def decode_value(raw: Any, where: str) -> float | None:
+    """``parityscope.wire.decode_value`` with its refusal as ``BadInput``."""
+    try:
+        return wire.decode_value(raw, where)
+    except wire.WireError as exc:
+        raise BadInput(str(exc), field=exc.field) from None
 
 
 def check_step(step: Any, where: str) -> int:

@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from parityscope.wire import MAX_KEY_LENGTH
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on both databases (SQLite keeps no zone)."""
@@ -118,7 +120,7 @@ class MetricKeyRow(Base):
     __tablename__ = "metric_key"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(250), unique=True)
+    name: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH), unique=True)
 
 
 class MetricPointRow(Base):
@@ -150,7 +152,7 @@ class MetricAliasRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
-    alias: Mapped[str] = mapped_column(String(250))
+    alias: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
     canonical: Mapped[str] = mapped_column(String(64))
 
 
@@ -162,7 +164,7 @@ class ConfigKeyRuleRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(250))
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
     layer: Mapped[str] = mapped_column(String(32))
 
 

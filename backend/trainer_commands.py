@@ -42,21 +42,11 @@ def sync(
     ] = None,
 ) -> None:
     """Send the metrics the Python client spooled while the server was unreachable."""
-    from parityscope.client import sync as send_spooled
+    from parityscope.cli import sync_spooled
 
-    results = send_spooled(url, token, spool_dir)
-    if not results:
-        typer.echo("nothing to send")
-        return
-    failed = 0
-    for result in results:
-        if result.error is None:
-            typer.echo(f"{result.path.name}: {result.points} points sent to run {result.run_id}")
-        else:
-            failed += 1
-            typer.echo(f"{result.path.name}: not sent: {result.error}", err=True)
-    if failed:
-        raise typer.Exit(code=1)
+    code = sync_spooled(url, token, spool_dir, lambda line, is_error: typer.echo(line, err=is_error))
+    if code:
+        raise typer.Exit(code=code)
 
 
 # -- import ---------------------------------------------------------------------------------
@@ -89,7 +79,8 @@ def upload(history: Any, *, project: str, run_name: str, tags: list[str], url: s
     """Create (or find again) the history's run, post its points in batches, mark it finished."""
     from tqdm import tqdm
 
-    from parityscope.client import VALUES_PER_REQUEST, Connection
+    from parityscope.connection import Connection
+    from parityscope.wire import VALUES_PER_REQUEST
 
     if not history.points:  # no numeric column, or only columns without a value (a header-only CSV)
         skipped = f" (skipped: {', '.join(history.skipped[:10])})" if history.skipped else ""

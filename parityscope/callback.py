@@ -22,9 +22,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
-
 from parityscope.client import Run, init
+
+try:
+    from transformers import TrainerCallback
+except ModuleNotFoundError as exc:  # the client installs without transformers
+    raise ImportError(
+        "parityscope.callback plugs into transformers' Trainer: install transformers (pip install transformers)"
+    ) from exc
 
 __all__ = ["ParityScopeCallback"]
 

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import atexit
 import collections
-import json
 import logging
-import math
 import os
 import sys
 import threading
@@ -36,121 +34,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from parityscope.connection import ClientError, Connection, ServerUnavailable
 from parityscope.spool import SpoolError, SpoolFile, default_spool_dir, spool_files
+from parityscope.wire import MAX_STEP, WireError, check_key, column_batches
 
 __all__ = ["ClientError", "Connection", "Run", "ServerUnavailable", "SyncResult", "init", "sync"]
 
 ENV_URL = "PARITYSCOPE_URL"
 ENV_TOKEN = "PARITYSCOPE_TOKEN"
-MAX_STEP = 2**53
-MAX_KEY_LENGTH = 250
-VALUES_PER_REQUEST = 50_000  # half the server's default limit per request
 
 log = logging.getLogger("parityscope")
 _now = time.time
-
-
-class ClientError(Exception):
-    """The server refused a request (4xx); the message is the server's."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class ServerUnavailable(Exception):
-    """The server could not be reached, or answered 5xx/429: worth trying again later."""
-
-
-# -- HTTP -----------------------------------------------------------------------------------
-
-
-class Connection:
-    """Synchronous calls to the ParityScope REST API, with errors sorted into retryable
-    (``ServerUnavailable``) and final (``ClientError``)."""
-
-    def __init__(self, url: str, token: str | None, timeout: float = 10.0) -> None:
-        self.url = url.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ServerUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from None
-        if response.status_code >= 500 or response.status_code in (408, 429):
-            raise ServerUnavailable(f"{self.url}{path}: HTTP {response.status_code}")
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise ClientError(f"{method} {path}: {response.status_code} {detail}", response.status_code)
-        return response.json()
-
-    def create_run(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Create the run, or get the existing one with the same ``external_id``."""
-        return self._request("POST", f"/api/v1/projects/{project}/runs", json=body)
-
-    def post_metrics(self, run_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        content = json.dumps(body, allow_nan=False, separators=(",", ":"))
-        return self._request(
-            "POST",
-            f"/api/v1/runs/{run_id}/metrics",
-            content=content,
-            headers={"content-type": "application/json"},
-        )
-
-    def update_run(self, run_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        return self._request("PATCH", f"/api/v1/runs/{run_id}", json=body)
-
-
-# -- batching -------------------------------------------------------------------------------
-
-
-def _wire(value: float) -> float | str:
-    # The server's encoding (backend.storage.values.encode_value), repeated here so that the
-    # client needs nothing but httpx.
-    if value != value:
-        return "NaN"
-    if value in (math.inf, -math.inf):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-def column_batches(rows: list[tuple[int, dict[str, float], float]]) -> list[dict[str, Any]]:
-    """Logged rows ``(step, values, time)`` as column-form request bodies, each at most
-    ``VALUES_PER_REQUEST`` values; a key missing from a row is ``null`` (no point)."""
-    batches: list[dict[str, Any]] = []
-    start = 0
-    while start < len(rows):
-        keys: dict[str, None] = {}
-        end = start
-        while end < len(rows):
-            new = [k for k in rows[end][1] if k not in keys]
-            if end > start and (end - start + 1) * (len(keys) + len(new)) > VALUES_PER_REQUEST:
-                break
-            keys.update(dict.fromkeys(new))
-            end += 1
-        chunk = rows[start:end]
-        batches.append(
-            {
-                "steps": [step for step, _, _ in chunk],
-                "values": {
-                    key: [None if (v := values.get(key)) is None else _wire(v) for _, values, _ in chunk]
-                    for key in keys
-                },
-                "times": [t for _, _, t in chunk],
-            }
-        )
-        start = end
-    return batches
 
 
 def _number(key: str, value: Any) -> float:
@@ -163,10 +57,10 @@ def _number(key: str, value: Any) -> float:
 
 
 def _check_key(key: Any) -> None:
-    if type(key) is not str or not key:
-        raise TypeError(f"log: metric keys must be non-empty strings, got {key!r}")
-    if len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise ValueError(f"log: metric key {key[:40]!r} must be 1-{MAX_KEY_LENGTH} printable characters")
+    try:
+        check_key(key, "log")
+    except WireError as exc:
+        raise (ValueError if type(key) is str else TypeError)(str(exc)) from None
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -328,7 +222,7 @@ class Run:
             return
         try:
             self._send(records)
-        except (ServerUnavailable, ClientError) as exc:
+        except ClientError as exc:
             self._spool.append(self._header, records[self._sent :])
             self._failed(exc)
 
@@ -351,14 +245,14 @@ class Run:
             if contents.status is not None:
                 records.append({"kind": "status", "status": contents.status})
             self._send(records)
-        except (ServerUnavailable, ClientError) as exc:
+        except ClientError as exc:
             self._failed(exc)
             return
         self._spool.remove()
         log.info("parityscope: run %r: the spooled points are on the server", self.name)
 
     def _failed(self, exc: Exception) -> None:
-        if isinstance(exc, ClientError):
+        if not isinstance(exc, ServerUnavailable):
             self._gave_up = True
             log.warning(
                 "parityscope: run %r: the server refused the metrics (%s); they are kept in %s "
@@ -508,7 +402,7 @@ def sync(url: str | None = None, token: str | None = None, spool_dir: str | Path
                 connection.close()
             spool.remove()
             results.append(SyncResult(path, run_id, contents.points, None))
-        except (ServerUnavailable, ClientError, SpoolError) as exc:
+        except (ClientError, SpoolError) as exc:
             results.append(SyncResult(path, None, 0, str(exc)))
         finally:
             spool.release()

@@ -15,8 +15,9 @@ import parityscope
 from backend.cli import app as cli
 from backend.db import Database
 from backend.storage.tokens import TokenStore
-from parityscope.client import VALUES_PER_REQUEST, ClientError, column_batches
+from parityscope.client import ClientError
 from parityscope.spool import SpoolFile, spool_files
+from parityscope.wire import VALUES_PER_REQUEST, column_batches
 from tests.conftest import LiveServer, ProjectFixture
 
 FAST = {"flush_interval": 0.05, "max_backoff": 0.2, "timeout": 2.0}

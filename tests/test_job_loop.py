@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from backend.cli import app as cli_app
 from tests.conftest import ProjectFixture
 from tests.tiny_job import TINY_WORKLOAD, V1_INITIAL
-from workers.job_loop import JobApi, Worker, check_engines_available
+from workers.job_loop import Worker, check_engines_available, job_connection
 
 STEPS = 6
 CLI = [sys.executable, "-m", "backend.cli"]
@@ -55,7 +55,7 @@ def assert_one_point_per_step(client: httpx.Client, run_id: int, steps: int = ST
 def test_worker_runs_the_legs_for_its_engine_only(
     live_server: str, project: ProjectFixture, checkpoint_dir: Path
 ) -> None:
-    api = JobApi(live_server, project.write)
+    api = job_connection(live_server, project.write)
     job = api.submit(paired_job())
     other = api.submit(paired_job([{"engine": "vllm-v0", "settings": {}, "label": "v0"}]))
     worker = Worker(live_server, project.write, name="cpu-1", engines=["torch"], lease_seconds=30,
@@ -88,7 +88,7 @@ def test_worker_runs_the_legs_for_its_engine_only(
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_worker_rides_out_a_server_restart(live_server_control, project: ProjectFixture, checkpoint_dir: Path) -> None:
     url = live_server_control.url
-    api = JobApi(url, project.write)
+    api = job_connection(url, project.write)
     job = api.submit(paired_job())
     live_server_control.stop()
     worker = Worker(url, project.write, name="patient", lease_seconds=30, checkpoint_dir=checkpoint_dir,
@@ -124,7 +124,7 @@ def test_killed_worker_process_is_requeued_without_duplicate_steps(
     # Long enough that the first worker is still mid-leg when it is seen to have posted, on a
     # fast machine as on a loaded one (a tiny step takes a few tens of milliseconds).
     steps = 80
-    api = JobApi(live_server, project.write)
+    api = job_connection(live_server, project.write)
     job = api.submit(paired_job(steps=steps))
     client = httpx.Client(base_url=live_server, headers={"Authorization": f"Bearer {project.read}"})
 

@@ -28,149 +28,49 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 from tqdm import tqdm
 
-from backend.storage.values import encode_value
+from parityscope import __version__
+from parityscope.connection import ClientError, Connection, LeaseLost
+from parityscope.wire import iter_column_batches
 
-__all__ = ["JobApi", "LeaseLost", "MetricBuffer", "Worker", "check_engines_available"]
-
-# Transient answers worth retrying: a proxy in front of a restarting server. (The server's own
-# 503s — a database behind its migrations, a server without the worker extra — are not transient.)
-_RETRY_STATUS = {502, 504}
+__all__ = ["MetricBuffer", "Worker", "check_engines_available", "job_connection"]
 
 
-class LeaseLost(Exception):
-    """The server gave this leg to another claim; this worker must stop working on it."""
-
-
-class JobApi:
-    """The few endpoints a worker and ``parityscope submit`` use, with retries on transient errors.
-
-    Every call the loop makes is safe to repeat: metric posts are idempotent per (run, key, step)
-    and a repeated heartbeat only extends the lease again.
-    """
-
-    def __init__(self, url: str, token: str, *, timeout: float = 30.0, retries: int = 5) -> None:
-        self.url = url.rstrip("/")
-        self.retries = retries
-        self.client = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
-        )
-
-    def close(self) -> None:
-        self.client.close()
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        delay = 0.5
-        for attempt in range(self.retries + 1):
-            try:
-                response = self.client.request(method, path, **kwargs)
-            except httpx.TransportError:
-                if attempt == self.retries:
-                    raise
-            else:
-                if response.status_code not in _RETRY_STATUS or attempt == self.retries:
-                    return response
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-        raise AssertionError("unreachable")
-
-    @staticmethod
-    def _check(response: httpx.Response) -> httpx.Response:
-        if response.is_success:
-            return response
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        raise httpx.HTTPStatusError(
-            f"{response.request.method} {response.request.url.path}: {response.status_code} {detail}",
-            request=response.request,
-            response=response,
-        )
-
-    def submit(self, job: Mapping[str, Any]) -> dict[str, Any]:
-        return self._check(self._request("POST", "/api/v1/jobs", json=job)).json()
-
-    def job(self, job_id: int) -> dict[str, Any]:
-        return self._check(self._request("GET", f"/api/v1/jobs/{job_id}")).json()
-
-    def claim(
-        self, worker: str, engines: list[str], lease_seconds: int, description: Mapping[str, Any]
-    ) -> dict[str, Any] | None:
-        body = {"worker": worker, "engines": engines, "lease_seconds": lease_seconds,
-                "description": dict(description)}
-        response = self._check(self._request("POST", "/api/v1/legs/claim", json=body))
-        return None if response.status_code == 204 else response.json()
-
-    def _report(self, leg: Mapping[str, Any], what: str, body: dict[str, Any]) -> dict[str, Any]:
-        body = {"worker": leg["worker"], "attempt": leg["attempt"], **body}
-        response = self._request("POST", f"/api/v1/legs/{leg['id']}/{what}", json=body)
-        if response.status_code == 409:
-            raise LeaseLost(response.json().get("detail", "lease lost"))
-        return self._check(response).json()
-
-    def heartbeat(self, leg: Mapping[str, Any], progress: Mapping[str, Any] | None = None,
-                  engine: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"lease_seconds": leg["lease_seconds"]}
-        if progress is not None:
-            body["progress"] = dict(progress)
-        if engine is not None:
-            body["engine"] = dict(engine)
-        return self._report(leg, "heartbeat", body)
-
-    def complete(self, leg: Mapping[str, Any], engine: Mapping[str, Any] | None = None,
-                 progress: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if engine is not None:
-            body["engine"] = dict(engine)
-        if progress is not None:
-            body["progress"] = dict(progress)
-        return self._report(leg, "complete", body)
-
-    def fail(self, leg: Mapping[str, Any], error: str) -> dict[str, Any]:
-        return self._report(leg, "fail", {"error": error[-20_000:] or "unknown error"})
-
-    def metrics(self, run_id: int, keys: list[str]) -> dict[str, Any]:
-        params = {"keys": ",".join(keys)}
-        return self._check(self._request("GET", f"/api/v1/runs/{run_id}/metrics", params=params)).json()
-
-    def post_metrics(self, run_id: int, steps: list[int], values: Mapping[str, list[Any]]) -> None:
-        body = {"steps": steps, "values": dict(values)}
-        self._check(self._request("POST", f"/api/v1/runs/{run_id}/metrics", json=body))
+def job_connection(url: str, token: str) -> Connection:
+    """The connection of a worker and of ``parityscope submit``: every call they make is safe to
+    repeat (see parityscope.connection), so they ride out a restarting server with retries, and
+    allow a slow first validation of a job on the server."""
+    return Connection(url, token, timeout=30.0, retries=5)
 
 
 class MetricBuffer:
-    """Steps' metrics collected into one column-form post, sent every ``every_steps`` steps or
+    """Steps' metrics collected into column-form posts, sent every ``every_steps`` steps or
     ``every_seconds`` seconds, whichever comes first."""
 
-    def __init__(self, api: JobApi, run_id: int, every_steps: int = 10, every_seconds: float = 2.0) -> None:
+    def __init__(self, api: Connection, run_id: int, every_steps: int = 10, every_seconds: float = 2.0) -> None:
         self.api = api
         self.run_id = run_id
         self.every_steps = every_steps
         self.every_seconds = every_seconds
-        self.steps: list[int] = []
-        self.rows: list[Mapping[str, float]] = []
+        self.rows: list[tuple[int, dict[str, float], None]] = []
         self.posted = 0
         self._last_flush = time.monotonic()
 
     def add(self, step: int, metrics: Mapping[str, float]) -> None:
-        self.steps.append(step)
-        self.rows.append(metrics)
-        if len(self.steps) >= self.every_steps or time.monotonic() - self._last_flush >= self.every_seconds:
+        self.rows.append((step, {key: float(value) for key, value in metrics.items()}, None))
+        if len(self.rows) >= self.every_steps or time.monotonic() - self._last_flush >= self.every_seconds:
             self.flush()
 
     def flush(self) -> None:
         self._last_flush = time.monotonic()
-        if not self.steps:
+        if not self.rows:
             return
-        keys = sorted({key for row in self.rows for key in row})
         # A key a step did not log is null there: "no value", nothing stored.
-        values = {key: [encode_value(float(row[key])) if key in row else None for row in self.rows] for key in keys}
-        self.api.post_metrics(self.run_id, self.steps, values)
-        self.posted += len(self.steps)
-        self.steps, self.rows = [], []
+        for body in iter_column_batches(self.rows):
+            self.api.post_metrics(self.run_id, body)
+        self.posted += len(self.rows)
+        self.rows = []
 
 
 class _Heartbeat(threading.Thread):
@@ -178,7 +78,7 @@ class _Heartbeat(threading.Thread):
 
     def __init__(self, url: str, token: str, leg: Mapping[str, Any]) -> None:
         super().__init__(name=f"heartbeat-leg-{leg['id']}", daemon=True)
-        self.api = JobApi(url, token, timeout=max(2.0, leg["lease_seconds"] / 2), retries=0)
+        self.api = Connection(url, token, timeout=max(2.0, leg["lease_seconds"] / 2), retries=0)
         self.leg = leg
         self.interval = max(0.2, leg["lease_seconds"] / 3)
         self.progress: dict[str, Any] = {"step": 0, "steps": leg["workload"]["steps"]}
@@ -195,7 +95,7 @@ class _Heartbeat(threading.Thread):
                     self.reason = str(exc)
                     self.lost.set()
                     return
-                except httpx.HTTPError:
+                except ClientError:
                     # The server may be briefly away; the lease outlives a few missed beats.
                     continue
         finally:
@@ -251,14 +151,12 @@ class Worker:
         self.progress = progress
         self.torch_threads = torch_threads
         self.log = log
-        self.api = JobApi(url, token)
+        self.api = job_connection(url, token)
 
     def close(self) -> None:
         self.api.close()
 
     def description(self) -> dict[str, Any]:
-        from backend import __version__
-
         return {"host": socket.gethostname(), "pid": os.getpid(), "parityscope": __version__,
                 "engines": self.engines}
 
@@ -331,7 +229,7 @@ class Worker:
             self._say(bar, f"failed {title}: {type(exc).__name__}: {exc}")
             try:
                 self.api.fail(leg, f"{type(exc).__name__}: {exc}\n\n{error}")
-            except (LeaseLost, httpx.HTTPError) as report_error:
+            except ClientError as report_error:
                 # The lease will run out and the leg go to another worker.
                 self._say(bar, f"could not report the failure: {report_error}")
             return "failed"

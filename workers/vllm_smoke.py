@@ -36,7 +36,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from backend.storage.values import encode_value
+from parityscope.wire import encode_value
 from workers.demo import DEMO_LEGS, DEMO_WORKLOAD
 from workers.leg import describe_leg, run_leg
 from workers.warm_start import default_checkpoint_dir, warm_started_checkpoint

@@ -11,7 +11,7 @@ from backend.api.schemas import StrictModel
 from backend.compare.aliases import DEFAULT_METRICS
 from backend.compare.encoding import api_numbers
 from backend.domain import Note, Run, RunStatus, ShareLink, Sparkline
-from backend.ingest import MAX_STEP
+from parityscope.wire import MAX_KEY_LENGTH, MAX_STEP
 
 __all__ = [
     "NoteCreate",
@@ -154,8 +154,8 @@ class ShareView(StrictModel):
     @field_validator("metrics")
     @classmethod
     def _metrics(cls, v: list[str]) -> list[str]:
-        if any(not m or len(m) > 250 or not m.isprintable() for m in v):
-            raise ValueError("each metric is 1-250 printable characters")
+        if any(not m or len(m) > MAX_KEY_LENGTH or not m.isprintable() for m in v):
+            raise ValueError(f"each metric is 1-{MAX_KEY_LENGTH} printable characters")
         return list(dict.fromkeys(v))
 
     @field_validator("x_range")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from backend.domain import Project, Run, RunStatus
-from backend.ingest import MAX_STEP
+from parityscope.wire import MAX_STEP
 
 MAX_JSON_DEPTH = 64
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.storage.values import encode_value
+from parityscope.wire import encode_value
 
 __all__ = [
     "api_number",

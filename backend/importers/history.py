@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.errors import BadInput
-from backend.ingest import MAX_STEP, PointBatch, check_key
-from backend.storage.values import encode_value
+from backend.ingest import PointBatch, check_key
+from parityscope.wire import MAX_STEP, iter_column_batches
 
 __all__ = ["FORMATS", "ImportedHistory", "MetricColumn", "content_identity", "step_of"]
 
@@ -61,19 +61,16 @@ class ImportedHistory:
 
     def bodies(self, max_values: int) -> Iterator[tuple[dict[str, Any], int]]:
         """Column-form request bodies of at most ``max_values`` values, with their point counts.
-        Keys logged at the same steps and times share a body; NaN and ±inf use the wire strings."""
+        Keys logged at the same steps and times share bodies (so no body carries a null)."""
         groups: dict[tuple[tuple[int, ...], tuple[float | None, ...]], list[str]] = {}
         for key, column in self.columns.items():
             groups.setdefault((tuple(column.steps), tuple(column.times)), []).append(key)
         for (steps, times), keys in groups.items():
-            for first_key in range(0, len(keys), max_values):
-                chunk_keys = keys[first_key : first_key + max_values]
-                rows = max(1, max_values // len(chunk_keys))
-                for start in range(0, len(steps), rows):
-                    end = start + rows
-                    values = {k: [encode_value(v) for v in self.columns[k].values[start:end]] for k in chunk_keys}
-                    body = {"steps": list(steps[start:end]), "values": values, "times": list(times[start:end])}
-                    yield body, len(body["steps"]) * len(chunk_keys)
+            columns = [self.columns[k].values for k in keys]
+            rows = ((step, dict(zip(keys, (c[i] for c in columns), strict=True)), times[i])
+                    for i, step in enumerate(steps))
+            for body in iter_column_batches(rows, max_values):
+                yield body, len(body["steps"]) * len(body["values"])
 
 
 def content_identity(*parts: bytes) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 from backend.domain import Project, Run, RunStatus
 from backend.errors import BadInput
 from backend.storage.mlflow import LoggedValue
-from backend.storage.values import encode_value
+from parityscope.wire import MAX_KEY_LENGTH, encode_value
 
 TAGS_KEY = "mlflow_tags"
 RUN_NAME_TAG = "mlflow.runName"
@@ -37,7 +37,7 @@ DEFAULT_EXPERIMENT_ID = "0"
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_ENTITIES_PER_BATCH = 1000
-MAX_ENTITY_KEY_LENGTH = 250
+MAX_ENTITY_KEY_LENGTH = MAX_KEY_LENGTH  # MLflow allows 250 too; the key columns are that wide
 MAX_PARAM_VAL_LENGTH = 6000
 MAX_TAG_VAL_LENGTH = 8000
 MAX_LIST_TAG_LENGTH = 100

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.storage.values import encode_value
+from parityscope.wire import encode_value
 from workers.engines import vllm_v0, vllm_v1
 from workers.vllm_smoke import main, smoke_legs
 

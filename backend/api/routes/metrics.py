@@ -13,7 +13,7 @@ from backend.api.schemas import METRICS_BODY_SCHEMA, IngestOut, KeyOut, SeriesOu
 from backend.errors import BadInput
 from backend.ingest import check_key, parse_body
 from backend.storage.metrics import MetricStore
-from backend.storage.values import encode_value
+from parityscope.wire import encode_value
 
 router = APIRouter(prefix="/api/v1/runs/{run_id}", tags=["metrics"])
 

@@ -42,6 +42,7 @@ from backend.storage.metrics import MetricStore
 from backend.storage.mlflow import TrackingStore
 from backend.storage.projects import ProjectStore
 from backend.storage.runs import RunStore
+from parityscope.wire import MAX_KEY_LENGTH
 
 PREFIX = "/api/2.0/mlflow"
 MAX_SEARCH_RESULTS = 50_000
@@ -497,7 +498,7 @@ def get_metric_history(
     session: SessionDep,
     settings: SettingsDep,
     token: OptionalToken,
-    metric_key: Annotated[str, Query(min_length=1, max_length=250)],
+    metric_key: Annotated[str, Query(min_length=1, max_length=MAX_KEY_LENGTH)],
     run_id: Annotated[str | None, Query(max_length=100)] = None,
     run_uuid: Annotated[str | None, Query(max_length=100)] = None,
     max_results: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,

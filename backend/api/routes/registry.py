@@ -14,12 +14,13 @@ from backend.compare.registry import LAYERS, classify_key
 from backend.errors import BadInput
 from backend.ingest import check_key
 from backend.storage.registry import ProjectRegistryStore
+from parityscope.wire import MAX_KEY_LENGTH
 
 router = APIRouter(prefix="/api/v1/projects/{slug}", tags=["registry"])
 
 
 class AliasIn(BaseModel):
-    alias: str = Field(min_length=1, max_length=250, description="the raw metric key a trainer logs")
+    alias: str = Field(min_length=1, max_length=MAX_KEY_LENGTH, description="the raw metric key a trainer logs")
     canonical: str = Field(min_length=1, max_length=64, description="e.g. clip_rate, kl, entropy, reward")
 
 
@@ -29,7 +30,7 @@ class AliasesOut(BaseModel):
 
 
 class RuleIn(BaseModel):
-    key: str = Field(min_length=1, max_length=250, description="config key, nested or flat")
+    key: str = Field(min_length=1, max_length=MAX_KEY_LENGTH, description="config key, nested or flat")
     layer: Literal["workload", "semantic", "inference-path", "objective"]
 
 

@@ -12,6 +12,7 @@ from backend.domain import RunStatus
 from backend.errors import BadInput
 from backend.storage.runs import RunStore
 from backend.storage.sparklines import SparklineStore
+from parityscope.wire import MAX_KEY_LENGTH
 
 router = APIRouter(tags=["runs"])
 
@@ -25,7 +26,7 @@ def list_run_summaries(
     status: RunStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
-    metric: Annotated[str, Query(min_length=1, max_length=250, description="sparkline metric")] = "reward",
+    metric: Annotated[str, Query(min_length=1, max_length=MAX_KEY_LENGTH, description="sparkline metric")] = "reward",
     points: Annotated[int, Query(ge=2, le=200, description="sparkline points per run")] = 48,
 ) -> RunSummaryPageOut:
     """Runs newest first, with the same filters and cursor as the runs list, plus a sparkline."""
