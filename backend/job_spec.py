@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from backend.domain import LegPlan
 from backend.errors import BadInput, ParityScopeError
 
 __all__ = ["JobValidationUnavailable", "LegPlan", "LegRequest", "plan_legs", "replica_label"]
@@ -36,17 +37,6 @@ class LegRequest:
     settings: Mapping[str, Any]
     label: str
     replicas: int = 1
-
-
-@dataclass(frozen=True)
-class LegPlan:
-    position: int
-    role: str  # reference | candidate
-    label: str
-    engine: str
-    settings: dict[str, Any]
-    replica: int
-    sampling_seed: int
 
 
 def replica_label(label: str, replica: int) -> str:

@@ -137,6 +137,17 @@ class AliasTable:
                     return prefix + alias
         return None
 
+    def candidate_keys(self, name: str) -> list[str]:
+        """Every raw key that ``name`` could resolve to in some run, ``name`` itself first."""
+        canonical = (
+            name if name in BUILTIN_ALIASES or name in self._extra else self.canonical_of(name)
+        )
+        keys = [name]
+        if canonical is not None:
+            for alias in self._extra.get(canonical, ()) + BUILTIN_ALIASES.get(canonical, ()):
+                keys.extend(prefix + alias for prefix in ("", *_OPTIONAL_PREFIXES))
+        return list(dict.fromkeys(keys))
+
     def canonical_of(self, raw_key: str) -> str | None:
         """The canonical name that ``raw_key`` (with or without its optional prefix) is an alias of."""
         bare = raw_key

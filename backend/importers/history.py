@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.domain import PointBatch
 from backend.errors import BadInput
-from backend.ingest import MAX_STEP, PointBatch, check_key
+from backend.ingest import MAX_STEP, check_key
 from backend.storage.values import encode_value
 
 __all__ = ["FORMATS", "ImportedHistory", "MetricColumn", "content_identity", "step_of"]

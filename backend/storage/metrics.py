@@ -18,8 +18,7 @@ import psycopg
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from backend.domain import IngestResult, KeySummary
-from backend.ingest import PointBatch
+from backend.domain import IngestResult, KeySummary, PointBatch
 from backend.models import MetricKeyRow, MetricPointRow, RunRow, utcnow
 from backend.storage.values import from_storage
 
