@@ -14,6 +14,7 @@ from backend.errors import ParityScopeError
 from backend.settings import Settings
 from backend.storage.projects import ProjectStore
 from backend.storage.tokens import TokenStore
+from parityscope.jobspec import ENGINE_NAMES
 
 app = typer.Typer(help="ParityScope: compare RL runs across inference backends.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -115,7 +116,7 @@ WorkerToken = Annotated[
 def worker(
     url: WorkerUrl,
     token: WorkerToken,
-    engines: Annotated[str, typer.Option(help="comma-separated engines this host runs: torch, vllm-v0, vllm-v1")] = "torch",
+    engines: Annotated[str, typer.Option(help="comma-separated engines this host runs: " + ", ".join(ENGINE_NAMES))] = "torch",
     once: Annotated[bool, typer.Option("--once", help="run at most one leg, then exit")] = False,
     name: Annotated[str | None, typer.Option(help="worker name (default host-pid)")] = None,
     lease_seconds: Annotated[int, typer.Option(min=1, max=3600, help="lease per claim; heartbeats every third")] = 60,
