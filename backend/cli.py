@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from backend.db import Database, prepare_database, upgrade
 from backend.domain import Scope
@@ -29,10 +30,16 @@ DatabaseUrl = Annotated[
 
 
 def _settings(database_url: str | None) -> Settings:
-    return Settings(database_url=database_url) if database_url else Settings()
+    try:
+        return Settings(database_url=database_url) if database_url else Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"PARITYSCOPE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        _fail(problems)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=1)
 
@@ -47,8 +54,12 @@ def _open(settings: Settings) -> Database:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    host: Annotated[
+        str | None, typer.Option(help="interface to bind [default: PARITYSCOPE_HOST or 127.0.0.1]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port [default: PARITYSCOPE_PORT or 8000]")
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Run the API and the dashboard."""
@@ -57,6 +68,8 @@ def serve(
     from backend.app import create_app
 
     settings = _settings(database_url)
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
     database = _open(settings)
     typer.echo(f"ParityScope on http://{host}:{port}/  (database: {database.engine.url.render_as_string()})")
     uvicorn.run(create_app(settings, database), host=host, port=port, log_level="warning")
