@@ -21,7 +21,6 @@ __all__ = [
     "DEFAULT_METRICS",
     "PARITY_METRICS",
     "AliasTable",
-    "canonical_names",
     "canonical_of",
     "check_extra_aliases",
     "resolve_metric",
@@ -160,11 +159,6 @@ class AliasTable:
                 if raw_key in aliases or bare in aliases:
                     return canonical
         return None
-
-
-def canonical_names(extra_aliases: Mapping[str, object] | None = None) -> set[str]:
-    """Every canonical name, built-in or added per project."""
-    return AliasTable(extra_aliases).names()
 
 
 def resolve_metric(

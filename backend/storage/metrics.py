@@ -331,11 +331,3 @@ def binary_copy_payload(
     rows["l_time"] = 8
     rows["time"] = times
     return _COPY_SIGNATURE + rows.tobytes() + struct.pack(">h", -1)
-
-
-def count_points(session: Session, run_id: int) -> int:
-    return int(
-        session.scalar(select(func.count()).select_from(MetricPointRow).where(MetricPointRow.run_id == run_id))
-        or 0
-    )
-

@@ -44,10 +44,6 @@ class SamplingSettings:
         if self.top_k < 0 or self.max_tokens < 1:
             raise ValueError("top_k must be >= 0 and max_tokens >= 1")
 
-    @property
-    def filters(self) -> bool:
-        return self.top_p < 1.0 or self.top_k > 0
-
 
 @dataclass(frozen=True)
 class Completion:
