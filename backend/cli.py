@@ -212,8 +212,8 @@ def submit(
 def demo(
     steps: Annotated[int | None, typer.Option(min=1, help="RL steps per leg (default: the demo workload's)")] = None,
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="serve the dashboard afterwards")] = True,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str | None, typer.Option(help="[default: PARITYSCOPE_HOST or 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="[default: PARITYSCOPE_PORT or 8000]")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="a progress bar per leg")] = True,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -222,6 +222,8 @@ def demo(
     from backend.demo import BackgroundServer, run_demo
 
     settings = _settings(database_url)
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
     database = _open(settings)
     try:
         server = BackgroundServer(create_app(settings, database), host, port).start()
