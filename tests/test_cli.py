@@ -84,7 +84,11 @@ def test_serve_listens_where_the_settings_say(database_url: str) -> None:
     }
     server = subprocess.Popen([*CLI, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz")
+        # A loaded machine can take a while to import the app; a server that died says why.
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=120)
+    except TimeoutError:
+        server.terminate()
+        raise AssertionError(server.communicate(timeout=10)[1]) from None
     finally:
         server.terminate()
         server.wait(timeout=10)
