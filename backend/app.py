@@ -16,6 +16,7 @@ from backend.api.routes import (
     imports,
     jobs,
     legs,
+    meta,
     metrics,
     notes,
     pages,
@@ -40,7 +41,7 @@ ROUTERS += [mlflow_routes.router, imports.router]
 # Paired jobs and the workers that run their legs.
 ROUTERS += [jobs.router, legs.router]
 # The dashboard: its API, then its pages (after every API route).
-ROUTERS += [summaries.router, notes.router, shares.router, pages.router]
+ROUTERS += [meta.router, summaries.router, notes.router, shares.router, pages.router]
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from backend.db import Database, prepare_database, upgrade
 from backend.domain import Scope
@@ -14,6 +15,7 @@ from backend.errors import ParityScopeError
 from backend.settings import Settings
 from backend.storage.projects import ProjectStore
 from backend.storage.tokens import TokenStore
+from parityscope.jobspec import ENGINE_NAMES
 
 app = typer.Typer(help="ParityScope: compare RL runs across inference backends.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -28,10 +30,16 @@ DatabaseUrl = Annotated[
 
 
 def _settings(database_url: str | None) -> Settings:
-    return Settings(database_url=database_url) if database_url else Settings()
+    try:
+        return Settings(database_url=database_url) if database_url else Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"PARITYSCOPE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        _fail(problems)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=1)
 
@@ -46,8 +54,12 @@ def _open(settings: Settings) -> Database:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    host: Annotated[
+        str | None, typer.Option(help="interface to bind [default: PARITYSCOPE_HOST or 127.0.0.1]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port [default: PARITYSCOPE_PORT or 8000]")
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Run the API and the dashboard."""
@@ -56,6 +68,8 @@ def serve(
     from backend.app import create_app
 
     settings = _settings(database_url)
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
     database = _open(settings)
     typer.echo(f"ParityScope on http://{host}:{port}/  (database: {database.engine.url.render_as_string()})")
     uvicorn.run(create_app(settings, database), host=host, port=port, log_level="warning")
@@ -115,7 +129,7 @@ WorkerToken = Annotated[
 def worker(
     url: WorkerUrl,
     token: WorkerToken,
-    engines: Annotated[str, typer.Option(help="comma-separated engines this host runs: torch, vllm-v0, vllm-v1")] = "torch",
+    engines: Annotated[str, typer.Option(help="comma-separated engines this host runs: " + ", ".join(ENGINE_NAMES))] = "torch",
     once: Annotated[bool, typer.Option("--once", help="run at most one leg, then exit")] = False,
     name: Annotated[str | None, typer.Option(help="worker name (default host-pid)")] = None,
     lease_seconds: Annotated[int, typer.Option(min=1, max=3600, help="lease per claim; heartbeats every third")] = 60,
@@ -197,8 +211,8 @@ def submit(
 def demo(
     steps: Annotated[int | None, typer.Option(min=1, help="RL steps per leg (default: the demo workload's)")] = None,
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="serve the dashboard afterwards")] = True,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str | None, typer.Option(help="[default: PARITYSCOPE_HOST or 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="[default: PARITYSCOPE_PORT or 8000]")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="a progress bar per leg")] = True,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -207,6 +221,8 @@ def demo(
     from backend.demo import BackgroundServer, run_demo
 
     settings = _settings(database_url)
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
     database = _open(settings)
     try:
         server = BackgroundServer(create_app(settings, database), host, port).start()

@@ -1,11 +1,17 @@
-"""Plain domain objects returned by the storage layer. ORM rows never leave ``backend.storage``."""
+"""Plain domain objects that several layers share: what storage returns and what it is given.
+
+ORM rows never leave ``backend.storage``; these objects do.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+import numpy as np
 
 
 class Scope(StrEnum):
@@ -214,3 +220,72 @@ class ClaimedLeg:
     project_slug: str
     workload: dict[str, Any]
     lease_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class LegPlan:
+    """One leg of a job as planned at submission, before storage gives it an id."""
+
+    position: int
+    role: str  # reference | candidate
+    label: str
+    engine: str
+    settings: dict[str, Any]
+    replica: int
+    sampling_seed: int
+
+
+class PointBatch:
+    """Validated points in columns, de-duplicated per (key, step): the last value posted wins.
+
+    ``times`` holds NaN where the caller gave no wall time; storage fills in the time of receipt.
+    """
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._index: dict[str, int] = {}
+        self._keys: list[int] = []
+        self._steps: list[int] = []
+        self._values: list[float] = []
+        self._times: list[float] = []
+        self._final: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def key_index(self, key: str) -> int:
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.names)
+            self.names.append(key)
+        return index
+
+    def add(self, key: str, step: int, value: float, time: float | None) -> None:
+        self._keys.append(self.key_index(key))
+        self._steps.append(step)
+        self._values.append(value)
+        self._times.append(math.nan if time is None else time)
+        self._final = None
+
+    def extend(self, key: str, steps: list[int], values: list[float], times: list[float]) -> None:
+        """Append a whole column of one key (values already decoded, ``None`` entries removed)."""
+        index = self.key_index(key)
+        self._keys.extend([index] * len(steps))
+        self._steps.extend(steps)
+        self._values.extend(values)
+        self._times.extend(times)
+        self._final = None
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(key_index int32, step int64, value float64, time float64)`` sorted by key and step."""
+        if self._final is None:
+            keys = np.asarray(self._keys, dtype=np.int32)
+            steps = np.asarray(self._steps, dtype=np.int64)
+            values = np.asarray(self._values, dtype=np.float64)
+            times = np.asarray(self._times, dtype=np.float64)
+            order = np.lexsort((np.arange(len(keys)), steps, keys))
+            keys, steps, values, times = keys[order], steps[order], values[order], times[order]
+            if len(keys) > 1:
+                # Within a run of equal (key, step) the stable sort put the last-posted value last.
+                last = np.ones(len(keys), dtype=bool)
+                last[:-1] = (keys[1:] != keys[:-1]) | (steps[1:] != steps[:-1])
+                keys, steps, values, times = keys[last], steps[last], values[last], times[last]
+            self._final = (keys, steps, values, times)
+        return self._final

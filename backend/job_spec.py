@@ -1,11 +1,9 @@
-"""A paired job's submission turned into legs, validated with the worker package's own parsers.
+"""A paired job's submission turned into legs, validated with the job spec the workers use.
 
-The workload and the engine settings are checked by ``workers.workload.Workload`` and
-``workers.engines.base.EngineSettings``, the same code a worker runs before it starts a leg, so a
-job the API accepts is a job a worker can run, and an error names the field to fix. Those parsers
-live with the worker extra (they resolve model sizes and tasks that need torch); a server
-installed without it refuses job submissions with a 503 naming the extra rather than accept
-jobs it cannot check.
+The workload and the engine settings are checked by ``parityscope.jobspec``, the same code a
+worker runs before it starts a leg, so a job the API accepts is a job a worker can run, and an
+error names the field to fix. That module needs only the standard library, so validating a job
+never imports torch.
 
 The stored workload and settings are the parsers' normalised form: every default filled in and
 every alias spelled canonically, so all legs and all runs record the same explicit values.
@@ -17,15 +15,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backend.errors import BadInput, ParityScopeError
+from backend.domain import LegPlan
+from backend.errors import BadInput
+from parityscope.jobspec import (
+    ENGINE_NAMES,
+    MAX_LEGS,
+    EngineSettings,
+    InvalidEngineSettings,
+    InvalidWorkload,
+    UnsupportedSetting,
+    Workload,
+    check_supported,
+)
 
-__all__ = ["JobValidationUnavailable", "LegPlan", "LegRequest", "plan_legs", "replica_label"]
-
-MAX_LEGS = 32
-
-
-class JobValidationUnavailable(ParityScopeError):
-    status_code = 503
+__all__ = ["LegRequest", "normalise_workload", "plan_legs", "replica_label"]
 
 
 @dataclass(frozen=True)
@@ -38,17 +41,6 @@ class LegRequest:
     replicas: int = 1
 
 
-@dataclass(frozen=True)
-class LegPlan:
-    position: int
-    role: str  # reference | candidate
-    label: str
-    engine: str
-    settings: dict[str, Any]
-    replica: int
-    sampling_seed: int
-
-
 def replica_label(label: str, replica: int) -> str:
     """``reference``, ``reference-replica``, ``reference-replica-2``, …"""
     if replica == 0:
@@ -56,69 +48,26 @@ def replica_label(label: str, replica: int) -> str:
     return f"{label}-replica" if replica == 1 else f"{label}-replica-{replica}"
 
 
-def _worker_parsers() -> tuple[Any, Any, Any, Any]:
-    try:
-        from workers.engines.base import EngineSettings
-        from workers.errors import InvalidEngineSettings, InvalidWorkload
-        from workers.workload import Workload
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise JobValidationUnavailable(
-            "jobs: this server cannot validate job workloads without the worker extra "
-            f"(pip install 'parityscope[worker]'): {exc}"
-        ) from exc
-    return Workload, EngineSettings, InvalidWorkload, InvalidEngineSettings
-
-
-def engine_names() -> tuple[str, ...]:
-    """The engines a leg may ask for, as the worker package defines them."""
-    try:
-        from workers.leg import ENGINE_NAMES
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise JobValidationUnavailable(
-            f"jobs: the worker package is not importable here: {exc}"
-        ) from exc
-    return ENGINE_NAMES
-
-
 def normalise_workload(workload: Mapping[str, Any]) -> dict[str, Any]:
     """The workload in the worker's normalised form, or ``BadInput`` naming ``workload.<field>``."""
-    workload_cls, _, invalid_workload, _ = _worker_parsers()
     try:
-        return workload_cls.from_dict(workload).to_dict()
-    except invalid_workload as exc:
+        return Workload.from_dict(workload).to_dict()
+    except InvalidWorkload as exc:
         raise BadInput(str(exc), field=f"workload.{exc.field}") from None
 
 
 def _normalise_settings(where: str, engine: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    _, settings_cls, _, invalid_settings = _worker_parsers()
     try:
-        parsed = settings_cls.from_dict(settings)
-    except invalid_settings as exc:
+        parsed = EngineSettings.from_dict(settings)
+    except InvalidEngineSettings as exc:
         field = f"{where}.settings.{exc.field}"
         raise BadInput(f"{where}.{exc}", field=field) from None
-    _check_supported(where, engine, parsed)
-    return parsed.to_dict()
-
-
-def _check_supported(where: str, engine: str, settings: Any) -> None:
-    """Refuse what the engine's adapter would refuse when the leg starts (raw logprobs on V0...).
-
-    The adapters' argument mapping is pure and needs no vLLM, so it runs here too.
-    """
-    if engine not in ("vllm-v0", "vllm-v1"):
-        return
-    from pathlib import Path
-
-    from workers.errors import UnsupportedSetting
-
-    if engine == "vllm-v0":
-        from workers.engines.vllm_v0 import engine_kwargs
-    else:
-        from workers.engines.vllm_v1 import engine_kwargs
     try:
-        engine_kwargs(settings, Path("checkpoint"), 0)
+        check_supported(engine, parsed)
     except UnsupportedSetting as exc:
-        raise BadInput(f"{where}.settings.{exc.field}: {exc}", field=f"{where}.settings.{exc.field}") from None
+        field = f"{where}.settings.{exc.field}"
+        raise BadInput(f"{field}: {exc}", field=field) from None
+    return parsed.to_dict()
 
 
 def plan_legs(reference: LegRequest, candidates: list[LegRequest]) -> list[LegPlan]:
@@ -127,7 +76,7 @@ def plan_legs(reference: LegRequest, candidates: list[LegRequest]) -> list[LegPl
     Each leg samples with its own seed (its position + 1), as two engines never share a random
     stream; everything else a leg needs comes from the shared workload.
     """
-    known = engine_names()
+    known = ENGINE_NAMES
     sides = [("reference", reference)] + [(f"candidates[{i}]", c) for i, c in enumerate(candidates)]
     total = reference.replicas + len(candidates)
     if total > MAX_LEGS:

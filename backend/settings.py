@@ -21,8 +21,9 @@ class Settings(BaseSettings):
     database_url: str = Field(default_factory=default_database_url)
     # None means: public reads on SQLite (one person, one machine), private on PostgreSQL.
     public_reads: bool | None = None
+    # Where ``parityscope serve`` listens unless --host/--port say otherwise.
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     # Request limits of the ingestion API.
     max_body_bytes: int = 16 * 1024 * 1024
     max_values_per_request: int = 100_000

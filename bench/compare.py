@@ -21,8 +21,7 @@ import numpy as np
 from harness import PG, drop_postgres, fresh_postgres, running_server
 
 from backend.db import Database, make_engine
-from backend.domain import Scope
-from backend.ingest import PointBatch
+from backend.domain import PointBatch, Scope
 from backend.storage.metrics import MetricStore
 from backend.storage.projects import ProjectStore
 from backend.storage.runs import RunStore

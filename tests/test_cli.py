@@ -72,3 +72,30 @@ def test_serve_refuses_a_stale_postgresql(database_url: str) -> None:
                        text=True, timeout=60)
     assert r.returncode == 1
     assert "parityscope db upgrade" in r.stderr
+
+
+def test_serve_listens_where_the_settings_say(database_url: str) -> None:
+    run_cli("db", "upgrade", url=database_url)
+    port = free_port()
+    env = os.environ | {
+        "PARITYSCOPE_DATABASE_URL": database_url,
+        "PARITYSCOPE_HOST": "127.0.0.1",
+        "PARITYSCOPE_PORT": str(port),
+    }
+    server = subprocess.Popen([*CLI, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # A loaded machine can take a while to import the app; a server that died says why.
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=120)
+    except TimeoutError:
+        server.terminate()
+        raise AssertionError(server.communicate(timeout=10)[1]) from None
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_serve_refuses_a_port_that_is_not_one(database_url: str) -> None:
+    env = os.environ | {"PARITYSCOPE_DATABASE_URL": database_url, "PARITYSCOPE_PORT": "eighty"}
+    result = subprocess.run([*CLI, "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "PARITYSCOPE_PORT" in result.stderr and "Traceback" not in result.stderr

@@ -20,25 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (importing package, forbidden module prefixes)
 RULES: list[tuple[str, tuple[str, ...]]] = [
-    ("backend.storage", ("backend.api", "backend.compare", "backend.ingest", "backend.job_spec")),
+    ("backend.storage", ("backend.api", "backend.compare", "backend.comparing", "backend.ingest",
+                         "backend.job_spec")),
     ("backend.compare", ("backend.storage",)),
     ("workers", ("backend",)),
     ("parityscope", ("backend",)),
 ]
-
-# Edges that break the rule today and are being moved down into backend/domain.py; this list
-# only shrinks. (importing module, imported module)
-KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("backend.storage.jobs", "backend.job_spec"),
-        ("backend.storage.metrics", "backend.ingest"),
-        ("backend.storage.run_series", "backend.compare.aliases"),
-        ("backend.storage.run_series", "backend.compare.align"),
-        ("backend.storage.run_series", "backend.compare.run_series"),
-        ("backend.storage.sparklines", "backend.compare.aliases"),
-    }
-)
-
 
 def module_name(path: Path, root: Path) -> str:
     parts = list(path.relative_to(root).with_suffix("").parts)
@@ -109,14 +96,21 @@ def _owning_module(name: str, root: Path) -> str:
 
 
 def test_imports_point_down() -> None:
-    broken = violations() - KNOWN_VIOLATIONS
+    broken = violations()
     assert not broken, "imports against the layering rule:\n" + "\n".join(f"  {a} imports {b}" for a, b in sorted(broken))
 
 
-def test_known_violations_are_still_there() -> None:
-    """An edge that was removed leaves the allow-list, so it cannot come back unnoticed."""
-    fixed = KNOWN_VIOLATIONS - violations()
-    assert not fixed, f"remove from KNOWN_VIOLATIONS: {sorted(fixed)}"
+def test_no_route_imports_another_route() -> None:
+    """A route module needs nothing from another route: what two routes share lives below them."""
+    routes = ROOT / "backend" / "api" / "routes"
+    found = []
+    for path in sorted(routes.glob("*.py")):
+        module = module_name(path, ROOT)
+        for imported in imported_modules(path.read_text(), module, path.name == "__init__.py"):
+            owner = _owning_module(imported, ROOT)
+            if _within(owner, "backend.api.routes") and owner not in (module, "backend.api.routes"):
+                found.append((module, owner))
+    assert not found, f"routes importing other routes: {found}"
 
 
 @pytest.mark.parametrize(

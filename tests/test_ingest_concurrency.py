@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from backend.db import Database
-from backend.ingest import PointBatch
+from backend.domain import PointBatch
 from backend.storage.metrics import MetricStore
 from backend.storage.runs import RunStore
 from tests.conftest import ProjectFixture

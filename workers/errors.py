@@ -1,6 +1,12 @@
-"""The worker package's exceptions, rooted in one class so callers can catch them together."""
+"""The worker package's exceptions.
+
+A job that asks for something it may not raises the job spec's errors (``parityscope.jobspec``,
+re-exported here); what only a worker can find wrong is a ``WorkerError``.
+"""
 
 from __future__ import annotations
+
+from parityscope.jobspec import InvalidEngineSettings, InvalidWorkload, UnsupportedSetting
 
 __all__ = [
     "EngineUnavailable",
@@ -13,31 +19,6 @@ __all__ = [
 
 class WorkerError(Exception):
     """Root of every error raised by the worker package."""
-
-
-class InvalidWorkload(WorkerError, ValueError):
-    """A workload dict is malformed; ``field`` names the offending key."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"workload.{field}: {message}")
-        self.field = field
-
-
-class InvalidEngineSettings(WorkerError, ValueError):
-    """Engine settings are malformed; ``field`` names the offending key."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"settings.{field}: {message}")
-        self.field = field
-
-
-class UnsupportedSetting(WorkerError):
-    """The engine cannot honour a valid setting (for example raw logprobs on vLLM V0)."""
-
-    def __init__(self, engine: str, field: str, message: str) -> None:
-        super().__init__(f"{engine} cannot honour settings.{field}: {message}")
-        self.engine = engine
-        self.field = field
 
 
 class EngineUnavailable(WorkerError):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parityscope.jobspec import ENGINE_NAMES
 from workers.cpu_math import small_model_cpu_math
 from workers.demo import DEMO_LEGS, DEMO_WORKLOAD, DemoLeg
 from workers.engines.base import EngineSettings, RolloutEngine, SamplingSettings
@@ -42,7 +43,6 @@ __all__ = [
 
 StepCallback = Callable[[int, dict[str, float]], None]
 
-ENGINE_NAMES: tuple[str, ...] = ("torch", "vllm-v0", "vllm-v1")
 
 
 @dataclass

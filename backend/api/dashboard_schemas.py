@@ -9,7 +9,9 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from backend.api.schemas import StrictModel
 from backend.compare.aliases import DEFAULT_METRICS
+from backend.compare.downsample import MAX_POINTS_LIMIT, MIN_POINTS_LIMIT
 from backend.compare.encoding import api_numbers
+from backend.comparing import MAX_RUNS_PER_COMPARISON, CompareOptions
 from backend.domain import Note, Run, RunStatus, ShareLink, Sparkline
 from parityscope.wire import MAX_KEY_LENGTH, MAX_STEP
 
@@ -24,7 +26,6 @@ __all__ = [
     "SparklineOut",
 ]
 
-MAX_RUNS_PER_COMPARISON = 20
 RunId = int
 
 
@@ -144,7 +145,7 @@ class ShareView(StrictModel):
     mode: Literal["overlay", "diff"] = "overlay"
     log_y: bool = False
     x_range: list[float] | None = Field(default=None, min_length=2, max_length=2)
-    max_points: int = Field(default=2000, ge=10, le=20000)
+    max_points: int = Field(default=CompareOptions.max_points, ge=MIN_POINTS_LIMIT, le=MAX_POINTS_LIMIT)
 
     @field_validator("reference", "candidates")
     @classmethod

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from backend.api.schemas import JsonObject, StrictModel
 from backend.domain import ClaimedLeg, Job, JobLeg, JobStatus, LegStatus
+from parityscope.jobspec import MAX_LEGS, MAX_REPLICAS
 
 __all__ = [
     "CandidateSpec",
@@ -33,7 +34,7 @@ class ReferenceSpec(StrictModel):
     engine: EngineName = Field(examples=["torch"])
     settings: dict[str, Any] = Field(default_factory=dict)
     label: Label = "reference"
-    replicas: int = Field(default=1, ge=1, le=16, description="runs of the reference, each on its own sampling seed")
+    replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS, description="runs of the reference, each on its own sampling seed")
 
 
 class CandidateSpec(StrictModel):
@@ -46,7 +47,7 @@ class JobCreate(StrictModel):
     project: str | None = Field(default=None, max_length=64, description="needed only with an admin token")
     workload: dict[str, Any]
     reference: ReferenceSpec
-    candidates: list[CandidateSpec] = Field(min_length=1, max_length=31)
+    candidates: list[CandidateSpec] = Field(min_length=1, max_length=MAX_LEGS - 1)
 
 
 class LegOut(BaseModel):

@@ -21,7 +21,6 @@ __all__ = [
     "DEFAULT_METRICS",
     "PARITY_METRICS",
     "AliasTable",
-    "canonical_names",
     "canonical_of",
     "check_extra_aliases",
     "resolve_metric",
@@ -137,6 +136,17 @@ class AliasTable:
                     return prefix + alias
         return None
 
+    def candidate_keys(self, name: str) -> list[str]:
+        """Every raw key that ``name`` could resolve to in some run, ``name`` itself first."""
+        canonical = (
+            name if name in BUILTIN_ALIASES or name in self._extra else self.canonical_of(name)
+        )
+        keys = [name]
+        if canonical is not None:
+            for alias in self._extra.get(canonical, ()) + BUILTIN_ALIASES.get(canonical, ()):
+                keys.extend(prefix + alias for prefix in ("", *_OPTIONAL_PREFIXES))
+        return list(dict.fromkeys(keys))
+
     def canonical_of(self, raw_key: str) -> str | None:
         """The canonical name that ``raw_key`` (with or without its optional prefix) is an alias of."""
         bare = raw_key
@@ -149,11 +159,6 @@ class AliasTable:
                 if raw_key in aliases or bare in aliases:
                     return canonical
         return None
-
-
-def canonical_names(extra_aliases: Mapping[str, object] | None = None) -> set[str]:
-    """Every canonical name, built-in or added per project."""
-    return AliasTable(extra_aliases).names()
 
 
 def resolve_metric(

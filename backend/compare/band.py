@@ -56,6 +56,7 @@ from backend.compare.run_series import Series
 from backend.errors import BadInput
 
 __all__ = [
+    "DEFAULT_BAND_K",
     "DEFAULT_SPREAD_WINDOW",
     "DEFAULT_WINDOW",
     "BandSource",
@@ -71,6 +72,7 @@ _MAD_TO_SIGMA = 1.4826
 _ABSOLUTE_FLOOR = 1e-12
 _RELATIVE_FLOOR = 1e-9
 _MIN_WINDOW_SAMPLES = 3
+DEFAULT_BAND_K = 3.0
 DEFAULT_WINDOW = 21
 DEFAULT_SPREAD_WINDOW = 201
 
@@ -113,7 +115,7 @@ def reference_line(references: Sequence[Series]) -> Series:
 
 def reference_band(
     references: Sequence[Series],
-    k: float = 3.0,
+    k: float = DEFAULT_BAND_K,
     *,
     window: int = DEFAULT_WINDOW,
     spread_window: int = DEFAULT_SPREAD_WINDOW,

@@ -26,10 +26,21 @@ import numpy as np
 
 from backend.compare.aliases import DEFAULT_METRICS, PARITY_METRICS, AliasTable
 from backend.compare.align import align_pair, within_window
-from backend.compare.band import ReferenceBand, check_band_k, reference_band, reference_line
+from backend.compare.band import (
+    DEFAULT_BAND_K,
+    ReferenceBand,
+    check_band_k,
+    reference_band,
+    reference_line,
+)
 from backend.compare.configdiff import ConfigDifference, config_diff, run_settings
 from backend.compare.diagnosis import Diagnosis, diagnose
-from backend.compare.divergence import Divergence, check_divergence_k, first_divergence
+from backend.compare.divergence import (
+    DEFAULT_DIVERGENCE_K,
+    Divergence,
+    check_divergence_k,
+    first_divergence,
+)
 from backend.compare.downsample import (
     DEFAULT_MAX_POINTS,
     DownsampledBand,
@@ -100,8 +111,8 @@ def build_comparison(
     end: int | None = None,
     max_points: int = DEFAULT_MAX_POINTS,
     smoothing: float = 0.0,
-    band_k: float = 3.0,
-    divergence_k: int = 5,
+    band_k: float = DEFAULT_BAND_K,
+    divergence_k: int = DEFAULT_DIVERGENCE_K,
     extra_aliases: Mapping[str, object] | None = None,
     extra_rules: Mapping[str, str] | None = None,
     figures: Collection[str] = ("overlay", "diff"),

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.domain import PointBatch
 from backend.errors import BadInput
-from backend.ingest import PointBatch, check_key
+from backend.ingest import check_key
 from parityscope.wire import MAX_STEP, iter_column_batches
 
 __all__ = ["FORMATS", "ImportedHistory", "MetricColumn", "content_identity", "step_of"]

@@ -28,9 +28,8 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from backend.domain import ClaimedLeg, Job, JobLeg, JobStatus, LegStatus, RunStatus
+from backend.domain import ClaimedLeg, Job, JobLeg, JobStatus, LegPlan, LegStatus, RunStatus
 from backend.errors import Conflict, NotFound
-from backend.job_spec import LegPlan
 from backend.models import JobLegRow, JobRow, RunRow, WorkerRow, utcnow
 from backend.storage.comparisons import ComparisonStore
 from backend.storage.runs import RunStore

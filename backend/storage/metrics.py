@@ -18,8 +18,7 @@ import psycopg
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from backend.domain import IngestResult, KeySummary
-from backend.ingest import PointBatch
+from backend.domain import IngestResult, KeySummary, PointBatch
 from backend.models import MetricKeyRow, MetricPointRow, RunRow, utcnow
 from backend.storage.values import from_storage
 
@@ -332,11 +331,3 @@ def binary_copy_payload(
     rows["l_time"] = 8
     rows["time"] = times
     return _COPY_SIGNATURE + rows.tobytes() + struct.pack(">h", -1)
-
-
-def count_points(session: Session, run_id: int) -> int:
-    return int(
-        session.scalar(select(func.count()).select_from(MetricPointRow).where(MetricPointRow.run_id == run_id))
-        or 0
-    )
-

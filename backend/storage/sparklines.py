@@ -11,40 +11,17 @@ the API documentation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 from sqlalchemy import select, text, true
 from sqlalchemy.orm import Session
 
-from backend.compare.aliases import (
-    BUILTIN_ALIASES,
-    canonical_of,
-    check_extra_aliases,
-    resolve_metric,
-)
 from backend.domain import Sparkline
 from backend.models import MetricKeyRow, MetricPointRow, RunRow
-from backend.storage.registry import ProjectRegistryStore
 from backend.storage.values import from_storage
 
 __all__ = ["SparklineStore"]
-
-_OPTIONAL_PREFIXES = ("", "rl/", "train/")
-
-
-def _raw_names(metric: str, extra_aliases: Mapping[str, tuple[str, ...]]) -> list[str]:
-    """Every raw key that ``metric`` could resolve to in some run."""
-    canonical = (
-        metric
-        if metric in BUILTIN_ALIASES or metric in extra_aliases
-        else canonical_of(metric, extra_aliases)
-    )
-    names = [metric]
-    if canonical is not None:
-        for alias in extra_aliases.get(canonical, ()) + BUILTIN_ALIASES.get(canonical, ()):
-            names.extend(prefix + alias for prefix in _OPTIONAL_PREFIXES)
-    return list(dict.fromkeys(names))
 
 
 class SparklineStore:
@@ -53,19 +30,22 @@ class SparklineStore:
 
     def for_runs(
         self,
-        project_id: int,
         run_ids: Sequence[int],
         metric: str,
         points: int,
+        candidate_keys: Sequence[str],
+        resolve: Callable[[Collection[str]], str | None],
     ) -> dict[int, Sparkline]:
-        """A sparkline of ``metric`` for each run of the project (empty when never logged)."""
-        aliases = check_extra_aliases(ProjectRegistryStore(self.session).aliases(project_id))
+        """A sparkline of ``metric`` for each run (empty when never logged).
+
+        ``candidate_keys`` are every raw key the metric could resolve to; ``resolve`` picks the
+        one a run uses from the candidate keys it has logged (the caller owns the alias table).
+        """
         empty = {run_id: Sparkline(metric, None, [], []) for run_id in run_ids}
         if not run_ids:
             return empty
-        names = _raw_names(metric, aliases)
         key_rows = self.session.execute(
-            select(MetricKeyRow.id, MetricKeyRow.name).where(MetricKeyRow.name.in_(names))
+            select(MetricKeyRow.id, MetricKeyRow.name).where(MetricKeyRow.name.in_(list(candidate_keys)))
         ).all()
         if not key_rows:
             return empty
@@ -102,7 +82,7 @@ class SparklineStore:
         chosen: dict[int, tuple[str, int]] = {}
         targets: list[tuple[int, int, int]] = []
         for run_id, available in logged.items():
-            raw = resolve_metric(metric, available.keys(), aliases)
+            raw = resolve(available.keys())
             if raw is None:
                 continue
             key_id, lo, hi = available[raw]

@@ -8,9 +8,5 @@ from __future__ import annotations
 import math
 
 
-def to_storage(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
 def from_storage(value: float | None) -> float:
     return math.nan if value is None else value

@@ -72,6 +72,9 @@ async function request(method, path, { query, body, auth = true, as = 'json', ca
   return response.json();
 }
 
+/** The defaults and bounds the server declares for the pages (GET /api/v1/meta). */
+export const meta = () => request('GET', '/api/v1/meta', { auth: false });
+
 export const projects = () => request('GET', '/api/v1/projects');
 
 export const runSummaries = (slug, query) =>

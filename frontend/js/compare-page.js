@@ -7,10 +7,10 @@ import { renderAllConfig, renderConfigDiff, renderDiagnosis } from './diagnosis-
 import { byId, clear, h } from './dom.js';
 import { downloadCsv, downloadHtml, makeShareLink } from './page-actions.js';
 import { anyRunning, panelFigure, runChanges } from './shaping.js';
+import { META } from './meta.js';
 import { mountTokenBar } from './tokenbar.js';
 import { DEFAULT_METRICS, fromShareView, parseView, runIds, toShareView, viewToSearch } from './viewstate.js';
 
-const PARITY_METRICS = ['logprob_diff_mean', 'logprob_abs_diff_mean', 'logprob_abs_diff_max', 'weight_version_lag'];
 const shareToken = window.location.pathname.startsWith('/s/')
   ? decodeURIComponent(window.location.pathname.slice(3))
   : null;
@@ -354,7 +354,7 @@ async function loadMetricOptions() {
   if (state.metricOptionsLoaded) return;
   state.metricOptionsLoaded = true;
   const select = byId('metric-choice');
-  const names = new Set([...DEFAULT_METRICS, ...PARITY_METRICS]);
+  const names = new Set([...DEFAULT_METRICS, ...META.compare.parity_metrics]);
   try {
     const keyLists = await Promise.all(runIds(state.view).map((id) => api.runKeys(id)));
     keyLists.flat().forEach((k) => names.add(k.key));

@@ -1,8 +1,12 @@
 // Pure data shaping for the pages: the figure a panel draws (the server's Plotly spec plus the
 // page's notes, axis type and zoom), the CSV of what is shown, the config diff by layer,
-// sparkline geometry and run-status changes. No DOM, no network, no Plotly.
+// sparkline geometry and run-status changes. No DOM, no Plotly; the layer order is the server's
+// (meta.js).
+import { META } from './meta.js';
 
-export const LAYERS = Object.freeze(['workload', 'semantic', 'inference-path', 'objective', 'unclassified']);
+export const LAYERS = Object.freeze([...META.layers]);
+// The last layer takes every key no rule classifies (docs/API.md, GET /api/v1/meta).
+const UNCLASSIFIED = LAYERS[LAYERS.length - 1];
 export const NOTE_COLOUR = '#8250df';
 
 /** Plotly renders a subset of HTML in text; user text must reach it as literal characters. */
@@ -117,7 +121,7 @@ export function seriesCsv(payload, view) {
 export function groupConfigDiff(entries) {
   const groups = new Map(LAYERS.map((layer) => [layer, []]));
   for (const entry of entries || []) {
-    const layer = groups.has(entry.layer) ? entry.layer : 'unclassified';
+    const layer = groups.has(entry.layer) ? entry.layer : UNCLASSIFIED;
     groups.get(layer).push(entry);
   }
   return [...groups].filter(([, list]) => list.length).map(([layer, list]) => ({ layer, entries: list }));

@@ -1,15 +1,18 @@
 // The compare page's view state and its two spellings: the page URL's query string and a share
-// link's stored view (docs/API.md, POST /api/v1/shares). Pure functions, no DOM.
+// link's stored view (docs/API.md, POST /api/v1/shares). Pure functions, no DOM; the defaults and
+// bounds are the server's (meta.js).
+import { META } from './meta.js';
 
-export const DEFAULT_METRICS = Object.freeze(['clip_rate', 'kl', 'entropy', 'reward']);
-export const DEFAULT_MAX_POINTS = 2000;
+export const DEFAULT_METRICS = Object.freeze([...META.compare.default_metrics]);
+const MAX_POINTS = META.compare.max_points;
+const DEFAULT_MAX_POINTS = MAX_POINTS.default;
 
 export function emptyView() {
   return {
     reference: [],
     candidates: [],
     metrics: [...DEFAULT_METRICS],
-    smoothing: 0,
+    smoothing: META.compare.smoothing,
     mode: 'overlay',
     logY: false,
     xRange: null,
@@ -56,7 +59,7 @@ export function parseView(search) {
     view.xRange = [x0, x1];
   }
   const maxPoints = Number(params.get('max_points'));
-  if (params.has('max_points') && Number.isInteger(maxPoints) && maxPoints >= 10 && maxPoints <= 20000) {
+  if (params.has('max_points') && Number.isInteger(maxPoints) && maxPoints >= MAX_POINTS.min && maxPoints <= MAX_POINTS.max) {
     view.maxPoints = maxPoints;
   }
   if (!view.reference.length) errors.push('reference: choose at least one reference run');
@@ -105,7 +108,7 @@ export function fromShareView(stored) {
     reference: [...stored.reference],
     candidates: [...(stored.candidates || [])],
     metrics: [...(stored.metrics || DEFAULT_METRICS)],
-    smoothing: stored.smoothing || 0,
+    smoothing: stored.smoothing || META.compare.smoothing,
     mode: stored.mode === 'diff' ? 'diff' : 'overlay',
     logY: Boolean(stored.log_y),
     xRange: stored.x_range ? [...stored.x_range] : null,

@@ -2,8 +2,8 @@
 
 An engine takes token-id prompts with sampling settings and returns sampled tokens with one
 logprob per token; it takes new weights from the trainer; it describes itself for the run record.
-The five settings are the same for every engine and each belongs to one layer of DESIGN.md §1:
-``logprobs_mode`` is semantic, the other four are the inference path.
+The settings a leg runs with (``EngineSettings``) are declared with the job spec, in
+``parityscope.jobspec``, so the server validates them without torch.
 
 Generation is split into :meth:`RolloutEngine.submit` and :meth:`RolloutEngine.collect` because a
 pipelined RL loop hands the engine the next batch before it trains on the current one; whether
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from workers.errors import InvalidEngineSettings
+from parityscope.jobspec import EngineSettings
 
 __all__ = [
     "Completion",
@@ -27,82 +27,6 @@ __all__ = [
     "RolloutEngine",
     "SamplingSettings",
 ]
-
-LogprobsMode = Literal["raw", "processed"]
-WeightUpdate = Literal["blocking", "inflight"]
-HeadDtype = Literal["fp32", "bf16"]
-
-# Spellings users bring from the engines' own configs; each maps onto one canonical value.
-_ALIASES: dict[str, dict[str, Any]] = {
-    "logprobs_mode": {
-        "raw": "raw", "raw_logprobs": "raw",
-        "processed": "processed", "processed_logprobs": "processed",
-    },
-    "weight_update": {
-        "blocking": "blocking", "block": "blocking",
-        "inflight": "inflight", "in-flight": "inflight", "in_flight": "inflight",
-    },
-    "lm_head_dtype": {
-        "fp32": "fp32", "float32": "fp32",
-        "bf16": "bf16", "bfloat16": "bf16",
-    },
-}
-_SWITCHES: dict[Any, bool] = {True: True, False: False, "on": True, "off": False,
-                              "true": True, "false": False}
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """The backend settings a leg runs with. Defaults are the reference (V0-like) behaviour."""
-
-    logprobs_mode: LogprobsMode = "processed"
-    prefix_caching: bool = False
-    async_scheduling: bool = False
-    weight_update: WeightUpdate = "blocking"
-    lm_head_dtype: HeadDtype = "fp32"
-
-    def __post_init__(self) -> None:
-        for name in ("logprobs_mode", "weight_update", "lm_head_dtype"):
-            value = getattr(self, name)
-            if value not in set(_ALIASES[name].values()):
-                allowed = ", ".join(sorted(set(_ALIASES[name].values())))
-                raise InvalidEngineSettings(name, f"expected one of {allowed}, got {value!r}")
-        for name in ("prefix_caching", "async_scheduling"):
-            if not isinstance(getattr(self, name), bool):
-                raise InvalidEngineSettings(name, f"expected a boolean, got {getattr(self, name)!r}")
-
-    @classmethod
-    def from_dict(cls, payload: Mapping[str, Any] | None) -> EngineSettings:
-        """Parse the JSON dict the job API passes; missing keys take the reference defaults."""
-        if payload is None:
-            return cls()
-        if not isinstance(payload, Mapping):
-            raise InvalidEngineSettings("<root>", f"expected an object, got {type(payload).__name__}")
-        known = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, raw in payload.items():
-            if key not in known:
-                raise InvalidEngineSettings(
-                    str(key), f"unknown setting; known: {', '.join(sorted(known))}"
-                )
-            lookup = raw.lower() if isinstance(raw, str) else raw
-            if key in _ALIASES:
-                canonical = _ALIASES[key].get(lookup) if isinstance(lookup, str) else None
-                if canonical is None:
-                    allowed = ", ".join(sorted(set(_ALIASES[key].values())))
-                    raise InvalidEngineSettings(key, f"expected one of {allowed}, got {raw!r}")
-                values[key] = canonical
-            else:
-                # Only real booleans and on/off words: 0/1 or "yes" are too easy to misread.
-                switch = _SWITCHES.get(lookup) if isinstance(lookup, str | bool) else None
-                if switch is None:
-                    raise InvalidEngineSettings(key, f"expected true/false or on/off, got {raw!r}")
-                values[key] = switch
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class SamplingSettings:
@@ -119,10 +43,6 @@ class SamplingSettings:
             raise ValueError("top_p must lie in (0, 1]")
         if self.top_k < 0 or self.max_tokens < 1:
             raise ValueError("top_k must be >= 0 and max_tokens >= 1")
-
-    @property
-    def filters(self) -> bool:
-        return self.top_p < 1.0 or self.top_k > 0
 
 
 @dataclass(frozen=True)

@@ -81,9 +81,6 @@ class LlamaForward:
                 raise KeyError(f"state dict has no weights for unit {unit!r}")
             self._units[unit] = _Unit(tensors, version)
 
-    def unit_versions(self) -> dict[str, int]:
-        return {name: unit.version for name, unit in self._units.items()}
-
     @property
     def version(self) -> int:
         """The oldest unit's version: a half-updated model is not yet the new model."""

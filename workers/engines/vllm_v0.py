@@ -3,7 +3,7 @@
 V0's sampler computes logprobs after temperature, penalties and top-k/top-p, from the same
 processed logits it samples from, and 0.8.5 has no option to return raw ones; it has no
 ``async_scheduling`` engine argument either. Settings that V0 cannot honour are refused with
-:class:`~workers.errors.UnsupportedSetting` instead of being silently ignored, because a
+:class:`~parityscope.jobspec.UnsupportedSetting` (``parityscope.jobspec.check_supported``) instead of being silently ignored, because a
 reference that is not what it claims would poison every comparison made against it.
 
 Engine arguments used (vLLM 0.8.5 ``EngineArgs``): ``model``, ``skip_tokenizer_init`` (the policy
@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from parityscope.jobspec import check_supported
 from workers.engines import vllm_common
 from workers.engines.base import EngineSettings, SamplingSettings
 from workers.engines.vllm_common import OfflineVllmEngine, head_dtype_args, installed_vllm_version
-from workers.errors import UnsupportedSetting
 
 __all__ = ["VLLM_V0_VERSION", "VllmV0Engine", "describe", "engine_env", "engine_kwargs", "sampling_kwargs"]
 
@@ -44,14 +44,7 @@ def engine_kwargs(
     max_model_len: int = 32,
     gpu_memory_utilization: float = 0.25,
 ) -> dict[str, Any]:
-    if settings.logprobs_mode != "processed":
-        raise UnsupportedSetting(_ENGINE, "logprobs_mode", "vLLM 0.8.5 V0 only returns processed logprobs")
-    if settings.async_scheduling:
-        raise UnsupportedSetting(_ENGINE, "async_scheduling", "vLLM 0.8.5 V0 has no async scheduling")
-    if settings.weight_update != "blocking":
-        raise UnsupportedSetting(
-            _ENGINE, "weight_update", "the offline V0 engine loads weights between batches only"
-        )
+    check_supported(_ENGINE, settings)
     return {
         "model": str(checkpoint),
         "skip_tokenizer_init": True,

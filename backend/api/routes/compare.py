@@ -17,22 +17,23 @@ from backend.api.deps import (
     check_write,
 )
 from backend.api.json import orjson_response
+from backend.api.params import parse_run_ids
 from backend.api.schemas import JsonObject
-from backend.compare.aliases import DEFAULT_METRICS
-from backend.compare.comparison import build_comparison
-from backend.compare.response import comparison_to_json
-from backend.domain import Run, SavedComparison
+from backend.comparing import (
+    FIGURE_KINDS,
+    MAX_RUNS_PER_COMPARISON,
+    CompareOptions,
+    compare_runs,
+    load_comparable_runs,
+)
+from backend.domain import SavedComparison
 from backend.errors import BadInput
 from backend.storage.comparisons import ComparisonStore
 from backend.storage.projects import ProjectStore
-from backend.storage.registry import ProjectRegistryStore
-from backend.storage.run_series import load_run_series
-from backend.storage.runs import RunStore
-from backend.storage.series_cache import SeriesCache
 
 router = APIRouter(tags=["compare"])
 
-SECTIONS = ("series", "overlay", "diff")
+SECTIONS = ("series", *FIGURE_KINDS)
 
 
 def parse_include(raw: str | None) -> set[str]:
@@ -65,98 +66,6 @@ def trim_sections(body: dict[str, Any], include: set[str]) -> None:
                 figures.pop(kind, None)
 
 
-def parse_ids(raw: str | None, field: str, *, required: bool) -> list[int]:
-    if raw is None or not raw.strip():
-        if required:
-            raise BadInput(f"{field}: give at least one run id", field=field)
-        return []
-    ids: list[int] = []
-    for part in raw.split(","):
-        part = part.strip()
-        # isdigit() alone accepts characters such as '²' that int() refuses.
-        if not (part.isascii() and part.isdigit()):
-            raise BadInput(f"{field}: {part!r} is not a run id", field=field)
-        ids.append(int(part))
-    if len(ids) > 50:
-        raise BadInput(f"{field}: at most 50 runs", field=field)
-    return ids
-
-
-def runs_of_one_project(runs: list[Run]) -> int:
-    projects = {run.project_id for run in runs}
-    if len(projects) > 1:
-        raise BadInput("runs: all runs of a comparison must belong to one project", field="runs")
-    return projects.pop()
-
-
-def load_comparable_runs(
-    session: SessionDep, reference_ids: list[int], candidate_ids: list[int], check: Any
-) -> tuple[list[Run], list[Run], int]:
-    """The runs in the order asked, after the caller's access ``check`` on each project."""
-    overlap = set(reference_ids) & set(candidate_ids)
-    if overlap:
-        raise BadInput(f"candidates: run {min(overlap)} is also a reference", field="candidates")
-    store = RunStore(session)
-    references = store.get_many(reference_ids)
-    candidates = store.get_many(candidate_ids)
-    for project_id in {run.project_id for run in [*references, *candidates]}:
-        check(project_id)
-    return references, candidates, runs_of_one_project([*references, *candidates])
-
-
-def compare_payload(
-    session: SessionDep,
-    references: list[Run],
-    candidates: list[Run],
-    project_id: int,
-    *,
-    metrics: list[str] | None,
-    start: int | None,
-    end: int | None,
-    max_points: int,
-    smoothing: float,
-    band_k: float,
-    divergence_k: int,
-    cache: SeriesCache | None = None,
-    figures: tuple[str, ...] = ("overlay", "diff"),
-) -> dict[str, Any]:
-    """The compare response body for runs already checked for access."""
-    registry = ProjectRegistryStore(session)
-    aliases = registry.aliases(project_id)
-    names = metrics or list(DEFAULT_METRICS)
-    reference_series = load_run_series(session, references, names, aliases, start, end, cache)
-    candidate_series = load_run_series(session, candidates, names, aliases, start, end, cache)
-    comparison = build_comparison(
-        reference_series,
-        candidate_series,
-        names,
-        start=start,
-        end=end,
-        max_points=max_points,
-        smoothing=smoothing,
-        band_k=band_k,
-        divergence_k=divergence_k,
-        extra_aliases=aliases,
-        extra_rules=registry.rules(project_id),
-        figures=figures,
-    )
-    body = comparison_to_json(comparison)
-    reference_ids = {run.id for run in references}
-    body["runs"] = {
-        str(run.id): {
-            "id": run.id,
-            "name": run.name,
-            "label": run.label,
-            "status": run.status.value,
-            "last_step": run.last_step,
-            "engine": run.engine,
-            "role": "reference" if run.id in reference_ids else "candidate",
-        }
-        for run in [*references, *candidates]
-    }
-    return body
-
-
 @router.get(
     "/api/v1/compare",
     response_description="Aligned, smoothed and downsampled series, the reference band, divergence, "
@@ -172,36 +81,34 @@ def compare(
     metrics: Annotated[str | None, Query(description="comma-separated canonical names or raw keys")] = None,
     start: Annotated[int | None, Query(ge=0)] = None,
     end: Annotated[int | None, Query(ge=0)] = None,
-    max_points: Annotated[int, Query()] = 2000,
-    smoothing: Annotated[float, Query()] = 0.0,
-    band_k: Annotated[float, Query()] = 3.0,
-    divergence_k: Annotated[int, Query()] = 5,
+    max_points: Annotated[int, Query()] = CompareOptions.max_points,
+    smoothing: Annotated[float, Query()] = CompareOptions.smoothing,
+    band_k: Annotated[float, Query()] = CompareOptions.band_k,
+    divergence_k: Annotated[int, Query()] = CompareOptions.divergence_k,
     include: Annotated[
         str | None,
         Query(description="comma-separated sections with data arrays: series, overlay, diff (default all)"),
     ] = None,
 ) -> Response:
     sections = parse_include(include)
-    reference_ids = parse_ids(reference, "reference", required=True)
-    candidate_ids = parse_ids(candidates, "candidates", required=False)
+    reference_ids = parse_run_ids(reference, "reference", required=True)
+    candidate_ids = parse_run_ids(candidates, "candidates", required=False)
     references, candidate_runs, project_id = load_comparable_runs(
         session, reference_ids, candidate_ids, lambda pid: check_read(token, pid, settings)
     )
     metric_names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
-    body = compare_payload(
-        session,
-        references,
-        candidate_runs,
-        project_id,
-        metrics=metric_names,
+    options = CompareOptions(
+        metrics=tuple(metric_names) if metric_names else None,
         start=start,
         end=end,
         max_points=max_points,
         smoothing=smoothing,
         band_k=band_k,
         divergence_k=divergence_k,
-        cache=request.app.state.series_cache,
-        figures=tuple(kind for kind in ("overlay", "diff") if kind in sections),
+        figures=tuple(kind for kind in FIGURE_KINDS if kind in sections),
+    )
+    body = compare_runs(
+        session, references, candidate_runs, project_id, options, request.app.state.series_cache
     )
     trim_sections(body, sections)
     return orjson_response(body)
@@ -209,8 +116,8 @@ def compare(
 
 class ComparisonCreate(BaseModel):
     name: str = Field(min_length=1, max_length=500)
-    reference: list[int] = Field(min_length=1, max_length=50)
-    candidates: list[int] = Field(default_factory=list, max_length=50)
+    reference: list[int] = Field(min_length=1, max_length=MAX_RUNS_PER_COMPARISON)
+    candidates: list[int] = Field(default_factory=list, max_length=MAX_RUNS_PER_COMPARISON)
     options: JsonObject = Field(default_factory=dict)
 
     @field_validator("reference", "candidates")

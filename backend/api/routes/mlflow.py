@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from backend.api.deps import OptionalToken, SessionDep, SettingsDep, check_read, check_write
 from backend.api.errors import is_data_error, is_sqlite_overflow
-from backend.domain import Project, Run, Scope, Token
+from backend.domain import PointBatch, Project, Run, Scope, Token
 from backend.errors import (
     BadInput,
     Conflict,
@@ -34,7 +34,7 @@ from backend.errors import (
     SchemaOutOfDate,
     TooLarge,
 )
-from backend.ingest import PointBatch, check_key, check_step
+from backend.ingest import check_key, check_step
 from backend.mlflow_compat import entities as ml
 from backend.mlflow_compat.search import RunView, matches, parse_filter, parse_order_by, sort_runs
 from backend.settings import Settings

@@ -15,7 +15,8 @@ from backend.api.deps import (
     check_write,
     require_token,
 )
-from backend.api.routes.compare import load_comparable_runs, parse_ids
+from backend.api.params import parse_run_ids
+from backend.comparing import load_comparable_runs
 from backend.errors import BadInput
 from backend.storage.notes import NoteStore
 
@@ -39,7 +40,7 @@ def list_notes(
     token: OptionalToken,
     runs: Annotated[str, Query(description="comma-separated run ids of the comparison")],
 ) -> list[NoteOut]:
-    run_ids = parse_ids(runs, "runs", required=True)
+    run_ids = parse_run_ids(runs, "runs", required=True)
     if len(set(run_ids)) != len(run_ids):
         raise BadInput("runs: a run appears more than once", field="runs")
     _, _, project_id = load_comparable_runs(

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from backend.api.dashboard_schemas import NoteOut, ShareCreate, ShareOut, ShareView
 from backend.api.deps import OptionalToken, SessionDep, WritableProject, check_write, require_token
 from backend.api.json import orjson_response
-from backend.api.routes.compare import compare_payload, load_comparable_runs
+from backend.comparing import CompareOptions, compare_runs, load_comparable_runs
 from backend.domain import Run, ShareLink
 from backend.errors import BadInput
 from backend.models import utcnow
@@ -42,19 +42,13 @@ def _view_data(
 ) -> dict[str, Any]:
     """What a share page shows: the comparison of the view, complete (series for a CSV, the
     overlay and diff figures, so a frozen link can switch modes), and the comparison's notes."""
-    comparison = compare_payload(
-        session,
-        references,
-        candidates,
-        project_id,
-        metrics=view.metrics,
-        start=None,
-        end=None,
+    options = CompareOptions(
+        metrics=tuple(view.metrics),
         max_points=view.max_points,
         smoothing=view.smoothing if smoothing is None else smoothing,
-        band_k=3.0,
-        divergence_k=5,
-        cache=request.app.state.series_cache,
+    )
+    comparison = compare_runs(
+        session, references, candidates, project_id, options, request.app.state.series_cache
     )
     notes = NoteStore(session).for_runs(project_id, view.run_ids)
     return {

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query
 
 from backend.api.dashboard_schemas import RunSummaryOut, RunSummaryPageOut
 from backend.api.deps import ReadableProject, SessionDep
+from backend.comparing import run_sparklines
 from backend.domain import RunStatus
 from backend.errors import BadInput
 from backend.storage.runs import RunStore
-from backend.storage.sparklines import SparklineStore
 from parityscope.wire import MAX_KEY_LENGTH
 
 router = APIRouter(tags=["runs"])
@@ -33,7 +33,7 @@ def list_run_summaries(
     if not metric.strip():
         raise BadInput("metric: give a metric name", field="metric")
     page = RunStore(session).list(project.id, q=q, tag=tag, status=status, limit=limit, cursor=cursor)
-    sparklines = SparklineStore(session).for_runs(project.id, [r.id for r in page.runs], metric, points)
+    sparklines = run_sparklines(session, project.id, [r.id for r in page.runs], metric, points)
     return RunSummaryPageOut(
         runs=[RunSummaryOut.of(r, sparklines[r.id]) for r in page.runs],
         next_cursor=page.next_cursor,

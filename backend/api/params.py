@@ -1,0 +1,26 @@
+"""Query parameters that several routes parse the same way."""
+
+from __future__ import annotations
+
+from backend.comparing import MAX_RUNS_PER_COMPARISON
+from backend.errors import BadInput
+
+__all__ = ["parse_run_ids"]
+
+
+def parse_run_ids(raw: str | None, field: str, *, required: bool) -> list[int]:
+    """Comma-separated run ids, or ``BadInput`` naming ``field``."""
+    if raw is None or not raw.strip():
+        if required:
+            raise BadInput(f"{field}: give at least one run id", field=field)
+        return []
+    ids: list[int] = []
+    for part in raw.split(","):
+        part = part.strip()
+        # isdigit() alone accepts characters such as '²' that int() refuses.
+        if not (part.isascii() and part.isdigit()):
+            raise BadInput(f"{field}: {part!r} is not a run id", field=field)
+        ids.append(int(part))
+    if len(ids) > MAX_RUNS_PER_COMPARISON:
+        raise BadInput(f"{field}: at most {MAX_RUNS_PER_COMPARISON} runs", field=field)
+    return ids

@@ -1,0 +1,215 @@
+"""A compare request from start to end: which runs, which of their series, the comparison.
+
+The routes for the compare page, share links and notes call in here; storage reads the runs
+and their points, ``backend.compare`` (pure numpy) computes. The options of one comparison
+travel as one ``CompareOptions``, whose defaults are the ones the API documents and the pages
+start from (served by ``GET /api/v1/meta``). See docs/API.md, "Comparison".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from backend.compare.aliases import DEFAULT_METRICS, PARITY_METRICS, AliasTable
+from backend.compare.align import within_window
+from backend.compare.band import DEFAULT_BAND_K
+from backend.compare.comparison import build_comparison
+from backend.compare.divergence import DEFAULT_DIVERGENCE_K
+from backend.compare.downsample import DEFAULT_MAX_POINTS
+from backend.compare.response import comparison_to_json
+from backend.compare.run_series import RunSeries
+from backend.domain import Run, Sparkline
+from backend.errors import BadInput
+from backend.storage.metrics import MetricStore
+from backend.storage.registry import ProjectRegistryStore
+from backend.storage.runs import RunStore
+from backend.storage.series_cache import SeriesCache
+from backend.storage.sparklines import SparklineStore
+
+__all__ = [
+    "FIGURE_KINDS",
+    "MAX_RUNS_PER_COMPARISON",
+    "CompareOptions",
+    "compare_runs",
+    "load_comparable_runs",
+    "load_run_series",
+    "run_sparklines",
+]
+
+MAX_RUNS_PER_COMPARISON = 50
+"""Runs in one comparison, references and candidates together. A job's comparison holds all of
+its legs (at most 32), so this must not be lower than a job's leg limit."""
+
+FIGURE_KINDS: tuple[str, ...] = ("overlay", "diff")
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """How to compare: the metrics, the step window and the display and band parameters.
+
+    ``metrics`` None means the default metrics. The values are checked by the comparison
+    itself (``backend.compare.comparison.build_comparison``), which names the bad field.
+    """
+
+    metrics: tuple[str, ...] | None = None
+    start: int | None = None
+    end: int | None = None
+    max_points: int = DEFAULT_MAX_POINTS
+    smoothing: float = 0.0
+    band_k: float = DEFAULT_BAND_K
+    divergence_k: int = DEFAULT_DIVERGENCE_K
+    figures: tuple[str, ...] = FIGURE_KINDS
+
+    @property
+    def metric_names(self) -> list[str]:
+        return list(self.metrics or DEFAULT_METRICS)
+
+
+def _one_project(runs: list[Run]) -> int:
+    projects = {run.project_id for run in runs}
+    if len(projects) > 1:
+        raise BadInput("runs: all runs of a comparison must belong to one project", field="runs")
+    return projects.pop()
+
+
+def load_comparable_runs(
+    session: Session,
+    reference_ids: Sequence[int],
+    candidate_ids: Sequence[int],
+    check: Callable[[int], Any],
+) -> tuple[list[Run], list[Run], int]:
+    """The runs in the order asked, after the caller's access ``check`` on each project.
+
+    Raises ``BadInput`` for a run that is both reference and candidate, more than
+    ``MAX_RUNS_PER_COMPARISON`` runs, or runs of several projects; ``NotFound`` for an unknown run.
+    """
+    overlap = set(reference_ids) & set(candidate_ids)
+    if overlap:
+        raise BadInput(f"candidates: run {min(overlap)} is also a reference", field="candidates")
+    total = len(reference_ids) + len(candidate_ids)
+    if total > MAX_RUNS_PER_COMPARISON:
+        raise BadInput(
+            f"runs: a comparison has at most {MAX_RUNS_PER_COMPARISON} runs, this one has {total}",
+            field="runs",
+        )
+    store = RunStore(session)
+    references = store.get_many(list(reference_ids))
+    candidates = store.get_many(list(candidate_ids))
+    for project_id in {run.project_id for run in [*references, *candidates]}:
+        check(project_id)
+    return references, candidates, _one_project([*references, *candidates])
+
+
+def load_run_series(
+    session: Session,
+    runs: Sequence[Run],
+    metric_names: Sequence[str],
+    aliases: Mapping[str, object],
+    start: int | None = None,
+    end: int | None = None,
+    cache: SeriesCache | None = None,
+) -> list[RunSeries]:
+    """Each run with the series the comparison will use: the asked metrics, resolved through
+    the alias table, and the parity metrics, cut to the ``[start, end]`` window. Only those keys
+    are read; with a ``cache``, whole series are kept between requests until the run changes."""
+    store = MetricStore(session)
+    table = AliasTable(aliases)
+    loaded = []
+    for run in runs:
+        available = set(store.key_names(run.id))
+        wanted = {
+            key
+            for name in [*metric_names, *PARITY_METRICS]
+            if (key := table.resolve(name, available)) is not None
+        }
+        if cache is None:
+            series = store.read_arrays(run.id, sorted(wanted), start, end) if wanted else {}
+        else:
+            series = {}
+            missing = []
+            for key in sorted(wanted):
+                hit = cache.get(run.id, key, run.updated_at)
+                if hit is None:
+                    missing.append(key)
+                else:
+                    series[key] = hit
+            if missing:
+                for key, whole in store.read_arrays(run.id, missing).items():
+                    cache.put(run.id, key, run.updated_at, whole)
+                    series[key] = whole
+            series = {key: within_window(whole, start, end) for key, whole in series.items()}
+        loaded.append(
+            RunSeries(
+                run_id=run.id,
+                name=run.name,
+                label=run.label,
+                config=run.config,
+                engine=run.engine or {},
+                series=series,
+            )
+        )
+    return loaded
+
+
+def compare_runs(
+    session: Session,
+    references: list[Run],
+    candidates: list[Run],
+    project_id: int,
+    options: CompareOptions,
+    cache: SeriesCache | None = None,
+) -> dict[str, Any]:
+    """The compare response body for runs already checked for access (see docs/API.md)."""
+    registry = ProjectRegistryStore(session)
+    aliases = registry.aliases(project_id)
+    names = options.metric_names
+    window = (options.start, options.end)
+    reference_series = load_run_series(session, references, names, aliases, *window, cache)
+    candidate_series = load_run_series(session, candidates, names, aliases, *window, cache)
+    comparison = build_comparison(
+        reference_series,
+        candidate_series,
+        names,
+        start=options.start,
+        end=options.end,
+        max_points=options.max_points,
+        smoothing=options.smoothing,
+        band_k=options.band_k,
+        divergence_k=options.divergence_k,
+        extra_aliases=aliases,
+        extra_rules=registry.rules(project_id),
+        figures=options.figures,
+    )
+    body = comparison_to_json(comparison)
+    reference_ids = {run.id for run in references}
+    body["runs"] = {
+        str(run.id): {
+            "id": run.id,
+            "name": run.name,
+            "label": run.label,
+            "status": run.status.value,
+            "last_step": run.last_step,
+            "engine": run.engine,
+            "role": "reference" if run.id in reference_ids else "candidate",
+        }
+        for run in [*references, *candidates]
+    }
+    return body
+
+
+def run_sparklines(
+    session: Session, project_id: int, run_ids: Sequence[int], metric: str, points: int
+) -> dict[int, Sparkline]:
+    """A sparkline of ``metric``, resolved through the project's alias table, for each run."""
+    table = AliasTable(ProjectRegistryStore(session).aliases(project_id))
+    return SparklineStore(session).for_runs(
+        run_ids,
+        metric,
+        points,
+        candidate_keys=table.candidate_keys(metric),
+        resolve=lambda logged: table.resolve(metric, logged),
+    )

@@ -1,0 +1,306 @@
+"""What a paired job may ask for: its engines, their settings and the shared workload.
+
+This is the one declaration of a job's vocabulary and bounds. The server validates submissions
+with it, the workers parse a claimed leg with it, and it needs nothing beyond the standard
+library, so validating a job never loads torch. Every error names the field to fix.
+
+Both parsers return the normalised form: every default filled in and every alias spelled
+canonically, so all legs and all runs record the same explicit values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any, Literal
+
+__all__ = [
+    "ENGINE_NAMES",
+    "MAX_LEGS",
+    "MAX_REPLICAS",
+    "MODEL_NAMES",
+    "OBJECTIVES",
+    "TASK_ANSWER_LENGTHS",
+    "EngineSettings",
+    "InvalidEngineSettings",
+    "InvalidWorkload",
+    "JobSpecError",
+    "UnsupportedSetting",
+    "Workload",
+    "check_supported",
+]
+
+ENGINE_NAMES: tuple[str, ...] = ("torch", "vllm-v0", "vllm-v1")
+"""The engines a leg may run on: the built-in torch engine and the two vLLM adapters."""
+
+MODEL_NAMES: tuple[str, ...] = ("llama-84k", "llama-0.4m", "llama-15m")
+"""The policy sizes a workload may name (their shapes live with the worker's policy)."""
+
+TASK_ANSWER_LENGTHS: dict[str, int] = {"sort4": 5}
+"""Each task a workload may name, with the tokens a full answer takes (four digits, ``<eos>``)."""
+
+OBJECTIVES: tuple[str, ...] = ("gspo", "ppo", "grpo")
+
+MAX_LEGS = 32
+MAX_REPLICAS = 16
+
+LogprobsMode = Literal["raw", "processed"]
+WeightUpdate = Literal["blocking", "inflight"]
+HeadDtype = Literal["fp32", "bf16"]
+Objective = Literal["gspo", "ppo", "grpo"]
+
+
+class JobSpecError(ValueError):
+    """A job asks for something it may not; ``field`` names the offending key."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidWorkload(JobSpecError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(field, f"workload.{field}: {message}")
+
+
+class InvalidEngineSettings(JobSpecError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(field, f"settings.{field}: {message}")
+
+
+class UnsupportedSetting(JobSpecError):
+    """The engine cannot honour a valid setting (for example raw logprobs on vLLM V0)."""
+
+    def __init__(self, engine: str, field: str, message: str) -> None:
+        super().__init__(field, f"{engine} cannot honour settings.{field}: {message}")
+        self.engine = engine
+
+
+# Spellings users bring from the engines' own configs; each maps onto one canonical value.
+_ALIASES: dict[str, dict[str, Any]] = {
+    "logprobs_mode": {
+        "raw": "raw", "raw_logprobs": "raw",
+        "processed": "processed", "processed_logprobs": "processed",
+    },
+    "weight_update": {
+        "blocking": "blocking", "block": "blocking",
+        "inflight": "inflight", "in-flight": "inflight", "in_flight": "inflight",
+    },
+    "lm_head_dtype": {
+        "fp32": "fp32", "float32": "fp32",
+        "bf16": "bf16", "bfloat16": "bf16",
+    },
+}
+_SWITCHES: dict[Any, bool] = {True: True, False: False, "on": True, "off": False,
+                              "true": True, "false": False}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The backend settings a leg runs with. Defaults are the reference (V0-like) behaviour.
+
+    The five settings are the same for every engine; ``logprobs_mode`` belongs to the semantic
+    layer, the other four to the inference path (see docs/WORKERS.md).
+    """
+
+    logprobs_mode: LogprobsMode = "processed"
+    prefix_caching: bool = False
+    async_scheduling: bool = False
+    weight_update: WeightUpdate = "blocking"
+    lm_head_dtype: HeadDtype = "fp32"
+
+    def __post_init__(self) -> None:
+        for name in ("logprobs_mode", "weight_update", "lm_head_dtype"):
+            value = getattr(self, name)
+            if value not in set(_ALIASES[name].values()):
+                allowed = ", ".join(sorted(set(_ALIASES[name].values())))
+                raise InvalidEngineSettings(name, f"expected one of {allowed}, got {value!r}")
+        for name in ("prefix_caching", "async_scheduling"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidEngineSettings(name, f"expected a boolean, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any] | None) -> EngineSettings:
+        """Parse the JSON dict the job API passes; missing keys take the reference defaults."""
+        if payload is None:
+            return cls()
+        if not isinstance(payload, Mapping):
+            raise InvalidEngineSettings("<root>", f"expected an object, got {type(payload).__name__}")
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in payload.items():
+            if key not in known:
+                raise InvalidEngineSettings(
+                    str(key), f"unknown setting; known: {', '.join(sorted(known))}"
+                )
+            lookup = raw.lower() if isinstance(raw, str) else raw
+            if key in _ALIASES:
+                canonical = _ALIASES[key].get(lookup) if isinstance(lookup, str) else None
+                if canonical is None:
+                    allowed = ", ".join(sorted(set(_ALIASES[key].values())))
+                    raise InvalidEngineSettings(key, f"expected one of {allowed}, got {raw!r}")
+                values[key] = canonical
+            else:
+                # Only real booleans and on/off words: 0/1 or "yes" are too easy to misread.
+                switch = _SWITCHES.get(lookup) if isinstance(lookup, str | bool) else None
+                if switch is None:
+                    raise InvalidEngineSettings(key, f"expected true/false or on/off, got {raw!r}")
+                values[key] = switch
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_supported(engine: str, settings: EngineSettings) -> None:
+    """Raise ``UnsupportedSetting`` for a valid setting ``engine`` cannot honour.
+
+    vLLM 0.8.5's V0 engine computes logprobs only after processing, has no async scheduling and
+    loads weights between batches only; a reference that is not what it claims would poison
+    every comparison made against it, so these are refused instead of ignored.
+    """
+    if engine != "vllm-v0":
+        return
+    if settings.logprobs_mode != "processed":
+        raise UnsupportedSetting(engine, "logprobs_mode", "vLLM 0.8.5 V0 only returns processed logprobs")
+    if settings.async_scheduling:
+        raise UnsupportedSetting(engine, "async_scheduling", "vLLM 0.8.5 V0 has no async scheduling")
+    if settings.weight_update != "blocking":
+        raise UnsupportedSetting(
+            engine, "weight_update", "the offline V0 engine loads weights between batches only"
+        )
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Everything every leg of a paired job must share to be like-for-like."""
+
+    model: str
+    task: str
+    seed: int
+    steps: int
+    batch_size: int
+    group_size: int
+    max_tokens: int
+    lr: float
+    temperature: float
+    top_p: float
+    objective: Objective
+    epsilon_low: float
+    epsilon_high: float
+    top_k: int = 0
+    minibatches: int = 1
+    warm_start_steps: int = 40
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> Workload:
+        if not isinstance(payload, Mapping):
+            raise InvalidWorkload("<root>", f"expected an object, got {type(payload).__name__}")
+        known = {f.name for f in fields(cls)}
+        for key in payload:
+            if key not in known:
+                raise InvalidWorkload(str(key), f"unknown field; known: {', '.join(sorted(known))}")
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in payload:
+                values[f.name] = payload[f.name]
+            elif f.default is not MISSING:
+                values[f.name] = f.default
+            else:
+                raise InvalidWorkload(f.name, "required field is missing")
+        workload = cls(
+            model=_text(values, "model"),
+            task=_text(values, "task"),
+            seed=_integer(values, "seed", minimum=0),
+            steps=_integer(values, "steps", minimum=1),
+            batch_size=_integer(values, "batch_size", minimum=1),
+            group_size=_integer(values, "group_size", minimum=2),
+            max_tokens=_integer(values, "max_tokens", minimum=1),
+            lr=_number(values, "lr", low=0.0, low_open=True),
+            temperature=_number(values, "temperature", low=0.0, low_open=True),
+            top_p=_number(values, "top_p", low=0.0, low_open=True, high=1.0),
+            objective=_choice(values, "objective", OBJECTIVES),
+            epsilon_low=_number(values, "epsilon_low", low=0.0, low_open=True, high=1.0, high_open=True),
+            epsilon_high=_number(values, "epsilon_high", low=0.0, low_open=True),
+            top_k=_integer(values, "top_k", minimum=0),
+            minibatches=_integer(values, "minibatches", minimum=1),
+            warm_start_steps=_integer(values, "warm_start_steps", minimum=0),
+        )
+        if workload.model not in MODEL_NAMES:
+            known_models = ", ".join(sorted(MODEL_NAMES))
+            raise InvalidWorkload(
+                "model", f"unknown model size {workload.model!r}; known: {known_models}"
+            )
+        answer_length = task_answer_length(workload.task)
+        if workload.batch_size % workload.minibatches:
+            raise InvalidWorkload(
+                "minibatches",
+                f"must divide batch_size ({workload.batch_size}) so each minibatch holds whole groups",
+            )
+        if workload.max_tokens < answer_length:
+            raise InvalidWorkload(
+                "max_tokens",
+                f"task {workload.task} needs at least {answer_length} tokens for a full answer",
+            )
+        return workload
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def sequences_per_step(self) -> int:
+        return self.batch_size * self.group_size
+
+
+def task_answer_length(name: str) -> int:
+    try:
+        return TASK_ANSWER_LENGTHS[name]
+    except KeyError:
+        raise InvalidWorkload(
+            "task", f"unknown task {name!r}; known: {', '.join(TASK_ANSWER_LENGTHS)}"
+        ) from None
+
+
+def _text(values: dict[str, Any], name: str) -> str:
+    value = values[name]
+    if not isinstance(value, str) or not value:
+        raise InvalidWorkload(name, f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _integer(values: dict[str, Any], name: str, *, minimum: int) -> int:
+    value = values[name]
+    # bool is an int subclass; true/false for a step count is a mistake, not a 1/0.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidWorkload(name, f"expected an integer, got {value!r}")
+    if value < minimum:
+        raise InvalidWorkload(name, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _number(
+    values: dict[str, Any],
+    name: str,
+    *,
+    low: float,
+    low_open: bool = False,
+    high: float | None = None,
+    high_open: bool = False,
+) -> float:
+    value = values[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidWorkload(name, f"expected a finite number, got {value!r}")
+    value = float(value)
+    if value < low or (low_open and value == low):
+        raise InvalidWorkload(name, f"must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise InvalidWorkload(name, f"must be {'<' if high_open else '<='} {high}, got {value}")
+    return value
+
+
+def _choice(values: dict[str, Any], name: str, allowed: tuple[str, ...]) -> Any:
+    value = values[name]
+    if value not in allowed:
+        raise InvalidWorkload(name, f"expected one of {', '.join(allowed)}, got {value!r}")
+    return value
