@@ -43,6 +43,7 @@ import numpy as np
 
 from backend.compare.align import intersect_sorted
 from backend.compare.band import ReferenceBand
+from backend.compare.facts import Fact, sig3
 from backend.compare.run_series import Series
 from backend.errors import BadInput
 
@@ -53,7 +54,9 @@ __all__ = [
     "MIN_REFERENCE_RATE",
     "Divergence",
     "check_divergence_k",
+    "divergence_fact",
     "first_divergence",
+    "marker_words",
     "reference_rate",
 ]
 
@@ -187,3 +190,54 @@ def _cusum_alarm(outside: np.ndarray, p0: float, k: int) -> tuple[int, int] | No
     end = alarm + int(later[0]) if later.size else n
     last_outside = start + int(np.flatnonzero(outside[start:end])[-1])
     return start, last_outside + 1
+
+
+def marker_words(metric: str, divergence: Divergence) -> tuple[str, str]:
+    """The marker's summary ("reward: 18 of 24 steps below the band from step 36 to step 59")
+    and its detail (distance beyond the band, the reference's own rate), in plain words."""
+    step, last = divergence.first_divergence_step, divergence.last_step
+    side = {"above": "above", "below": "below"}.get(divergence.direction or "", "outside")
+    summary = (
+        f"{metric}: {divergence.stretch_outside} of {divergence.stretch_steps} steps {side} "
+        f"the band from step {step}"
+    )
+    if last is not None and last != step:
+        summary += f" to step {last}"
+    parts = []
+    if divergence.direction == "mixed":
+        parts.append(f"{divergence.above} above and {divergence.below} below")
+    not_finite = divergence.stretch_outside - divergence.above - divergence.below
+    if not_finite:
+        parts.append(f"{not_finite} not a finite number")
+    if parts:
+        summary += f" ({', '.join(parts)})"
+    detail = []
+    if divergence.effect_size is not None:
+        detail.append(
+            f"median distance beyond the band: {sig3(divergence.effect_size)} band half-widths"
+        )
+    if divergence.reference_rate is not None:
+        detail.append(
+            f"runs of the reference fall outside at {sig3(100 * divergence.reference_rate)}% "
+            "of steps"
+        )
+    return summary, "; ".join(detail)
+
+
+DIVERGENCE_DEFINITION = (
+    "The first step of the stretch from which the candidate falls outside the reference band "
+    "far more often than runs of the reference do (a CUSUM of outside steps against the "
+    "reference's own out-of-band rate; docs/COMPARE.md)."
+)
+
+
+def divergence_fact(metric: str, divergence: Divergence) -> Fact:
+    """The divergence of one metric as a fact of a verdict's evidence."""
+    summary, detail = marker_words(metric, divergence)
+    return Fact(
+        fact=f"{summary}; {detail}." if detail else f"{summary}.",
+        quantity=f"{metric}: first divergence step",
+        value=divergence.first_divergence_step,
+        unit="step",
+        definition=DIVERGENCE_DEFINITION,
+    )
