@@ -438,10 +438,13 @@ def _key_fact(difference: ConfigDifference) -> Fact:
 
 
 def _expected_fact(difference: ConfigDifference) -> Fact:
+    references = ", ".join(
+        _shown(v) for v in difference.replica_values or (difference.reference_value,)
+    )
     return Fact(
-        fact=f"{difference.key} differs among the reference's replicas by design "
-        f"({_shown(difference.reference_value)}, {_shown(difference.candidate_value)}, ...): "
-        "the band spans that variation, so it is not a workload difference.",
+        fact=f"{difference.key} differs among the reference's replicas by design (reference: "
+        f"{references}; candidate: {_shown(difference.candidate_value)}): the band spans that "
+        "variation, so it is not a workload difference.",
         quantity=difference.key,
         definition="A setting that differs from run to run of the same workload by design, such "
         "as each leg's own sampling seed.",
