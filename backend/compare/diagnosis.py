@@ -410,11 +410,8 @@ def _describe(differences: Sequence[ConfigDifference], limit: int = 4) -> str:
 
 
 def _shown(value: Any) -> str:
-    if value is None:
-        return "unset"
-    if isinstance(value, float):
-        return sig3(value)
-    return str(value)
+    # Settings are shown as recorded; only measured quantities are rounded.
+    return "unset" if value is None else str(value)
 
 
 _LAYER_MEANING = {
