@@ -51,6 +51,7 @@ __all__ = [
     "ALARM_RATE",
     "DEFAULT_DIVERGENCE_K",
     "FALSE_ALARM",
+    "MARKER_DEFINITIONS",
     "MIN_REFERENCE_RATE",
     "Divergence",
     "check_divergence_k",
@@ -223,6 +224,20 @@ def marker_words(metric: str, divergence: Divergence) -> tuple[str, str]:
         )
     return summary, "; ".join(detail)
 
+
+MARKER_DEFINITIONS = {
+    "step": "The first step of the stretch from which the candidate falls outside the reference "
+    "band far more often than runs of the reference do (docs/COMPARE.md).",
+    "outside_steps": "Steps of the stretch where the candidate is outside the band (or not a "
+    "finite number), out of the stretch's compared steps (stretch_steps).",
+    "distance": "Median, over the stretch's outside steps, of how far beyond the band's edge the "
+    "candidate is, in band half-widths: 0 at the edge, 1 one half-width beyond it.",
+    "reference_rate": "Share of steps at which runs of the reference themselves fall outside "
+    "such a band (each replica against the band of the others); the candidate is judged "
+    "against it. Never below 1 %.",
+    "band_half_width": "Half the band's width: k times the standard deviation another run of "
+    "the reference would have around the band's center.",
+}
 
 DIVERGENCE_DEFINITION = (
     "The first step of the stretch from which the candidate falls outside the reference band "

@@ -29,7 +29,8 @@ Shape::
                                    "verdicts": [{"layer", "verdict", "evidence", "sentence",
                                                  "facts": [{"fact", "quantity", "value",
                                                             "unit", "definition"}]}]}},
-      "figures": {metric: {"overlay": plotly_spec, "diff": plotly_spec}}
+      "figures": {metric: {"overlay": plotly_spec, "diff": plotly_spec}},
+      "definitions": {"markers": {marker_field: definition}}   # tooltip text
     }
 
     config_row = {"key", "layer", "reference_value", "candidate_value", "missing_in",
@@ -45,7 +46,7 @@ from typing import Any
 from backend.compare.comparison import CandidateMetric, Comparison, MetricComparison, RunMetric
 from backend.compare.configdiff import ConfigDifference
 from backend.compare.diagnosis import Diagnosis
-from backend.compare.divergence import marker_words
+from backend.compare.divergence import MARKER_DEFINITIONS, marker_words
 from backend.compare.encoding import api_number, api_numbers, api_value, steps_list
 
 __all__ = ["comparison_to_json"]
@@ -70,6 +71,7 @@ def comparison_to_json(comparison: Comparison) -> dict[str, Any]:
             run_id: _diagnosis(diagnosis) for run_id, diagnosis in comparison.diagnosis.items()
         },
         "figures": {m.metric: m.figures for m in comparison.metrics},
+        "definitions": {"markers": dict(MARKER_DEFINITIONS)},
     }
 
 

@@ -100,6 +100,9 @@ def test_marker_payload_fields(demo):
     assert marker["metric"] == "entropy" and marker["name"] == "v1-initial"
     assert marker["above"] + marker["below"] == marker["outside_steps"] <= marker["stretch_steps"]
     assert 0 < marker["reference_rate"] < 0.05
+    assert set(body["definitions"]["markers"]) >= {
+        "step", "outside_steps", "distance", "reference_rate"
+    }  # fmt: skip
     band = body["metrics"]["entropy"]["band"]
     assert band["reference_outside_rate"] == 0.0
     # The drawn candidate line is outside the drawn band at the marker's step.

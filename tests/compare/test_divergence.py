@@ -111,7 +111,7 @@ def alarm_raised_by(values, step):
     return first_divergence(PROPERTY_BAND, (PROPERTY_STEPS[:upto], values[:upto])).first_divergence_step is not None
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     planted=st.integers(10, 150),
     blocks=st.lists(
@@ -145,7 +145,7 @@ def test_an_intermittent_shift_is_marked_at_its_start_within_20_steps(
     assert not alarm_raised_by(values, first_out - 1) if first_out > 0 else True
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     planted=st.integers(0, 120),
     slope=st.floats(0.04, 1.0),
