@@ -72,7 +72,22 @@ def _record() -> None:
             ]
             recorded[label] = {"settings": settings, "sampling_seed": sampling_seed, "metrics": rows}
             print(label, f"{result.seconds:.1f} s", flush=True)
-    DATA.write_text(json.dumps({"workload": DEMO_WORKLOAD, "legs": recorded}, indent=0) + "\n")
+    _write({"workload": DEMO_WORKLOAD, "legs": recorded})
+
+
+def _write(recorded: dict) -> None:
+    """One line per step, so the file reads and diffs as a table."""
+    lines = ["{", f'"workload": {json.dumps(recorded["workload"])},', '"legs": {']
+    for index, (label, leg) in enumerate(recorded["legs"].items()):
+        lines.append(
+            f'{json.dumps(label)}: {{"settings": {json.dumps(leg["settings"])}, '
+            f'"sampling_seed": {leg["sampling_seed"]}, "metrics": ['
+        )
+        rows = [json.dumps(row, separators=(",", ":")) for row in leg["metrics"]]
+        lines.append(",\n".join(rows))
+        lines.append("]}" + ("," if index < len(recorded["legs"]) - 1 else ""))
+    lines += ["}", "}"]
+    DATA.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
