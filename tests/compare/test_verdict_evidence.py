@@ -124,3 +124,28 @@ def test_every_fact_is_plain_defined_and_three_significant_digits(label):
         if verdict["verdict"] == "pass":
             for fact in verdict["facts"]:
                 assert ": significant" not in fact["fact"]
+
+
+def test_the_demo_with_the_configs_a_job_records():
+    # A job records {"workload": ..., "sampling_seed": ...} per leg: every leg its own seed.
+    def with_config(label, sampling_seed):
+        run = RUNS[label]
+        config = {"workload": {"model": "llama-0.4m", "seed": 7, "minibatches": 2},
+                  "sampling_seed": sampling_seed}  # fmt: skip
+        return type(run)(label, label, "", config, {}, run.series)
+
+    references = [with_config("reference", 1), with_config("reference-replica", 2)]
+    comparison = build_comparison(
+        references, [with_config("v1-initial", 3), with_config("v1-fixed", 4)], figures=()
+    )
+    for label in ("v1-initial", "v1-fixed"):
+        (seed,) = comparison.config_diff[label]
+        assert seed.key == "sampling_seed" and seed.expected and seed.replica_values == (1, 2)
+        assert comparison.diagnosis[label].like_for_like is True
+    assert comparison.diagnosis["v1-initial"].starting_layer == "semantic"
+    assert comparison.diagnosis["v1-fixed"].starting_layer is None
+    table = comparison.config_table["v1-fixed"]
+    assert {row.key for row in table} == {
+        "sampling_seed", "workload.model", "workload.seed", "workload.minibatches",
+    }  # fmt: skip
+    assert [row.key for row in table if row.differs] == ["sampling_seed"]
