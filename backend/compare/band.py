@@ -36,6 +36,14 @@ says which it used:
     steps. One run cannot show run-to-run variation (another seed's persistent offset, noise
     correlated over many steps), so this band is narrower than a replica band and says so.
 
+Every band also records how often the reference itself falls outside a band of this kind, the
+rate a new run of the reference would be flagged at (``own_outside_steps`` of
+``own_compared_steps``); divergence (``backend.compare.divergence``) judges a candidate's rate of
+outside steps against it. With replicas each replica is held against the band of the others,
+leave one out: ``|y_i − mean of the others| > k · σ · √(1 + 1/(r − 1))`` with the band's pooled
+``σ``, since a replica sits inside its own band more often than a new run would. With one run,
+the run's own points are held against its band.
+
 A step where the band cannot be computed (a replica or the reference logged NaN or ±inf there)
 has NaN ``center``/``lower``/``upper``; divergence skips such steps. The half-width never drops
 below a tiny floor so that a reference that is exactly constant (a clip rate of 0) still lets
@@ -46,7 +54,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -85,6 +93,8 @@ class ReferenceBand:
     upper: np.ndarray
     source: BandSource
     k: float
+    own_outside_steps: int = 0
+    own_compared_steps: int = 0
 
     @property
     def half_width(self) -> np.ndarray:
@@ -154,8 +164,23 @@ def _replica_band(references: Sequence[Series], k: float, spread_window: int) ->
         position = np.arange(level.size, dtype=np.float64)
         center[defined] = level
         spread[defined] = _interpolate(position, blocks.mean(axis=1), sigma, extrapolate=False)
+        own = _leave_one_out_outside(values, spread[defined], k)
         spread *= math.sqrt(1.0 + 1.0 / replicas)
+        return replace(_band(steps, center, spread, defined, k, "replicas"), **own)
     return _band(steps, center, spread, defined, k, "replicas")
+
+
+def _leave_one_out_outside(values: np.ndarray, sigma: np.ndarray, k: float) -> dict[str, int]:
+    """How often each replica falls outside the band the other replicas would make."""
+    replicas = values.shape[0]
+    others = (values.sum(axis=0) - values) / (replicas - 1)
+    half_width = k * sigma * math.sqrt(1.0 + 1.0 / (replicas - 1))
+    usable = np.isfinite(half_width) & (half_width > 0)
+    outside = (np.abs(values - others) > half_width) & usable
+    return {
+        "own_outside_steps": int(outside.sum()),
+        "own_compared_steps": int(usable.sum()) * replicas,
+    }
 
 
 def _within_run_band(reference: Series, k: float, window: int, spread_window: int) -> ReferenceBand:
@@ -176,7 +201,12 @@ def _within_run_band(reference: Series, k: float, window: int, spread_window: in
         sigma = _MAD_TO_SIGMA * mad * math.sqrt(1.0 + math.pi / (2.0 * min(window, residual.size)))
         center[defined] = level_line
         spread[defined] = _interpolate(position, residual_at, sigma, extrapolate=False)
-    return _band(steps, center, spread, defined, k, "within-run")
+    band = _band(steps, center, spread, defined, k, "within-run")
+    usable = np.isfinite(band.center)
+    outside = (values[usable] < band.lower[usable]) | (values[usable] > band.upper[usable])
+    return replace(
+        band, own_outside_steps=int(outside.sum()), own_compared_steps=int(usable.sum())
+    )
 
 
 def _blocks(size: int, window: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ from backend.compare.divergence import (
     Divergence,
     check_divergence_k,
     first_divergence,
+    marker_words,
 )
 from backend.compare.downsample import (
     DEFAULT_MAX_POINTS,
@@ -100,6 +102,7 @@ class Comparison:
     metrics: list[MetricComparison]
     config_diff: dict[str, list[ConfigDifference]]
     diagnosis: dict[str, Diagnosis]
+    config_table: dict[str, list[ConfigDifference]] = dataclass_field(default_factory=dict)
 
 
 def build_comparison(
@@ -158,13 +161,17 @@ def build_comparison(
 
     reference_parity = summarise_parity([_parity_series(run, series_of) for run in references])
     config_diffs: dict[str, list[ConfigDifference]] = {}
+    config_tables: dict[str, list[ConfigDifference]] = {}
     diagnoses: dict[str, Diagnosis] = {}
     for candidate in candidates:
-        differences = config_diff(
+        table = config_diff(
             [(run.config, run.engine) for run in references],
             (candidate.config, candidate.engine),
             registry,
+            every_key=True,
         )
+        differences = [d for d in table if d.differs]
+        config_tables[str(candidate.run_id)] = table
         findings = parity_findings(
             summarise_parity([_parity_series(candidate, series_of)]), reference_parity
         )
@@ -188,7 +195,7 @@ def build_comparison(
     )
     names = {str(run.run_id): run.name for run in [*references, *candidates]}
     compared = [
-        replace(metric, figures=_figures(metric, diagnoses, names, colours, figures)) for metric in compared
+        replace(metric, figures=_figures(metric, names, colours, figures)) for metric in compared
     ]
 
     return Comparison(
@@ -205,6 +212,7 @@ def build_comparison(
         metrics=compared,
         config_diff=config_diffs,
         diagnosis=diagnoses,
+        config_table=config_tables,
     )
 
 
@@ -269,7 +277,6 @@ def _compare_metric(
 
 def _figures(
     metric: MetricComparison,
-    diagnoses: Mapping[str, Diagnosis],
     names: Mapping[str, str],
     colours: Mapping[str, str],
     kinds: Collection[str],
@@ -279,18 +286,15 @@ def _figures(
         divergence = candidate.divergence
         if divergence is None or divergence.first_divergence_step is None:
             continue
-        diagnosis = diagnoses[str(candidate.run_id)]
-        starting = next(
-            (v for v in diagnosis.verdicts if v.layer == diagnosis.starting_layer), None
-        )
+        summary, detail = marker_words(metric.metric, divergence)
         markers.append(
             DivergenceMarker(
                 run_id=str(candidate.run_id),
                 name=names[str(candidate.run_id)],
+                metric=metric.metric,
                 step=divergence.first_divergence_step,
-                effect_size=divergence.effect_size,
-                starting_layer=diagnosis.starting_layer,
-                sentence=starting.sentence if starting else None,
+                summary=summary,
+                detail=detail,
             )
         )
     band_label = "reference band"

@@ -5,7 +5,9 @@ dotted keys. Keys are matched across runs by their normalised spelling (``logpro
 ``logprobs_mode`` are one key) and reported under the reference's spelling. With a reference
 group the first reference's value is "the" reference value; a key whose value already differs
 among the replicas (typically the seed) is marked ``varies_among_references``: the band was
-built across that variation, so a candidate differing there is still like-for-like.
+built across that variation, so a candidate differing there is still like-for-like. A key that
+differs among replicas by design (each leg's ``sampling_seed``, see
+``registry.EXPECTED_DIFFERENCES``) is marked ``expected`` even against a single reference.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from backend.compare.registry import LAYERS, KeyRegistry, normalise_key
+from backend.compare.registry import LAYERS, KeyRegistry, is_expected_difference, normalise_key
 
 __all__ = ["ConfigDifference", "config_diff", "flatten_config", "run_settings"]
 
@@ -30,6 +32,9 @@ class ConfigDifference:
     candidate_value: Any
     missing_in: Literal["reference", "candidate"] | None
     varies_among_references: bool
+    expected: bool = False
+    differs: bool = True
+    replica_values: tuple[Any, ...] = ()
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -56,11 +61,15 @@ def config_diff(
     references: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
     candidate: tuple[Mapping[str, Any], Mapping[str, Any]],
     registry: KeyRegistry,
+    *,
+    every_key: bool = False,
 ) -> list[ConfigDifference]:
     """Every key whose candidate value differs from the reference's, with its layer.
 
     ``references`` and ``candidate`` are ``(config, engine)`` pairs. The result is ordered by
-    layer (workload, semantic, inference-path, objective, unclassified), then by key.
+    layer (workload, semantic, inference-path, objective, unclassified), then by key. With
+    ``every_key`` the keys whose values agree are listed too, with ``differs`` False: the same
+    table, every key in it.
     """
     reference_settings = [_by_identity(run_settings(*pair)) for pair in references]
     candidate_settings = _by_identity(run_settings(*candidate))
@@ -71,10 +80,11 @@ def config_diff(
     for identity in identities:
         spelling, reference_value = primary.get(identity, (None, _MISSING))
         candidate_spelling, candidate_value = candidate_settings.get(identity, (None, _MISSING))
-        if _same(reference_value, candidate_value):
-            continue
+        differs = not _same(reference_value, candidate_value)
         replica_values = [s.get(identity, (None, _MISSING))[1] for s in reference_settings]
         varies = any(not _same(replica_values[0], value) for value in replica_values[1:])
+        if not differs and not (every_key or varies):
+            continue
         key = spelling or candidate_spelling
         differences.append(
             ConfigDifference(
@@ -90,8 +100,17 @@ def config_diff(
                     else None
                 ),
                 varies_among_references=varies,
+                expected=varies or is_expected_difference(key),
+                differs=differs,
+                replica_values=(
+                    tuple(None if v is _MISSING else v for v in replica_values)
+                    if len(replica_values) > 1
+                    else ()
+                ),
             )
         )
+    if not every_key:
+        differences = [d for d in differences if d.differs]
     order = {layer: rank for rank, layer in enumerate(LAYERS)}
     differences.sort(key=lambda d: (order.get(d.layer, len(LAYERS)), d.key))
     return differences

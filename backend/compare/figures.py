@@ -1,9 +1,10 @@
 """Plotly figure specs built on the server, so the browser only draws.
 
 Per metric there is an overlay figure (the reference band as a shaded area, the reference runs
-in one fixed colour, each candidate in its own colour, a dotted vertical line and a label where
-a candidate first leaves the band, whose hover text names the diagnosis' starting layer) and a
-diff figure (candidate − reference, with the band's half-width shaded around zero).
+in one fixed colour, each candidate in its own colour, a dotted vertical line where a candidate
+first leaves the band, labelled with the run and the step, whose hover text gives the marker's
+evidence in words) and a diff figure (candidate − reference, with the band's half-width shaded
+around zero, and the same markers). Markers name no layer: the diagnosis says where to start.
 
 Trace and layout attributes go through ``plotly.graph_objects`` (``go.Scatter``, ``go.Layout``)
 so Plotly validates every one; the data arrays are attached afterwards as Plotly typed arrays
@@ -76,12 +77,14 @@ class RunTrace:
 
 @dataclass(frozen=True)
 class DivergenceMarker:
+    """Where one candidate leaves the band of one metric, and the evidence in words."""
+
     run_id: str
     name: str
+    metric: str
     step: int
-    effect_size: float | None
-    starting_layer: str | None
-    sentence: str | None
+    summary: str
+    detail: str
 
 
 def run_colours(reference_ids: Sequence[str], candidate_ids: Sequence[str]) -> dict[str, str]:
@@ -196,7 +199,6 @@ def _layout(
     shapes, annotations = [], []
     for index, marker in enumerate(markers):
         colour = colours[marker.run_id]
-        layer = marker.starting_layer or "no failing layer"
         shapes.append(
             {
                 "type": "line",
@@ -219,7 +221,7 @@ def _layout(
                 "yanchor": "top",
                 "showarrow": False,
                 "font": {"color": colour, "size": 11},
-                "text": f"{html.escape(marker.name, quote=False)} leaves the band · {layer}",
+                "text": f"{html.escape(marker.name, quote=False)} · step {marker.step}",
                 "hovertext": _marker_hover(marker),
             }
         )
@@ -236,11 +238,7 @@ def _layout(
 
 
 def _marker_hover(marker: DivergenceMarker) -> str:
-    lines = [f"{html.escape(marker.name, quote=False)} leaves the reference band at step {marker.step}"]
-    if marker.effect_size is not None:
-        lines.append(f"effect size {marker.effect_size:.3g} band half-widths beyond the edge")
-    if marker.starting_layer:
-        lines.append(f"start with the {marker.starting_layer} layer")
-    if marker.sentence:
-        lines.append(html.escape(marker.sentence, quote=False))
+    lines = [html.escape(marker.name, quote=False), html.escape(marker.summary, quote=False)]
+    if marker.detail:
+        lines.append(html.escape(marker.detail, quote=False))
     return "<br>".join(lines)

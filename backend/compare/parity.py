@@ -5,18 +5,25 @@ weights: ``logprob_diff_mean`` (rollout − trainer), ``logprob_abs_diff_mean``,
 ``logprob_abs_diff_max``, and ``weight_version_lag``. Three findings come out of them:
 
 mean offset (layer 1, semantic)
-    The candidate's rollout − trainer mean is significantly away from zero (beyond three
-    standard errors over steps, and beyond the reference's own offset), it makes up at least
-    half of the absolute difference (a systematic shift, not noise that happens to average
-    away slowly) and it exceeds ``MIN_LOGPROB_EFFECT`` nats.
+    The candidate's rollout − trainer mean is farther from zero than the reference's by more
+    than three standard errors (the two means' standard errors over steps, combined) and by
+    more than ``MIN_LOGPROB_EFFECT`` nats. Significance alone decides: the offset is not
+    required to be any share of the absolute difference (raw vs processed logprobs at
+    T = 0.7 give an offset of about a third of it, docs/WORKERS.md).
 numerics excess (layer 2, numerics)
     With no mean offset, the candidate's absolute difference on fresh-weight steps is at least
     ``EXCESS_RATIO`` times the reference's, significantly and by more than
-    ``MIN_LOGPROB_EFFECT``. Needs the reference's parity metrics.
+    ``MIN_LOGPROB_EFFECT``, and it is there from the first step, before any weight update.
+    Needs the reference's parity metrics.
 update path (layer 2, weight updates)
     The candidate runs on staler weights than the reference (mean lag larger by more than
     ``LAG_TOLERANCE`` versions and by three standard errors), or its absolute difference on
-    steps with lag > 0 is at least ``EXCESS_RATIO`` times that on steps with lag 0.
+    steps with lag > 0 is at least ``EXCESS_RATIO`` times that on steps with lag 0, or it is
+    at the reference's level on the first step (before any weight update) and exceeds it
+    afterwards: what a prefix cache that outlives weight updates does, with no lag at all.
+
+"The first step" is the first step in the compared window; it comes before any weight update
+when the window starts at the run's first step.
 
 Each finding is True, False, or None when the metrics needed for it are missing. A reference
 group is summarised by pooling the replicas' steps.
@@ -48,7 +55,6 @@ MIN_LOGPROB_EFFECT = 1e-5
 EXCESS_RATIO = 1.5
 LAG_TOLERANCE = 0.1
 _SIGNIFICANCE = 3.0
-_OFFSET_SHARE = 0.5
 _MIN_STEPS = 3
 
 
@@ -67,6 +73,8 @@ class ParitySummary:
     lag_mean: _Mean | None
     abs_diff_fresh: _Mean | None
     abs_diff_stale: _Mean | None
+    abs_diff_first: float | None = None
+    abs_diff_later: _Mean | None = None
 
     def as_evidence(self) -> dict[str, Any]:
         return {
@@ -76,6 +84,7 @@ class ParitySummary:
             "weight_version_lag_mean": _value(self.lag_mean),
             "logprob_abs_diff_mean_fresh": _value(self.abs_diff_fresh),
             "logprob_abs_diff_mean_stale": _value(self.abs_diff_stale),
+            "logprob_abs_diff_mean_first_step": self.abs_diff_first,
         }
 
 
@@ -87,6 +96,12 @@ class ParityFindings:
     candidate: dict[str, Any] | None = None
     reference: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    candidate_summary: ParitySummary | None = None
+    reference_summary: ParitySummary | None = None
+    offset_z: float | None = None
+    lag_excess: bool | None = None
+    grows_with_lag: bool | None = None
+    appears_after_updates: bool | None = None
 
     @property
     def available(self) -> bool:
@@ -114,6 +129,7 @@ def summarise_parity(runs: Sequence[dict[str, Series]]) -> ParitySummary | None:
             usable = np.isfinite(abs_values) & np.isfinite(lag_values)
             fresh_parts.append(abs_values[usable & (lag_values == 0)])
             stale_parts.append(abs_values[usable & (lag_values > 0)])
+    first, later = _first_and_later(runs)
     return ParitySummary(
         diff_mean=_mean(diff),
         abs_diff_mean=_mean(absolute),
@@ -121,7 +137,26 @@ def summarise_parity(runs: Sequence[dict[str, Series]]) -> ParitySummary | None:
         lag_mean=_mean(lag),
         abs_diff_fresh=_mean(np.concatenate(fresh_parts)) if fresh_parts else None,
         abs_diff_stale=_mean(np.concatenate(stale_parts)) if stale_parts else None,
+        abs_diff_first=first,
+        abs_diff_later=later,
     )
+
+
+def _first_and_later(runs: Sequence[dict[str, Series]]) -> tuple[float | None, _Mean | None]:
+    """The absolute difference at each run's first finite step (the largest over replicas),
+    and pooled over every later step."""
+    firsts, later = [], []
+    for run in runs:
+        if "logprob_abs_diff_mean" not in run:
+            continue
+        values = run["logprob_abs_diff_mean"][1]
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            firsts.append(float(finite[0]))
+            later.append(finite[1:])
+    if not firsts:
+        return None, None
+    return max(firsts), _mean(np.concatenate(later))
 
 
 def parity_findings(
@@ -134,23 +169,37 @@ def parity_findings(
     if reference is None:
         notes.append("the reference logged no parity metrics")
 
-    mean_offset = _mean_offset(candidate, reference)
+    offset_z = _offset_z(candidate, reference)
+    mean_offset = _mean_offset(candidate, reference, offset_z)
+    after_updates = _appears_after_updates(candidate, reference)
     numerics_excess = None
     if mean_offset is False and reference is not None:
         mine = candidate.abs_diff_fresh or candidate.abs_diff_mean
         theirs = reference.abs_diff_fresh or reference.abs_diff_mean
         numerics_excess = _exceeds(mine, theirs)
+        if numerics_excess and after_updates:
+            numerics_excess = False
+    lag_excess = _lag_excess(candidate, reference)
+    grows = _exceeds(candidate.abs_diff_stale, candidate.abs_diff_fresh)
+    known = [f for f in (lag_excess, grows, after_updates) if f is not None]
     return ParityFindings(
         mean_offset=mean_offset,
         numerics_excess=numerics_excess,
-        update_path=_update_path(candidate, reference),
+        update_path=any(known) if known else None,
         candidate=candidate.as_evidence(),
         reference=reference.as_evidence() if reference else None,
         notes=notes,
+        candidate_summary=candidate,
+        reference_summary=reference,
+        offset_z=offset_z,
+        lag_excess=lag_excess,
+        grows_with_lag=grows,
+        appears_after_updates=after_updates,
     )
 
 
-def _mean_offset(candidate: ParitySummary, reference: ParitySummary | None) -> bool | None:
+def _offset_z(candidate: ParitySummary, reference: ParitySummary | None) -> float | None:
+    """How many standard errors the candidate's offset lies beyond the reference's."""
     mine = candidate.diff_mean
     if mine is None or mine.steps < _MIN_STEPS:
         return None
@@ -159,25 +208,44 @@ def _mean_offset(candidate: ParitySummary, reference: ParitySummary | None) -> b
     if reference is not None and reference.diff_mean is not None:
         size -= abs(reference.diff_mean.value)
         noise = math.hypot(noise, reference.diff_mean.standard_error)
-    systematic = (
-        candidate.abs_diff_mean is None
-        or abs(mine.value) >= _OFFSET_SHARE * candidate.abs_diff_mean.value
-    )
-    return bool(size > _SIGNIFICANCE * noise and size > MIN_LOGPROB_EFFECT and systematic)
+    if noise == 0:
+        return math.inf if size > 0 else 0.0
+    return size / noise
 
 
-def _update_path(candidate: ParitySummary, reference: ParitySummary | None) -> bool | None:
-    lag_excess = None
+def _mean_offset(
+    candidate: ParitySummary, reference: ParitySummary | None, offset_z: float | None
+) -> bool | None:
+    if offset_z is None or candidate.diff_mean is None:
+        return None
+    size = abs(candidate.diff_mean.value)
+    if reference is not None and reference.diff_mean is not None:
+        size -= abs(reference.diff_mean.value)
+    return bool(offset_z > _SIGNIFICANCE and size > MIN_LOGPROB_EFFECT)
+
+
+def _lag_excess(candidate: ParitySummary, reference: ParitySummary | None) -> bool | None:
     mine = candidate.lag_mean
     theirs = reference.lag_mean if reference is not None else None
-    if mine is not None and theirs is not None and min(mine.steps, theirs.steps) >= _MIN_STEPS:
-        gap = mine.value - theirs.value
-        noise = math.hypot(mine.standard_error, theirs.standard_error)
-        lag_excess = gap > LAG_TOLERANCE and gap > _SIGNIFICANCE * noise
-    growth = _exceeds(candidate.abs_diff_stale, candidate.abs_diff_fresh)
-    if lag_excess is None and growth is None:
+    if mine is None or theirs is None or min(mine.steps, theirs.steps) < _MIN_STEPS:
         return None
-    return bool(lag_excess or growth)
+    gap = mine.value - theirs.value
+    noise = math.hypot(mine.standard_error, theirs.standard_error)
+    return bool(gap > LAG_TOLERANCE and gap > _SIGNIFICANCE * noise)
+
+
+def _appears_after_updates(
+    candidate: ParitySummary, reference: ParitySummary | None
+) -> bool | None:
+    """At the reference's level on the first step, beyond it on the later ones."""
+    if reference is None or reference.abs_diff_mean is None:
+        return None
+    first, later = candidate.abs_diff_first, candidate.abs_diff_later
+    if first is None or later is None:
+        return None
+    level = reference.abs_diff_mean.value
+    at_parity_first = first <= EXCESS_RATIO * level + MIN_LOGPROB_EFFECT
+    return bool(at_parity_first and _exceeds(later, reference.abs_diff_mean))
 
 
 def _exceeds(mine: _Mean | None, theirs: _Mean | None) -> bool | None:

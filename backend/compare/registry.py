@@ -20,11 +20,13 @@ from backend.errors import BadInput
 
 __all__ = [
     "BUILTIN_RULES",
+    "EXPECTED_DIFFERENCES",
     "LAYERS",
     "UNCLASSIFIED",
     "KeyRegistry",
     "Layer",
     "classify_key",
+    "is_expected_difference",
     "normalise_key",
 ]
 
@@ -37,23 +39,26 @@ _WORKLOAD = (
     "model", "model_path", "model_name", "model_name_or_path", "base_model", "checkpoint",
     "tokenizer", "dataset", "dataset_name", "dataset_path", "datasets", "data", "train_dataset",
     "train_files", "task", "prompts", "chat_template",
-    # randomness
-    "seed",
+    # randomness (sampling_seed: see EXPECTED_DIFFERENCES)
+    "seed", "sampling_seed",
     # batch shape
     "batch_size", "train_batch_size", "global_batch_size", "per_device_train_batch_size",
     "gradient_accumulation_steps", "rollout_batch_size", "mini_batch_size",
     "ppo_mini_batch_size", "micro_batch_size", "group_size", "num_generations",
     "n_samples_per_prompt", "rollout.n", "attempts",
+    # optimizer steps per batch: with one minibatch the reference is exact and its band has zero
+    # width (docs/WORKERS.md), so a different count changes the band completely
+    "minibatches", "num_minibatches", "ppo_num_minibatches",
     # lengths
     "max_tokens", "max_new_tokens", "max_completion_length", "max_response_length",
     "max_prompt_length", "seq_length", "max_seq_len",
     # optimisation
     "lr", "learning_rate", "optimizer", "optim", "weight_decay", "adam_beta1", "adam_beta2",
     "lr_scheduler_type", "lr_warmup_steps", "warmup_steps", "warmup_ratio", "max_grad_norm",
-    "grad_clip",
+    "grad_clip", "gradient_clipping_threshold",
     # length of training
     "steps", "max_steps", "num_steps", "total_training_steps", "num_train_epochs", "epochs",
-    "total_epochs",
+    "total_epochs", "max_train_steps",
 )  # fmt: skip
 
 _SEMANTIC = (
@@ -76,12 +81,18 @@ _INFERENCE_PATH = (
     "attention_backend", "vllm_attention_backend", "dtype", "torch_dtype", "kv_cache_dtype",
     "quantization", "lm_head_dtype", "fp32_lm_head", "cast_lm_head_to_fp32",
     "fp32_layer_prefix", "disable_cascade_attn",
+    # the trainer's own precision: its logprobs are the other side of every ratio
+    "load_as_bf16",
+    # engine capacity
+    "max_model_len",
     # parallelism
     "tensor_parallel_size", "tensor_model_parallel_size", "vllm_tensor_parallel_size",
     "tp_size", "pipeline_parallel_size", "pp_size", "data_parallel_size",
     # weight updates and staleness
     "weight_update", "weight_update_mode", "pause_mode", "pause_generation", "clear_cache",
     "reset_prefix_cache", "max_lag",
+    # how many samples the trainer consumes between weight broadcasts: the staleness of rollouts
+    "weight_update_interval",
 )  # fmt: skip
 
 _OBJECTIVE = (
@@ -95,6 +106,13 @@ _OBJECTIVE = (
     "advantage_normalization", "normalize_advantages", "divide_advantage_by_std",
     "scale_rewards", "loss_agg_mode", "loss_aggregation", "mask_truncated_completions",
     "num_iterations", "ppo_epochs",
+    # PipelineRL's finetune.rl section (pipelinerl/finetune/rl RLConfig, conf/finetune/base.yaml);
+    # its temperature stays semantic through the leaf rule, and any other key of the section is
+    # objective through the parent rule ``finetune.rl``
+    "finetune.rl", "rl.batch_size", "use_advantages", "reward_minus_kl_coef", "final_kl_coef",
+    "final_entropy_bonus", "relu_log_p_weights", "clamp_log_ratio_ref_new_value",
+    "overlong_filtering", "group_normalization", "filter_zero_advantage_groups",
+    "value_loss_coef", "aggregate_loss",
 )  # fmt: skip
 
 BUILTIN_RULES: Final[dict[str, Layer]] = {
@@ -103,6 +121,10 @@ BUILTIN_RULES: Final[dict[str, Layer]] = {
     **dict.fromkeys(_INFERENCE_PATH, "inference-path"),
     **dict.fromkeys(_OBJECTIVE, "objective"),
 }
+
+# Keys that differ among runs of one workload by design: each leg samples with its own seed
+# (docs/WORKERS.md), so reference replicas differ there too and the band spans it.
+EXPECTED_DIFFERENCES: Final[tuple[str, ...]] = ("sampling_seed",)
 
 _SEPARATORS = re.compile(r"[./]")
 
@@ -162,3 +184,12 @@ class KeyRegistry:
 def classify_key(key: str, extra_rules: Mapping[str, str] | None = None) -> str:
     """The layer of one configuration key under the built-in rules plus ``extra_rules``."""
     return KeyRegistry(extra_rules).classify(key)
+
+
+_EXPECTED_SEGMENTS: Final = {normalise_key(key)[-1] for key in EXPECTED_DIFFERENCES}
+
+
+def is_expected_difference(key: str) -> bool:
+    """Whether ``key`` differs among replicas of one workload by design (a per-leg seed)."""
+    segments = normalise_key(key)
+    return bool(segments) and segments[-1] in _EXPECTED_SEGMENTS

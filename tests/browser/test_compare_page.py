@@ -44,9 +44,11 @@ def test_four_panels_traces_diagnosis_and_config_diff(new_page, seeded) -> None:
     panels = panel_info(page)
     # The band (upper, lower, center) and the four runs on each canonical panel.
     assert [(p["metric"], p["traces"]) for p in panels] == [(m, 7) for m in CANONICAL]
-    # v1-initial leaves the band early in clip rate and KL: a marker names the semantic layer.
+    # v1-initial leaves the band early in clip rate and KL: a marker writes its step on the chart
+    # and names no layer (the diagnosis says where to start).
     for panel in panels[:2]:
-        assert any("v1-initial leaves the band" in text and "semantic" in text for text in panel["annotations"])
+        assert any(text.startswith("v1-initial · step ") for text in panel["annotations"])
+        assert not any("semantic" in text for text in panel["annotations"])
     verdicts = page.eval_on_selector_all(
         ".diagnosis", "els => els.map(d => [...d.querySelectorAll('.verdicts li')].map(li => [li.dataset.layer, li.dataset.verdict, li.classList.contains('start')]))"
     )

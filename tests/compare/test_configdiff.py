@@ -51,3 +51,56 @@ def test_keys_that_vary_among_replicas_are_marked():
 def test_equal_values_including_nan_are_not_differences():
     same = ({"x": math.nan, "y": [1, 2], "z": 1.0}, {})
     assert config_diff([same], ({"x": math.nan, "y": [1, 2], "z": 1}, {}), REGISTRY) == []
+
+
+def test_sampling_seeds_are_the_expected_difference_among_replicas():
+    # The job records each leg's own seed next to the shared workload.
+    references = [
+        ({"workload": {"seed": 7}, "sampling_seed": 1}, {}),
+        ({"workload": {"seed": 7}, "sampling_seed": 2}, {}),
+    ]
+    candidate = ({"workload": {"seed": 7}, "sampling_seed": 3}, {})
+    (seed,) = config_diff(references, candidate, REGISTRY)
+    assert (seed.key, seed.layer, seed.expected, seed.varies_among_references) == (
+        "sampling_seed", "workload", True, True,
+    )  # fmt: skip
+    assert seed.replica_values == (1, 2)
+    # Against one reference the seed is still expected to differ: every leg has its own.
+    (alone,) = config_diff(references[:1], candidate, REGISTRY)
+    assert alone.expected and not alone.varies_among_references and alone.replica_values == ()
+    # The workload's own seed is not.
+    (workload_seed,) = config_diff(
+        references[:1], ({"workload": {"seed": 8}, "sampling_seed": 1}, {}), REGISTRY
+    )
+    assert workload_seed.key == "workload.seed" and not workload_seed.expected
+
+
+def test_every_key_is_the_same_table_with_the_agreeing_keys_in_it():
+    reference = ({"workload": {"seed": 7, "lr": 1e-3}, "sampling_seed": 1}, {"name": "torch"})
+    candidate = ({"workload": {"seed": 7, "lr": 2e-3}, "sampling_seed": 3}, {"name": "torch"})
+    differing = config_diff([reference], candidate, REGISTRY)
+    table = config_diff([reference], candidate, REGISTRY, every_key=True)
+    assert [d.key for d in differing] == ["sampling_seed", "workload.lr"]
+    assert [(d.key, d.differs) for d in table] == [
+        ("sampling_seed", True),
+        ("workload.lr", True),
+        ("workload.seed", False),
+        ("engine.name", False),
+    ]
+    assert [d for d in table if d.differs] == differing
+
+
+def test_an_expected_difference_does_not_fail_the_workload():
+    from backend.compare.diagnosis import diagnose
+    from backend.compare.parity import parity_findings
+
+    differences = config_diff(
+        [({"workload": {"seed": 7}, "sampling_seed": 1}, {})],
+        ({"workload": {"seed": 7}, "sampling_seed": 3}, {}),
+        REGISTRY,
+    )
+    diagnosis = diagnose(differences, parity_findings(None, None), {})
+    workload = diagnosis.verdicts[0]
+    assert workload.verdict == "pass" and diagnosis.like_for_like is True
+    assert any("sampling_seed differs among the reference's replicas by design" in f.fact
+               for f in workload.facts)  # fmt: skip

@@ -65,9 +65,17 @@ def test_a_logprobs_mode_difference_names_the_semantic_layer():
     }  # fmt: skip
     semantic = diagnosis.verdicts[1]
     assert "logprobs_mode" in semantic.sentence and "mean offset" in semantic.sentence
-    assert semantic.evidence["divergence"]["clip_rate"]["first_divergence_step"] == 37
+    assert [f.quantity for f in semantic.facts] == [
+        "engine.settings.logprobs_mode",
+        "mean rollout − trainer logprob difference",
+        "offset beyond the reference's",
+    ]
+    # Divergences decide only the objective layer, and are its evidence.
+    assert "divergence" not in semantic.evidence
+    objective = diagnosis.verdicts[3]
+    assert objective.evidence["divergence"]["clip_rate"]["first_divergence_step"] == 37
     # Objective advice waits until the lower layers pass.
-    assert "importance sampling" not in diagnosis.verdicts[3].sentence
+    assert "importance sampling" not in objective.sentence
 
 
 def test_a_mean_offset_alone_fails_the_semantic_layer():

@@ -23,7 +23,14 @@ def series(values):
 
 COLOURS = run_colours(["ref", "ref2"], ["cand", "other"])
 BAND = DownsampledBand(np.arange(4), np.array([0.0, np.nan, 0, 0]), np.ones(4), np.full(4, 2.0))
-MARKER = DivergenceMarker("cand", "v1 <b>initial</b>", 2, 3.5, "semantic", "Semantic mismatch: x.")
+MARKER = DivergenceMarker(
+    "cand",
+    "v1 <b>initial</b>",
+    "clip_rate",
+    2,
+    "clip_rate: 2 of 2 steps above the band from step 2 to step 3",
+    "median distance beyond the band: 3.00 band half-widths",
+)
 
 
 def overlay():
@@ -64,15 +71,17 @@ def test_band_is_a_shaded_area_behind_the_runs():
     assert center["line"]["dash"] == "dot"
 
 
-def test_divergence_marker_and_hover_name_the_layer():
+def test_divergence_marker_writes_the_step_on_the_chart_and_no_layer():
     layout = overlay()["layout"]
     assert layout["hovermode"] == "x unified"
     (shape,) = layout["shapes"]
     assert shape["x0"] == shape["x1"] == 2 and shape["yref"] == "paper"
     (annotation,) = layout["annotations"]
-    assert "semantic" in annotation["text"]
-    assert "start with the semantic layer" in annotation["hovertext"]
-    assert "Semantic mismatch" in annotation["hovertext"]
+    assert annotation["text"] == "v1 &lt;b&gt;initial&lt;/b&gt; · step 2"
+    assert "clip_rate: 2 of 2 steps above the band from step 2" in annotation["hovertext"]
+    assert "3.00 band half-widths" in annotation["hovertext"]
+    for layer in ("semantic", "inference", "workload", "objective"):
+        assert layer not in json.dumps(layout)
 
 
 def test_names_people_typed_are_escaped():
