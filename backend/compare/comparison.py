@@ -62,6 +62,8 @@ class RunMetric:
     key: str | None
     series: DownsampledSeries | None
     downsampled: bool
+    # The unsmoothed line for display, when smoothing is on (drawn faint under ``series``).
+    raw: DownsampledSeries | None = None
 
 
 @dataclass(frozen=True)
@@ -212,11 +214,13 @@ def _compare_metric(
     for role, group in (("reference", references), ("candidate", candidates)):
         for run in group:
             key, series = series_of(run, name)
-            shown = None
+            shown = raw = None
             if series is not None:
                 if role == "reference":
                     reference_series.append(series)
                 shown = downsample_series(series[0], _smoothed(series[1], smoothing), max_points)
+                if smoothing:
+                    raw = downsample_series(series[0], series[1], max_points)
             runs.append(
                 RunMetric(
                     run_id=run.run_id,
@@ -225,6 +229,7 @@ def _compare_metric(
                     key=key,
                     series=shown,
                     downsampled=series is not None and series[0].size > max_points,
+                    raw=raw,
                 )
             )
 
@@ -286,7 +291,7 @@ def _figures(
     if metric.band is not None:
         band_label = f"reference band ({metric.band.source}, ±{metric.band.k:g}σ)"
     traces = [
-        RunTrace(str(run.run_id), run.name, run.role, run.series)
+        RunTrace(str(run.run_id), run.name, run.role, run.series, raw=run.raw)
         for run in metric.runs
         if run.series is not None
     ]
