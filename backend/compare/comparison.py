@@ -18,9 +18,10 @@ divergences of the compared metrics.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -91,6 +92,9 @@ class Comparison:
     metrics: list[MetricComparison]
     config_diff: dict[str, list[ConfigDifference]]
     diagnosis: dict[str, Diagnosis]
+    # Metrics left out because no run has them and they are not canonical
+    # (``unknown_metrics="skip"`` only).
+    skipped_metrics: list[str] = dataclasses.field(default_factory=list)
 
 
 def build_comparison(
@@ -107,6 +111,7 @@ def build_comparison(
     extra_aliases: Mapping[str, object] | None = None,
     extra_rules: Mapping[str, str] | None = None,
     figures: Collection[str] = ("overlay", "diff"),
+    unknown_metrics: Literal["refuse", "skip"] = "refuse",
 ) -> Comparison:
     """Compare ``candidates`` with ``references`` (two or more references are replicas).
 
@@ -114,7 +119,9 @@ def build_comparison(
     reward. Raises ``BadInput`` (naming the field) for an empty reference list, a run given
     twice, a metric no run has that is not canonical, ``max_points`` outside [10, 20000],
     ``smoothing`` outside [0, 1), a non-positive ``band_k``, ``divergence_k`` below 1, or
-    ``start`` after ``end``. ``figures`` names the Plotly figures to build per metric.
+    ``start`` after ``end``. ``figures`` names the Plotly figures to build per metric. With
+    ``unknown_metrics="skip"`` an unknown metric is left out and listed in ``skipped_metrics``
+    instead of refused.
     """
     _check_runs(references, candidates)
     max_points = check_max_points(max_points)
@@ -124,7 +131,10 @@ def build_comparison(
     _check_window(start, end)
     aliases = AliasTable(extra_aliases)
     registry = KeyRegistry(extra_rules)
-    wanted = _check_metrics(metrics, [*references, *candidates], aliases)
+    skipped: list[str] = []
+    wanted = _check_metrics(
+        metrics, [*references, *candidates], aliases, skipped if unknown_metrics == "skip" else None
+    )
 
     resolved: dict[tuple[str, str], tuple[str | None, Series | None]] = {}
 
@@ -196,6 +206,7 @@ def build_comparison(
         metrics=compared,
         config_diff=config_diffs,
         diagnosis=diagnoses,
+        skipped_metrics=skipped,
     )
 
 
@@ -363,7 +374,10 @@ def _check_window(start: int | None, end: int | None) -> None:
 
 
 def _check_metrics(
-    metrics: Sequence[str] | None, runs: Sequence[RunSeries], aliases: AliasTable
+    metrics: Sequence[str] | None,
+    runs: Sequence[RunSeries],
+    aliases: AliasTable,
+    skipped: list[str] | None = None,
 ) -> list[str]:
     if not metrics:
         return list(DEFAULT_METRICS)
@@ -381,6 +395,9 @@ def _check_metrics(
             and aliases.canonical_of(name) is None
             and not any(name in run.series for run in runs)
         ):
+            if skipped is not None:
+                skipped.append(name)
+                continue
             raise BadInput(
                 f"unknown metric {name!r}: no run has it and it is not canonical", field="metrics"
             )

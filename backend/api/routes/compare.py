@@ -22,7 +22,7 @@ from backend.compare.aliases import DEFAULT_METRICS
 from backend.compare.comparison import build_comparison
 from backend.compare.response import comparison_to_json
 from backend.domain import Run, SavedComparison
-from backend.errors import BadInput
+from backend.errors import BadInput, NotFound
 from backend.storage.comparisons import ComparisonStore
 from backend.storage.projects import ProjectStore
 from backend.storage.registry import ProjectRegistryStore
@@ -119,8 +119,10 @@ def compare_payload(
     divergence_k: int,
     cache: SeriesCache | None = None,
     figures: tuple[str, ...] = ("overlay", "diff"),
+    partial: bool = False,
 ) -> dict[str, Any]:
-    """The compare response body for runs already checked for access."""
+    """The compare response body for runs already checked for access. With ``partial``, a
+    metric no run has is left out and named in ``missing`` instead of refused."""
     registry = ProjectRegistryStore(session)
     aliases = registry.aliases(project_id)
     names = metrics or list(DEFAULT_METRICS)
@@ -139,8 +141,14 @@ def compare_payload(
         extra_aliases=aliases,
         extra_rules=registry.rules(project_id),
         figures=figures,
+        unknown_metrics="skip" if partial else "refuse",
     )
     body = comparison_to_json(comparison)
+    if partial:
+        body["missing"] = [
+            {"kind": "metric", "name": name, "detail": f"unknown metric {name!r}: no run has it"}
+            for name in comparison.skipped_metrics
+        ]
     reference_ids = {run.id for run in references}
     body["runs"] = {
         str(run.id): {
@@ -180,10 +188,17 @@ def compare(
         str | None,
         Query(description="comma-separated sections with data arrays: series, overlay, diff (default all)"),
     ] = None,
+    partial: Annotated[
+        bool,
+        Query(description="compare what is valid: unknown runs and metrics are named in `missing`"),
+    ] = False,
 ) -> Response:
     sections = parse_include(include)
     reference_ids = parse_ids(reference, "reference", required=True)
     candidate_ids = parse_ids(candidates, "candidates", required=False)
+    missing_runs: list[dict[str, Any]] = []
+    if partial:
+        reference_ids, candidate_ids, missing_runs = known_runs(session, reference_ids, candidate_ids)
     references, candidate_runs, project_id = load_comparable_runs(
         session, reference_ids, candidate_ids, lambda pid: check_read(token, pid, settings)
     )
@@ -202,9 +217,31 @@ def compare(
         divergence_k=divergence_k,
         cache=request.app.state.series_cache,
         figures=tuple(kind for kind in ("overlay", "diff") if kind in sections),
+        partial=partial,
     )
+    body["project"] = references[0].project_slug
+    if partial:
+        body["missing"] = [*missing_runs, *body["missing"]]
     trim_sections(body, sections)
     return orjson_response(body)
+
+
+def known_runs(
+    session: SessionDep, reference_ids: list[int], candidate_ids: list[int]
+) -> tuple[list[int], list[int], list[dict[str, Any]]]:
+    """The ids that name runs, and a ``missing`` entry for each that does not. With no known
+    reference left there is nothing to compare against: ``NotFound`` as without ``partial``."""
+    found = {run.id for run in RunStore(session).find_many([*reference_ids, *candidate_ids])}
+    missing = [
+        {"kind": "run", "id": run_id, "role": role, "detail": f"run {run_id} not found"}
+        for role, ids in (("reference", reference_ids), ("candidate", candidate_ids))
+        for run_id in ids
+        if run_id not in found
+    ]
+    known_references = [i for i in reference_ids if i in found]
+    if not known_references:
+        raise NotFound(f"run {reference_ids[0]} not found")
+    return known_references, [i for i in candidate_ids if i in found], missing
 
 
 class ComparisonCreate(BaseModel):
