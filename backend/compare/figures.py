@@ -371,6 +371,8 @@ def _layout(
     return go.Layout(
         title={"text": html.escape(title, quote=False)},
         hovermode="x unified",
+        # See-through, so the hover box does not hide the curves under it.
+        hoverlabel={"bgcolor": "rgba(255, 255, 255, 0.72)"},
         xaxis={"title": {"text": "step"}, "unifiedhovertitle": {"text": "step %{x}"}},
         yaxis={"title": {"text": html.escape(y_title, quote=False)}},
         legend={"orientation": "h", "y": -0.2},
