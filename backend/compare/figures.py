@@ -76,7 +76,8 @@ METRIC_UNITS = {
 # A run counts as near the reference band while it stays within this many band heights of it;
 # a run further off is clipped out of the panel's focused y range (see ``_focus``).
 _NEAR_BANDS = 1.0
-# Annotations and meta the page reads by name (docs/ARCHITECTURE.md, "Compare page").
+# Edge labels of clipped runs are named "clipped-run:<run id>", so the page can drop them for
+# "fit all" and for runs hidden in its legend (docs/API.md, GET /api/v1/compare).
 CLIP_LABEL = "clipped-run"
 
 
@@ -239,7 +240,7 @@ def _focus(
         value = float(values[at])
         labels.append(
             {
-                "name": CLIP_LABEL,
+                "name": f"{CLIP_LABEL}:{run_id}",
                 "x": 1,
                 "xref": "paper",
                 "xanchor": "right",
@@ -262,7 +263,7 @@ def _focus(
 
 def _apply_focus(layout: dict[str, Any], focus: _Focus | None) -> None:
     """Set the focused y range, its log-axis form and the clipped runs' labels; the page's
-    "fit all" drops all three (the labels carry the name ``CLIP_LABEL``)."""
+    "fit all" drops all three."""
     if focus is None:
         return
     layout["yaxis"]["range"] = list(focus.linear)

@@ -44,8 +44,9 @@ export function noteDecorations(notes) {
   return { shapes, annotations };
 }
 
-// The server names the edge labels of runs clipped out of a focused y range (figures.py).
-const CLIP_LABEL = 'clipped-run';
+// The server names the edge labels of runs clipped out of a focused y range
+// `clipped-run:<run id>` (docs/API.md, GET /api/v1/compare).
+const CLIP_LABEL = 'clipped-run:';
 
 /** Whether the server focused `metric`'s panel on the reference band (some run is off scale). */
 export function isFocused(payload, metric, view) {
@@ -82,7 +83,8 @@ export function panelFigure(payload, metric, view, notes) {
   const decorations = noteDecorations(notes);
   layout.shapes = [...(layout.shapes || []), ...decorations.shapes];
   layout.annotations = [
-    ...(layout.annotations || []).filter((a) => focus || a.name !== CLIP_LABEL),
+    ...(layout.annotations || []).filter((a) => !String(a.name || '').startsWith(CLIP_LABEL)
+      || (focus && !hidden.has(a.name.slice(CLIP_LABEL.length)))),
     ...decorations.annotations,
   ];
   layout.xaxis = { ...(layout.xaxis || {}) };

@@ -70,7 +70,7 @@ def test_divergence_marker_and_hover_name_the_layer():
     assert layout["hovermode"] == "x unified"
     (shape,) = layout["shapes"]
     assert shape["x0"] == shape["x1"] == 2 and shape["yref"] == "paper"
-    (annotation,) = [a for a in layout["annotations"] if a.get("name") != CLIP_LABEL]
+    (annotation,) = [a for a in layout["annotations"] if not a.get("name", "").startswith(CLIP_LABEL)]
     assert "semantic" in annotation["text"]
     assert "start with the semantic layer" in annotation["hovertext"]
     assert "Semantic mismatch" in annotation["hovertext"]
@@ -99,7 +99,7 @@ def test_a_far_candidate_is_clipped_with_an_edge_label_and_the_range_follows_the
     # The band spans [0, 2] and the references sit at 1; the candidate's 5 is over a band
     # height above the band, so it is left out of the range and named at the edge.
     assert -0.2 < low < 0 and 2 < high < 2.2 and layout["yaxis"]["autorange"] is False
-    (label,) = [a for a in layout["annotations"] if a.get("name") == CLIP_LABEL]
+    (label,) = [a for a in layout["annotations"] if a.get("name") == f"{CLIP_LABEL}:cand"]
     assert label["y"] == 1 and "v1 &lt;b&gt;initial&lt;/b&gt; 5" in label["text"]
     assert "at step 2" in label["hovertext"]
     assert layout["meta"]["y_focus"] == [low, high] and layout["meta"]["y_focus_log"] is None
@@ -112,7 +112,7 @@ def test_runs_near_the_band_keep_plotlys_own_range():
     ]
     layout = overlay_figure("kl", runs, BAND, "band", [], COLOURS)["layout"]
     assert "range" not in layout["yaxis"] and "meta" not in layout
-    assert not [a for a in layout.get("annotations", []) if a.get("name") == CLIP_LABEL]
+    assert not [a for a in layout.get("annotations", []) if a.get("name", "").startswith(CLIP_LABEL)]
 
 
 def test_a_positive_focus_has_a_log_range_too():
@@ -122,7 +122,7 @@ def test_a_positive_focus_has_a_log_range_too():
     low, high = layout["meta"]["y_focus"]
     assert 0 < low < 0.001 and 0.003 < high < 0.0032
     assert layout["meta"]["y_focus_log"] == [np.log10(low), np.log10(high)]
-    (label,) = [a for a in layout["annotations"] if a.get("name") == CLIP_LABEL]
+    (label,) = [a for a in layout["annotations"] if a.get("name") == f"{CLIP_LABEL}:cand"]
     assert "0.025" in label["text"] and "at step 1" in label["hovertext"]
 
 
