@@ -244,10 +244,12 @@ def _focus(
                 "x": 1,
                 "xref": "paper",
                 "xanchor": "right",
+                # Above the plot area (in the top margin, clear of the curves and of the
+                # divergence markers' labels), or on the bottom edge inside it.
                 "y": 1 if above else 0,
                 "yref": "paper",
-                "yanchor": "top" if above else "bottom",
-                "yshift": -14 * index if above else 14 * index,
+                "yanchor": "bottom",
+                "yshift": 16 * index if above else 18 * index,
                 "showarrow": False,
                 "bgcolor": "rgba(255, 255, 255, 0.85)",
                 "bordercolor": colours[run_id],

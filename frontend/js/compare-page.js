@@ -40,6 +40,11 @@ function figureSections(view) {
   return view.mode === 'diff' ? ['overlay', 'diff'] : ['overlay'];
 }
 
+// The runs the server compared (the view's, less any it named as missing).
+function comparedRunIds(payload = state.payload) {
+  return [...payload.references, ...payload.candidates];
+}
+
 function hasFigures(payload, view) {
   if (!payload) return false;
   return view.metrics.every((m) => !payload.figures[m] || payload.figures[m][view.mode]);
@@ -61,12 +66,14 @@ async function fetchData() {
     state.payload = body.data.comparison;
     state.notes = body.data.notes;
   } else {
-    const requests = Promise.all([
-      api.compare(state.view, figureSections(state.view)),
-      api.notes(runIds(state.view)),
-    ]);
+    const comparing = api.compare(state.view, figureSections(state.view));
+    const noting = api.notes(runIds(state.view)).catch((error) => error);
     chart.load().catch(() => {}); // compiles while the server works; drawing reports failures
-    const [payload, notes] = await requests;
+    // The comparison's answer comes first: its refusal is the one the page shows.
+    const payload = await comparing;
+    let notes = await noting;
+    // With a run the server did not find, the notes are those of the runs it compared.
+    if (notes instanceof Error) notes = await api.notes(comparedRunIds(payload));
     state.payload = payload;
     state.notes = notes;
   }
@@ -175,19 +182,27 @@ function resolvedNote(metric) {
   return `key: ${keys.join(', ')}${band}`;
 }
 
+// The metrics the panels show: the view's, less those the server named as unknown.
+function shownMetrics() {
+  const unknown = new Set(((state.payload && state.payload.missing) || [])
+    .filter((m) => m.kind === 'metric').map((m) => m.name));
+  return state.view.metrics.filter((m) => !unknown.has(m));
+}
+
 async function drawPanels() {
   const container = byId('panels');
+  const metrics = shownMetrics();
   for (const [metric, panel] of [...state.panels]) {
-    if (!state.view.metrics.includes(metric)) {
+    if (!metrics.includes(metric)) {
       chart.purge(panel.plot);
       panel.root.remove();
       state.panels.delete(metric);
     }
   }
   // Every panel is in the grid before the first draws, so each is sized to its own cell.
-  for (const metric of state.view.metrics) container.append((state.panels.get(metric) || createPanel(metric)).root);
+  for (const metric of metrics) container.append((state.panels.get(metric) || createPanel(metric)).root);
   const draws = [];
-  for (const metric of state.view.metrics) {
+  for (const metric of metrics) {
     const panel = state.panels.get(metric);
     const figure = panelFigure(state.payload, metric, state.view, state.notes);
     panel.note.textContent = figure ? resolvedNote(metric) : `no data for ${metric}`;
@@ -355,7 +370,7 @@ async function poll() {
   try {
     latest = shareToken
       ? await api.shareRuns(shareToken)
-      : (await Promise.all(runIds(state.view).map((id) => api.run(id))))
+      : (await Promise.all(comparedRunIds().map((id) => api.run(id))))
         .map((r) => ({ id: r.id, name: r.name, status: r.status, last_step: r.last_step }));
   } catch {
     schedulePoll(); // a missed poll is retried; the page keeps what it shows
@@ -377,13 +392,13 @@ async function addNote(event) {
   const step = Number(byId('note-step').value);
   const text = byId('note-text').value;
   try {
-    await api.addNote(runIds(state.view), step, text);
+    await api.addNote(comparedRunIds(), step, text);
   } catch (e) {
     error.textContent = e.status === 401 ? 'Pinning a note needs a write token: enter one above.' : e.message;
     return;
   }
   byId('note-text').value = '';
-  state.notes = await api.notes(runIds(state.view));
+  state.notes = await api.notes(comparedRunIds());
   renderNotes();
   await drawPanels();
 }
@@ -457,7 +472,7 @@ async function loadMetricOptions() {
   const select = byId('metric-choice');
   const names = new Set([...DEFAULT_METRICS, ...PARITY_METRICS]);
   try {
-    const keyLists = await Promise.all(runIds(state.view).map((id) => api.runKeys(id)));
+    const keyLists = await Promise.all(comparedRunIds().map((id) => api.runKeys(id)));
     keyLists.flat().forEach((k) => names.add(k.key));
   } catch {
     /* the canonical names are still offered */
@@ -492,7 +507,7 @@ async function toggleAllConfig(event) {
   view.classList.toggle('hidden', !event.target.checked);
   if (!event.target.checked) return;
   try {
-    renderAllConfig(view, await Promise.all(runIds(state.view).map((id) => api.run(id))));
+    renderAllConfig(view, await Promise.all(comparedRunIds().map((id) => api.run(id))));
   } catch (e) {
     view.textContent = e.message;
   }
