@@ -62,7 +62,7 @@ _REPLICA_DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
 _HOVER_FORMAT = ":.4g"
 # The raw line under a smoothed one: the same colour, faint.
 _RAW_OPACITY = 0.25
-# Units of the canonical metrics (docs/ARCHITECTURE.md, "Metrics"); a metric not listed here
+# Units of the canonical metrics (docs/API.md, GET /api/v1/compare); a metric not listed here
 # has none, and its axis carries no title beyond the panel's own.
 METRIC_UNITS = {
     "clip_rate": "fraction clipped",
