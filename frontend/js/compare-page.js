@@ -416,8 +416,10 @@ async function deleteNote(id) {
 }
 
 async function createShare() {
+  // The link shows what the page draws: the runs and metrics the server found.
+  const shown = { ...state.view, reference: state.payload.references, candidates: state.payload.candidates, metrics: shownMetrics() };
   const made = await makeShareLink(byId('share-result'), {
-    view: toShareView(state.view),
+    view: toShareView(shown),
     frozen: byId('share-freeze').checked,
     expires_in_hours: byId('share-expiry').value ? Number(byId('share-expiry').value) : null,
   });
@@ -429,7 +431,7 @@ async function loadShareList() {
   const section = byId('share-links');
   let links;
   try {
-    links = await api.sharesOf(state.view.reference, state.view.candidates);
+    links = await api.sharesOf(state.payload.references, state.payload.candidates);
   } catch {
     section.classList.add('hidden');
     return;

@@ -5,6 +5,7 @@ pages offer no editing controls."""
 from __future__ import annotations
 
 from tests.browser.conftest import screenshot
+from tests.browser.test_compare_page import use_token
 
 EDITING = ("#share", "#note-add", "#smoothing", "#metric-add")
 
@@ -31,6 +32,14 @@ def test_unknown_runs_and_metrics_are_named_and_the_rest_is_drawn(new_page, seed
     assert page.locator(".run-chip").count() == 3
     assert page.is_visible("#share") and page.is_visible("#smoothing")
     screenshot(page, "compare-partial")
+    # A link made here shows what is drawn: the runs and metrics the server found.
+    use_token(page, seeded.project.write)
+    page.click("#share")
+    page.wait_for_selector("#share-url")
+    link = seeded.http.get(
+        "/api/v1/shares", params={"reference": f"{ids['reference']},{ids['reference-replica']}", "candidates": ids["v1-initial"]}
+    ).json()
+    assert len(link) == 1 and link[0]["view"]["metrics"] == ["kl", "reward"]
     page.click("#problems a >> nth=0")
     page.wait_for_url(f"{seeded.url}{runs_page}")
 
