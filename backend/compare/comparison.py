@@ -72,6 +72,8 @@ class CandidateMetric:
     run_id: str | int
     diff: DownsampledSeries | None
     divergence: Divergence | None
+    # The unsmoothed diff for display, when smoothing is on (drawn faint under ``diff``).
+    raw_diff: DownsampledSeries | None = None
 
 
 @dataclass(frozen=True)
@@ -266,8 +268,13 @@ def _compare_metric(
         diff = downsample_series(
             steps, _smoothed(candidate_values - reference_values, smoothing), max_points
         )
+        raw_diff = None
+        if smoothing:
+            raw_diff = downsample_series(steps, candidate_values - reference_values, max_points)
         compared.append(
-            CandidateMetric(run.run_id, diff, first_divergence(band, series, divergence_k))
+            CandidateMetric(
+                run.run_id, diff, first_divergence(band, series, divergence_k), raw_diff=raw_diff
+            )
         )
     return MetricComparison(name, runs, band, band_display, compared, figures={})
 
@@ -317,8 +324,9 @@ def _figures(
             metric.metric, traces, metric.band_display, band_label, markers, dict(colours)
         )
     if "diff" in kinds:
+        raw_diffs = {str(c.run_id): c.raw_diff for c in metric.candidates if c.raw_diff is not None}
         built["diff"] = diff_figure(
-            metric.metric, diffs, metric.band_display, band_label, markers, dict(colours)
+            metric.metric, diffs, metric.band_display, band_label, markers, dict(colours), raw_diffs
         )
     return built
 

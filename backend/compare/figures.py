@@ -154,8 +154,10 @@ def diff_figure(
     band_label: str,
     markers: Sequence[DivergenceMarker],
     colours: dict[str, str],
+    raw_diffs: Mapping[str, DownsampledSeries] | None = None,
 ) -> dict[str, Any]:
-    """Candidate − reference per candidate, with the band's half-width shaded around zero."""
+    """Candidate − reference per candidate, with the band's half-width shaded around zero;
+    ``raw_diffs`` (by run id) are the unsmoothed diffs, drawn faint under smoothed ones."""
     data = []
     if band is not None and band.x.size:
         zeros = np.zeros(band.x.size)
@@ -165,6 +167,9 @@ def diff_figure(
             )
         )
     for run_id, name, diff in diffs:
+        raw = (raw_diffs or {}).get(run_id)
+        if raw is not None:
+            data.append(_raw_trace(RunTrace(run_id, f"{name} − reference", "candidate", raw, raw), colours[run_id], "solid"))
         trace = go.Scatter(
             mode="lines",
             name=f"{html.escape(name, quote=False)} − reference",

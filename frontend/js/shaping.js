@@ -48,10 +48,15 @@ export function noteDecorations(notes) {
 // `clipped-run:<run id>` (docs/API.md, GET /api/v1/compare).
 const CLIP_LABEL = 'clipped-run:';
 
-/** Whether the server focused `metric`'s panel on the reference band (some run is off scale). */
+/**
+ * Whether the server focused `metric`'s panel on the reference band (some run is off scale), for
+ * the panel's axis type: a log axis has no focus when the band reaches zero or below.
+ */
 export function isFocused(payload, metric, view) {
   const spec = payload && payload.figures && payload.figures[metric] && payload.figures[metric][view.mode];
-  return Boolean(spec && spec.layout && spec.layout.meta && spec.layout.meta.y_focus);
+  const meta = (spec && spec.layout && spec.layout.meta) || {};
+  const log = view.mode === 'overlay' && (view.logY || []).includes(metric);
+  return Boolean(log ? meta.y_focus_log : meta.y_focus);
 }
 
 /**

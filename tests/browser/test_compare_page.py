@@ -131,6 +131,13 @@ def test_smoothing_and_an_added_metric(new_page, seeded) -> None:  # type: ignor
     # The server smooths; the smoothed line moves less from step to step.
     wiggle = lambda ys: sum(abs(a - b) for a, b in zip(ys, ys[1:], strict=False))  # noqa: E731
     assert wiggle(smoothed) < wiggle(raw) / 2
+    # In diff mode too, each smoothed difference has its unsmoothed one faint underneath.
+    page.check("#mode-diff")
+    page.wait_for_function(
+        "() => document.querySelector(\".panel[data-metric='reward'] .plot\")._fullData"
+        ".some(t => t.name === 'v1-initial − reference (unsmoothed)' && t.opacity < 0.5)"
+    )
+    page.check("#mode-overlay")
 
     page.focus("#metric-choice")
     page.wait_for_selector("#metric-choice option[value='logprob_abs_diff_mean']", state="attached")

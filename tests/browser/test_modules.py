@@ -64,7 +64,10 @@ def test_view_state_and_shaping(new_page, browser_server) -> None:  # type: igno
           return [f.layout.yaxis.type, f.layout.yaxis.range || null, f.layout.yaxis.autorange, f.layout.annotations.map(a => a.text),
                   f.data.map(t => t.visible !== false), f.layout.showlegend]; };
         out.focus = [at({}), at({logY: ['kl']}), at({fitAll: ['kl']}), at({hidden: ['2']})];
-        out.isFocused = [isFocused(focused, 'kl', {mode: 'overlay'}), isFocused(payload, 'kl', {mode: 'overlay'})];
+        const noLog = structuredClone(focused);
+        noLog.figures.kl.overlay.layout.meta.y_focus_log = null;
+        out.isFocused = [isFocused(focused, 'kl', {mode: 'overlay'}), isFocused(payload, 'kl', {mode: 'overlay'}),
+                         isFocused(focused, 'kl', {mode: 'overlay', logY: ['kl']}), isFocused(noLog, 'kl', {mode: 'overlay', logY: ['kl']})];
         out.legend = legendEntries(focused, {metrics: ['kl', 'absent'], mode: 'overlay'});
         out.unescaped = unescapeMarkup(escapeMarkup('<b> & </b>'));
         out.figure = [figure.layout.yaxis.type, figure.layout.xaxis.range, figure.layout.shapes.length,
@@ -93,7 +96,7 @@ def test_view_state_and_shaping(new_page, browser_server) -> None:  # type: igno
         ["linear", None, True, ["marker"], all_visible, False],
         ["linear", [0, 1], False, ["marker"], [True, False, False], False],
     ]
-    assert results["isFocused"] == [True, False]
+    assert results["isFocused"] == [True, False, True, False]
     assert results["legend"] == [
         {"group": "band", "name": "band", "colour": "grey", "dash": "solid", "band": True},
         {"group": "2", "name": "v1 <b>", "colour": "red", "dash": "solid", "band": False},

@@ -169,3 +169,13 @@ def test_diff_figure_shades_the_band_half_width_around_zero():
 def test_specs_are_valid_plotly_figures():
     go.Figure(overlay())
     go.Figure(diff_figure("kl", [], None, "band", [], COLOURS))
+
+
+def test_a_smoothed_diff_keeps_its_raw_diff_faint_underneath():
+    spec = diff_figure(
+        "kl", [("cand", "v1", series([0, 1, 1, 2]))], None, "band", [], COLOURS, {"cand": series([0, 2, 0, 2])}
+    )
+    faint, line = spec["data"]
+    assert ys(faint) == [0, 2, 0, 2] and ys(line) == [0, 1, 1, 2]
+    assert faint["opacity"] < 0.5 and faint["legendgroup"] == line["legendgroup"] == "cand"
+    assert faint["name"] == "v1 − reference (unsmoothed)"
