@@ -87,8 +87,12 @@ async function refresh() {
     setStatus('');
   } catch (error) {
     setStatus(describeError(error), true);
-    // A page that never had data is a refusal: it offers nothing to edit or export.
-    if (!state.payload) document.body.classList.add('refused');
+    // A page that never had data is a refusal: it offers nothing to edit or export, only a way
+    // back to choosing runs.
+    if (!state.payload) {
+      document.body.classList.add('refused');
+      if (!shareToken) byId('status').append(' — ', h('a', { href: '/' }, 'pick runs on a project’s runs page'));
+    }
     return false;
   }
   document.body.classList.remove('refused');

@@ -50,7 +50,8 @@ def test_an_impossible_selection_shows_the_apis_message(new_page, seeded) -> Non
     page = new_page()
     page.goto(f"{seeded.url}/compare?reference={run}&candidates={run}")
     page.wait_for_selector("#status.error")
-    assert page.inner_text("#status") == f"candidates: run {run} is also a reference"
+    assert page.inner_text("#status") == f"candidates: run {run} is also a reference — pick runs on a project’s runs page"
+    assert page.get_attribute("#status a", "href") == "/"
     assert page.locator(".panel").count() == 0
     for control in EDITING:
         assert page.is_hidden(control), control
