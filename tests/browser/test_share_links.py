@@ -37,7 +37,8 @@ def test_a_link_restores_the_view_and_a_frozen_one_ignores_later_points(new_page
     assert reader.is_checked("#mode-diff")
     panels = panel_info(reader)
     assert [p["metric"] for p in panels] == ["clip_rate", "kl", "entropy", "reward"]
-    assert all(p["traces"] == 5 for p in panels)  # diff mode: band and two candidates
+    # Diff mode at smoothing 0.5: the band, and two candidates each over its faint unsmoothed diff.
+    assert all(p["traces"] == 7 for p in panels)
     assert all(p["range"] == [10, 80] for p in panels)
     assert max(p["maxX"] for p in panels) == 99  # the points posted later are not there
     # Read-only: no notes form, no share, smoothing or metric controls, no list of links.
