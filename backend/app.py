@@ -53,6 +53,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         title="ParityScope",
         version=__version__,
         description="Compare RL training runs across inference backends.",
+        # /docs is the dashboard's own page (backend/api/routes/pages.py), with Swagger UI from
+        # a Python package: FastAPI's default pages load it from a CDN, which the CSP blocks.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -75,6 +75,8 @@ class RunMetric:
     key: str | None
     series: DownsampledSeries | None
     downsampled: bool
+    # The unsmoothed line for display, when smoothing is on (drawn faint under ``series``).
+    raw: DownsampledSeries | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class CandidateMetric:
     run_id: str | int
     diff: DownsampledSeries | None
     divergence: Divergence | None
+    # The unsmoothed diff for display, when smoothing is on (drawn faint under ``diff``).
+    raw_diff: DownsampledSeries | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,9 @@ class Comparison:
     config_diff: dict[str, list[ConfigDifference]]
     diagnosis: dict[str, Diagnosis]
     config_table: dict[str, list[ConfigDifference]] = dataclass_field(default_factory=dict)
+    # Metrics left out because no run has them and they are not canonical
+    # (``unknown_metrics="skip"`` only).
+    skipped_metrics: list[str] = dataclass_field(default_factory=list)
 
 
 def build_comparison(
@@ -119,6 +126,7 @@ def build_comparison(
     extra_aliases: Mapping[str, object] | None = None,
     extra_rules: Mapping[str, str] | None = None,
     figures: Collection[str] = ("overlay", "diff"),
+    unknown_metrics: Literal["refuse", "skip"] = "refuse",
 ) -> Comparison:
     """Compare ``candidates`` with ``references`` (two or more references are replicas).
 
@@ -126,7 +134,9 @@ def build_comparison(
     reward. Raises ``BadInput`` (naming the field) for an empty reference list, a run given
     twice, a metric no run has that is not canonical, ``max_points`` outside [10, 20000],
     ``smoothing`` outside [0, 1), a non-positive ``band_k``, ``divergence_k`` below 1, or
-    ``start`` after ``end``. ``figures`` names the Plotly figures to build per metric.
+    ``start`` after ``end``. ``figures`` names the Plotly figures to build per metric. With
+    ``unknown_metrics="skip"`` an unknown metric is left out and listed in ``skipped_metrics``
+    instead of refused.
     """
     _check_runs(references, candidates)
     max_points = check_max_points(max_points)
@@ -136,7 +146,10 @@ def build_comparison(
     _check_window(start, end)
     aliases = AliasTable(extra_aliases)
     registry = KeyRegistry(extra_rules)
-    wanted = _check_metrics(metrics, [*references, *candidates], aliases)
+    skipped: list[str] = []
+    wanted = _check_metrics(
+        metrics, [*references, *candidates], aliases, skipped if unknown_metrics == "skip" else None
+    )
 
     resolved: dict[tuple[str, str], tuple[str | None, Series | None]] = {}
 
@@ -213,6 +226,7 @@ def build_comparison(
         config_diff=config_diffs,
         diagnosis=diagnoses,
         config_table=config_tables,
+        skipped_metrics=skipped,
     )
 
 
@@ -231,11 +245,13 @@ def _compare_metric(
     for role, group in (("reference", references), ("candidate", candidates)):
         for run in group:
             key, series = series_of(run, name)
-            shown = None
+            shown = raw = None
             if series is not None:
                 if role == "reference":
                     reference_series.append(series)
                 shown = downsample_series(series[0], _smoothed(series[1], smoothing), max_points)
+                if smoothing:
+                    raw = downsample_series(series[0], series[1], max_points)
             runs.append(
                 RunMetric(
                     run_id=run.run_id,
@@ -244,6 +260,7 @@ def _compare_metric(
                     key=key,
                     series=shown,
                     downsampled=series is not None and series[0].size > max_points,
+                    raw=raw,
                 )
             )
 
@@ -269,8 +286,13 @@ def _compare_metric(
         diff = downsample_series(
             steps, _smoothed(candidate_values - reference_values, smoothing), max_points
         )
+        raw_diff = None
+        if smoothing:
+            raw_diff = downsample_series(steps, candidate_values - reference_values, max_points)
         compared.append(
-            CandidateMetric(run.run_id, diff, first_divergence(band, series, divergence_k))
+            CandidateMetric(
+                run.run_id, diff, first_divergence(band, series, divergence_k), raw_diff=raw_diff
+            )
         )
     return MetricComparison(name, runs, band, band_display, compared, figures={})
 
@@ -301,7 +323,7 @@ def _figures(
     if metric.band is not None:
         band_label = f"reference band ({metric.band.source}, ±{metric.band.k:g}σ)"
     traces = [
-        RunTrace(str(run.run_id), run.name, run.role, run.series)
+        RunTrace(str(run.run_id), run.name, run.role, run.series, raw=run.raw)
         for run in metric.runs
         if run.series is not None
     ]
@@ -316,8 +338,9 @@ def _figures(
             metric.metric, traces, metric.band_display, band_label, markers, dict(colours)
         )
     if "diff" in kinds:
+        raw_diffs = {str(c.run_id): c.raw_diff for c in metric.candidates if c.raw_diff is not None}
         built["diff"] = diff_figure(
-            metric.metric, diffs, metric.band_display, band_label, markers, dict(colours)
+            metric.metric, diffs, metric.band_display, band_label, markers, dict(colours), raw_diffs
         )
     return built
 
@@ -373,7 +396,10 @@ def _check_window(start: int | None, end: int | None) -> None:
 
 
 def _check_metrics(
-    metrics: Sequence[str] | None, runs: Sequence[RunSeries], aliases: AliasTable
+    metrics: Sequence[str] | None,
+    runs: Sequence[RunSeries],
+    aliases: AliasTable,
+    skipped: list[str] | None = None,
 ) -> list[str]:
     if not metrics:
         return list(DEFAULT_METRICS)
@@ -391,6 +417,9 @@ def _check_metrics(
             and aliases.canonical_of(name) is None
             and not any(name in run.series for run in runs)
         ):
+            if skipped is not None:
+                skipped.append(name)
+                continue
             raise BadInput(
                 f"unknown metric {name!r}: no run has it and it is not canonical", field="metrics"
             )

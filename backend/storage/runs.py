@@ -100,16 +100,21 @@ class RunStore:
 
     def get_many(self, run_ids: list[int]) -> list[Run]:
         """Runs in the order asked; ``NotFound`` naming the first missing id."""
+        found = {run.id: run for run in self.find_many(run_ids)}
+        missing = [i for i in run_ids if i not in found]
+        if missing:
+            raise NotFound(f"run {missing[0]} not found")
+        return [found[i] for i in run_ids]
+
+    def find_many(self, run_ids: list[int]) -> list[Run]:
+        """The runs of ``run_ids`` that exist, in the order asked; unknown ids are left out."""
         rows = {
             r.id: r
             for r in self.session.scalars(
                 select(RunRow).options(joinedload(RunRow.project)).where(RunRow.id.in_(run_ids))
             )
         }
-        missing = [i for i in run_ids if i not in rows]
-        if missing:
-            raise NotFound(f"run {missing[0]} not found")
-        return [_to_domain(rows[i]) for i in run_ids]
+        return [_to_domain(rows[i]) for i in run_ids if i in rows]
 
     def list(
         self,

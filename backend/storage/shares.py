@@ -91,6 +91,18 @@ class ShareStore:
         )
         return [_to_domain(r) for r in rows]
 
+    def for_comparison(
+        self, project_id: int, reference_ids: list[int], candidate_ids: list[int]
+    ) -> list[ShareLink]:
+        """The project's links whose view has exactly these reference and candidate runs
+        (in any order), newest first, without their snapshots."""
+        wanted = (set(reference_ids), set(candidate_ids))
+        return [
+            link
+            for link in self.list(project_id)
+            if (set(link.view.get("reference", [])), set(link.view.get("candidates", []))) == wanted
+        ]
+
     def get(self, link_id: int) -> ShareLink:
         """The link by id, or ``NotFound``."""
         row = self.session.get(ShareLinkRow, link_id, options=[defer(ShareLinkRow.snapshot)])

@@ -14,6 +14,11 @@ export function escapeMarkup(text) {
   return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/** The text a Plotly label shows, for the DOM (which escapes by itself): undoes `escapeMarkup`. */
+export function unescapeMarkup(text) {
+  return String(text).replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+}
+
 function shorten(text, length) {
   const flat = String(text).replace(/\s+/g, ' ').trim();
   return flat.length > length ? `${flat.slice(0, length - 1)}…` : flat;
@@ -43,19 +48,54 @@ export function noteDecorations(notes) {
   return { shapes, annotations };
 }
 
+// The server names the edge labels of runs clipped out of a focused y range
+// `clipped-run:<run id>` (docs/API.md, GET /api/v1/compare).
+const CLIP_LABEL = 'clipped-run:';
+
+/**
+ * Whether the server focused `metric`'s panel on the reference band (some run is off scale), for
+ * the panel's axis type: a log axis has no focus when the band reaches zero or below.
+ */
+export function isFocused(payload, metric, view) {
+  const spec = payload && payload.figures && payload.figures[metric] && payload.figures[metric][view.mode];
+  const meta = (spec && spec.layout && spec.layout.meta) || {};
+  const log = view.mode === 'overlay' && (view.logY || []).includes(metric);
+  return Boolean(log ? meta.y_focus_log : meta.y_focus);
+}
+
 /**
  * The figure one panel draws: a copy of the server's spec for the view's mode, with the notes,
- * the y-axis type and the shared x range applied. Null when the server sent no figure.
+ * the panel's y axis (log or linear; focused on the band, or everything when `view.fitAll`
+ * holds the metric), the runs hidden in the page's legend and the shared x range applied.
+ * Null when the server sent no figure.
  */
 export function panelFigure(payload, metric, view, notes) {
   const spec = payload && payload.figures && payload.figures[metric] && payload.figures[metric][view.mode];
   if (!spec) return null;
-  const data = structuredClone(spec.data);
+  const hidden = new Set(view.hidden || []);
+  const data = structuredClone(spec.data).map((trace) => (
+    hidden.has(trace.legendgroup) ? { ...trace, visible: false } : trace));
   const layout = structuredClone(spec.layout || {});
+  const log = view.mode === 'overlay' && (view.logY || []).includes(metric);
+  const meta = layout.meta || {};
+  const focus = (view.fitAll || []).includes(metric) ? null : (log ? meta.y_focus_log : meta.y_focus);
+  layout.yaxis = { ...(layout.yaxis || {}), type: log ? 'log' : 'linear' };
+  if (focus) {
+    layout.yaxis.range = [...focus];
+    layout.yaxis.autorange = false;
+  } else {
+    delete layout.yaxis.range;
+    layout.yaxis.autorange = true;
+  }
+  // A new axis choice is a new y range; the x range and the rest keep the user's changes.
+  layout.yaxis.uirevision = `${log ? 'log' : 'linear'}-${focus ? 'focus' : 'all'}`;
   const decorations = noteDecorations(notes);
   layout.shapes = [...(layout.shapes || []), ...decorations.shapes];
-  layout.annotations = [...(layout.annotations || []), ...decorations.annotations];
-  layout.yaxis = { ...(layout.yaxis || {}), type: view.logY && view.mode === 'overlay' ? 'log' : 'linear' };
+  layout.annotations = [
+    ...(layout.annotations || []).filter((a) => !String(a.name || '').startsWith(CLIP_LABEL)
+      || (focus && !hidden.has(a.name.slice(CLIP_LABEL.length)))),
+    ...decorations.annotations,
+  ];
   layout.xaxis = { ...(layout.xaxis || {}) };
   if (view.xRange) {
     layout.xaxis.range = [...view.xRange];
@@ -65,12 +105,33 @@ export function panelFigure(payload, metric, view, notes) {
     layout.xaxis.autorange = true;
   }
   layout.autosize = true;
-  // The legend goes under the axis title, with room kept for it.
-  layout.legend = { ...(layout.legend || {}), orientation: 'h', x: 0, y: -0.22, yanchor: 'top' };
-  layout.margin = { ...(layout.margin || {}), b: 100 };
-  // Keeps legend clicks across redraws; the x range is always given explicitly above.
+  // The page has one legend for every panel (`legendEntries`).
+  layout.showlegend = false;
+  layout.margin = { ...(layout.margin || {}), b: 45, t: 40 };
   layout.uirevision = 'parityscope';
   return { data, layout };
+}
+
+/**
+ * The page's one legend: each legend group (the band, each run) once, in the order the
+ * figures of the view's mode list them, with its name and colour.
+ */
+export function legendEntries(payload, view) {
+  const entries = new Map();
+  for (const metric of view.metrics) {
+    const spec = payload && payload.figures && payload.figures[metric] && payload.figures[metric][view.mode];
+    for (const trace of (spec && spec.data) || []) {
+      if (trace.showlegend === false || !trace.legendgroup || entries.has(trace.legendgroup)) continue;
+      entries.set(trace.legendgroup, {
+        group: trace.legendgroup,
+        name: unescapeMarkup(trace.name),
+        colour: (trace.line && trace.line.color) || trace.fillcolor || '#666',
+        dash: (trace.line && trace.line.dash) || 'solid',
+        band: Boolean(trace.fill),
+      });
+    }
+  }
+  return [...entries.values()];
 }
 
 /** One CSV field: quoted when needed; text cannot start a spreadsheet formula. */

@@ -22,7 +22,7 @@ def test_view_state_and_shaping(new_page, browser_server) -> None:  # type: igno
         """
         const { parseView, viewToSearch, toShareView, fromShareView } = viewstate;
         const { csvField, seriesCsv, groupConfigDiff, sparklinePoints, runChanges, noteDecorations,
-                standaloneHtml, panelFigure, escapeMarkup } = shaping;
+                standaloneHtml, panelFigure, escapeMarkup, legendEntries, isFocused, unescapeMarkup } = shaping;
         const out = {};
         const { view, errors } = parseView('?reference=3,4&candidates=7,3&metrics=kl,reward&smoothing=0.6&mode=diff&logy=1&x0=10&x1=80');
         out.view = view; out.errors = errors;
@@ -48,7 +48,28 @@ def test_view_state_and_shaping(new_page, browser_server) -> None:  # type: igno
         };
         out.csvOverlay = seriesCsv(payload, {metrics: ['kl', 'absent'], mode: 'overlay', xRange: [1, 2]});
         out.csvDiff = seriesCsv(payload, {metrics: ['kl'], mode: 'diff', xRange: null});
-        const figure = panelFigure(payload, 'kl', {mode: 'overlay', logY: true, xRange: [0, 1]}, [{id: 1, step: 1, text: 'n'}]);
+        const figure = panelFigure(payload, 'kl', {mode: 'overlay', logY: ['kl'], xRange: [0, 1]}, [{id: 1, step: 1, text: 'n'}]);
+        out.legacyLog = parseView('?reference=1&metrics=kl,reward&logy=1').view.logY;
+        out.oldShare = [fromShareView({reference: [1], metrics: ['kl', 'reward'], log_y: true}).logY,
+                        fromShareView({reference: [1], metrics: ['kl'], log_y: false}).logY];
+        // A focused panel: the server's range (linear or log), or everything with "fit all";
+        // the clipped run's edge label only while focused; hidden legend groups on every panel.
+        const focused = {figures: {kl: {overlay: {
+          data: [{legendgroup: 'band', name: 'band', fill: 'tonexty', fillcolor: 'grey', showlegend: true},
+                 {legendgroup: '2', name: 'v1 &lt;b&gt;', line: {color: 'red', dash: 'solid'}},
+                 {legendgroup: '2', name: 'v1 (unsmoothed)', showlegend: false, line: {color: 'red'}}],
+          layout: {yaxis: {range: [0, 1], autorange: false}, meta: {y_focus: [0, 1], y_focus_log: [-3, 0]},
+                   annotations: [{name: 'clipped-run:2', text: 'v1 9'}, {text: 'marker'}]}}}}};
+        const at = (view) => { const f = panelFigure(focused, 'kl', {mode: 'overlay', logY: [], fitAll: [], hidden: [], ...view}, []);
+          return [f.layout.yaxis.type, f.layout.yaxis.range || null, f.layout.yaxis.autorange, f.layout.annotations.map(a => a.text),
+                  f.data.map(t => t.visible !== false), f.layout.showlegend]; };
+        out.focus = [at({}), at({logY: ['kl']}), at({fitAll: ['kl']}), at({hidden: ['2']})];
+        const noLog = structuredClone(focused);
+        noLog.figures.kl.overlay.layout.meta.y_focus_log = null;
+        out.isFocused = [isFocused(focused, 'kl', {mode: 'overlay'}), isFocused(payload, 'kl', {mode: 'overlay'}),
+                         isFocused(focused, 'kl', {mode: 'overlay', logY: ['kl']}), isFocused(noLog, 'kl', {mode: 'overlay', logY: ['kl']})];
+        out.legend = legendEntries(focused, {metrics: ['kl', 'absent'], mode: 'overlay'});
+        out.unescaped = unescapeMarkup(escapeMarkup('<b> & </b>'));
         out.figure = [figure.layout.yaxis.type, figure.layout.xaxis.range, figure.layout.shapes.length,
                       payload.figures.kl.overlay.layout.shapes === undefined];
         out.noFigure = panelFigure(payload, 'kl', {mode: 'diff'}, []);
@@ -59,12 +80,28 @@ def test_view_state_and_shaping(new_page, browser_server) -> None:  # type: igno
         return out;
         """,
     )
+    # A run given as both reference and candidate is kept, for the server to refuse with its reason.
     assert results["view"] == {
-        "reference": [3, 4], "candidates": [7], "metrics": ["kl", "reward"], "smoothing": 0.6,
-        "mode": "diff", "logY": True, "xRange": [10, 80], "maxPoints": 2000,
+        "reference": [3, 4], "candidates": [7, 3], "metrics": ["kl", "reward"], "smoothing": 0.6,
+        "mode": "diff", "logY": ["kl", "reward"], "xRange": [10, 80], "maxPoints": 2000,
     }
     assert results["errors"] == []
-    assert results["search"] == "?reference=3,4&candidates=7&metrics=kl,reward&smoothing=0.6&mode=diff&logy=1&x0=10&x1=80"
+    assert results["search"] == "?reference=3,4&candidates=7,3&metrics=kl,reward&smoothing=0.6&mode=diff&logy=kl,reward&x0=10&x1=80"
+    assert results["legacyLog"] == ["kl", "reward"]
+    assert results["oldShare"] == [["kl", "reward"], []]
+    all_visible = [True, True, True]
+    assert results["focus"] == [
+        ["linear", [0, 1], False, ["v1 9", "marker"], all_visible, False],
+        ["log", [-3, 0], False, ["v1 9", "marker"], all_visible, False],
+        ["linear", None, True, ["marker"], all_visible, False],
+        ["linear", [0, 1], False, ["marker"], [True, False, False], False],
+    ]
+    assert results["isFocused"] == [True, False, True, False]
+    assert results["legend"] == [
+        {"group": "band", "name": "band", "colour": "grey", "dash": "solid", "band": True},
+        {"group": "2", "name": "v1 <b>", "colour": "red", "dash": "solid", "band": False},
+    ]
+    assert results["unescaped"] == "<b> & </b>"
     assert results["roundTrip"] == results["view"] == results["shareRoundTrip"]
     assert results["bad"] == [
         'reference: "abc" is not a run id', "smoothing: must be a number in [0, 1)",

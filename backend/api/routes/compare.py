@@ -24,6 +24,7 @@ from backend.comparing import (
     MAX_RUNS_PER_COMPARISON,
     CompareOptions,
     compare_runs,
+    known_runs,
     load_comparable_runs,
 )
 from backend.domain import SavedComparison
@@ -57,7 +58,11 @@ def trim_sections(body: dict[str, Any], include: set[str]) -> None:
                 {k: v for k, v in s.items() if k not in ("x", "y", "y_min", "y_max")} for s in entry["series"]
             ]
             if entry["band"] is not None:
-                entry["band"] = {"source": entry["band"]["source"], "k": entry["band"]["k"]}
+                entry["band"] = {
+                    key: entry["band"][key]
+                    for key in ("source", "k", "reference_outside_rate")
+                    if key in entry["band"]
+                }
             for candidate in entry["candidates"].values():
                 candidate.pop("diff", None)
         figures = body["figures"].get(metric, {})
@@ -89,10 +94,17 @@ def compare(
         str | None,
         Query(description="comma-separated sections with data arrays: series, overlay, diff (default all)"),
     ] = None,
+    partial: Annotated[
+        bool,
+        Query(description="compare what is valid: unknown runs and metrics are named in `missing`"),
+    ] = False,
 ) -> Response:
     sections = parse_include(include)
     reference_ids = parse_run_ids(reference, "reference", required=True)
     candidate_ids = parse_run_ids(candidates, "candidates", required=False)
+    missing_runs: list[dict[str, Any]] = []
+    if partial:
+        reference_ids, candidate_ids, missing_runs = known_runs(session, reference_ids, candidate_ids)
     references, candidate_runs, project_id = load_comparable_runs(
         session, reference_ids, candidate_ids, lambda pid: check_read(token, pid, settings)
     )
@@ -106,10 +118,13 @@ def compare(
         band_k=band_k,
         divergence_k=divergence_k,
         figures=tuple(kind for kind in FIGURE_KINDS if kind in sections),
+        partial=partial,
     )
     body = compare_runs(
         session, references, candidate_runs, project_id, options, request.app.state.series_cache
     )
+    if partial:
+        body["missing"] = [*missing_runs, *body["missing"]]
     trim_sections(body, sections)
     return orjson_response(body)
 
