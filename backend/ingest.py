@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from backend.errors import BadInput, TooLarge
+from backend.limits import MAX_KEYS_PER_REQUEST
 from backend.storage.values import decode_value
 
 MAX_STEP = 2**53
@@ -39,6 +40,11 @@ class PointBatch:
     def key_index(self, key: str) -> int:
         index = self._index.get(key)
         if index is None:
+            if len(self.names) >= MAX_KEYS_PER_REQUEST:
+                raise TooLarge(
+                    f"keys: more than {MAX_KEYS_PER_REQUEST} distinct metric keys in one request",
+                    field="keys",
+                )
             index = self._index[key] = len(self.names)
             self.names.append(key)
         return index

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 __all__ = [
     "MAX_ANONYMOUS_BODY_BYTES",
+    "MAX_BAND_K",
     "MAX_CONFIG_BYTES",
+    "MAX_DIVERGENCE_K",
     "MAX_ENGINE_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_JSON_INTEGER",
@@ -47,6 +49,11 @@ MAX_TAG_LENGTH = 100
 # below what one SQL statement can bind (32,766 on SQLite, 65,535 on PostgreSQL).
 MAX_KEYS_PER_REQUEST = 10_000
 MAX_KEYS_PER_RUN = 20_000
+
+# Comparison query bounds: consecutive steps outside the band before a divergence is called,
+# and the band's width in standard deviations.
+MAX_DIVERGENCE_K = 100_000
+MAX_BAND_K = 1000.0
 
 # Row ids are 32-bit on PostgreSQL; a path id beyond them names nothing (404, not 422).
 MAX_ROW_ID = 2**31 - 1

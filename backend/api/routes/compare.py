@@ -20,9 +20,12 @@ from backend.api.json import orjson_response
 from backend.api.schemas import JsonObject
 from backend.compare.aliases import DEFAULT_METRICS
 from backend.compare.comparison import build_comparison
+from backend.compare.downsample import MAX_POINTS_LIMIT, MIN_POINTS_LIMIT
 from backend.compare.response import comparison_to_json
 from backend.domain import Run, SavedComparison
 from backend.errors import BadInput
+from backend.ingest import MAX_STEP
+from backend.limits import MAX_BAND_K, MAX_DIVERGENCE_K
 from backend.storage.comparisons import ComparisonStore
 from backend.storage.projects import ProjectStore
 from backend.storage.registry import ProjectRegistryStore
@@ -170,12 +173,12 @@ def compare(
     reference: Annotated[str, Query(description="run id, or comma-separated replica ids")],
     candidates: Annotated[str | None, Query(description="comma-separated run ids")] = None,
     metrics: Annotated[str | None, Query(description="comma-separated canonical names or raw keys")] = None,
-    start: Annotated[int | None, Query(ge=0)] = None,
-    end: Annotated[int | None, Query(ge=0)] = None,
-    max_points: Annotated[int, Query()] = 2000,
-    smoothing: Annotated[float, Query()] = 0.0,
-    band_k: Annotated[float, Query()] = 3.0,
-    divergence_k: Annotated[int, Query()] = 5,
+    start: Annotated[int | None, Query(ge=0, le=MAX_STEP)] = None,
+    end: Annotated[int | None, Query(ge=0, le=MAX_STEP)] = None,
+    max_points: Annotated[int, Query(ge=MIN_POINTS_LIMIT, le=MAX_POINTS_LIMIT)] = 2000,
+    smoothing: Annotated[float, Query(ge=0.0, lt=1.0)] = 0.0,
+    band_k: Annotated[float, Query(gt=0.0, le=MAX_BAND_K, allow_inf_nan=False)] = 3.0,
+    divergence_k: Annotated[int, Query(ge=1, le=MAX_DIVERGENCE_K)] = 5,
     include: Annotated[
         str | None,
         Query(description="comma-separated sections with data arrays: series, overlay, diff (default all)"),
