@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.limits import MAX_CONFIG_BYTES, MAX_ENGINE_BYTES, MAX_KEYS_PER_REQUEST, MAX_KEYS_PER_RUN
+from backend.limits import (
+    MAX_CONFIG_BYTES,
+    MAX_ENGINE_BYTES,
+    MAX_KEYS_PER_REQUEST,
+    MAX_KEYS_PER_RUN,
+)
 from tests.conftest import ProjectFixture
 
 
