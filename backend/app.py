@@ -13,7 +13,13 @@ from starlette.types import ASGIApp
 
 from backend import __version__
 from backend.api.body import BoundedBody
-from backend.api.errors import UnhandledErrors, install_error_handlers, is_outage, outage_response
+from backend.api.errors import (
+    UnhandledErrors,
+    declare_error_responses,
+    install_error_handlers,
+    is_outage,
+    outage_response,
+)
 from backend.api.routes import (
     compare,
     imports,
@@ -115,6 +121,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 for name, sub in model_schema.pop("$defs", {}).items():
                     components.setdefault(name, sub)
                 components[model.__name__] = model_schema
+            declare_error_responses(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

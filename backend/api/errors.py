@@ -190,3 +190,51 @@ def is_data_error(exc: DBAPIError) -> bool:
 def is_sqlite_overflow(exc: BaseException) -> bool:
     """An integer too large for SQLite, refused by its driver."""
     return isinstance(exc, OverflowError) and "SQLite INTEGER" in str(exc)
+
+
+_CORE_ERROR = {
+    "type": "object",
+    "properties": {
+        "detail": {"type": "string", "description": "what is wrong, naming the field"},
+        "field": {"type": "string", "description": "the field to blame, when one is"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"loc": {"type": "array"}, "msg": {"type": ["string", "null"]}},
+            },
+            "description": "every validation error, for a 422 from request validation",
+        },
+    },
+    "required": ["detail"],
+}
+_MLFLOW_ERROR = {
+    "type": "object",
+    "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}},
+    "required": ["error_code", "message"],
+}
+
+
+def declare_error_responses(schema: dict) -> None:
+    """Publish the errors as they are sent: ``{"detail", "field"?, "errors"?}`` (MLflow's
+    ``{"error_code", "message"}`` on its paths) for any 4xx or 5xx, with the headers that come
+    with them, in place of FastAPI's default 422 shape that this API never sends."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    components["Error"] = _CORE_ERROR
+    components["MlflowError"] = _MLFLOW_ERROR
+    retry_after = {"Retry-After": {"description": "seconds to wait (429, 503)", "schema": {"type": "string"}}}
+    for path, operations in schema.get("paths", {}).items():
+        ref = {"$ref": "#/components/schemas/" + ("MlflowError" if path.startswith(MLFLOW_PREFIX) else "Error")}
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            responses.pop("422", None)
+            for status in ("4XX", "5XX"):
+                responses[status] = {
+                    "description": "an error" if status == "4XX" else "the server or its database is unavailable",
+                    "headers": retry_after,
+                    "content": {"application/json": {"schema": ref}},
+                }
