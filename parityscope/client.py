@@ -61,7 +61,24 @@ class ClientError(Exception):
 
 
 class ServerUnavailable(Exception):
-    """The server could not be reached, or answered 5xx/429: worth trying again later."""
+    """The server could not be reached, or answered 5xx/429: worth trying again later, not
+    before ``retry_after`` seconds when the server said so."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+MAX_RETRY_AFTER = 300.0
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """A ``Retry-After`` given in seconds (the form ParityScope sends), capped; None otherwise."""
+    try:
+        seconds = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER) if math.isfinite(seconds) else None
 
 
 # -- HTTP -----------------------------------------------------------------------------------
@@ -85,7 +102,9 @@ class Connection:
         except httpx.TransportError as exc:
             raise ServerUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from None
         if response.status_code >= 500 or response.status_code in (408, 429):
-            raise ServerUnavailable(f"{self.url}{path}: HTTP {response.status_code}")
+            raise ServerUnavailable(
+                f"{self.url}{path}: HTTP {response.status_code}", retry_after=_retry_after(response)
+            )
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)
@@ -352,6 +371,11 @@ class Run:
                 records.append({"kind": "status", "status": contents.status})
             self._send(records)
         except (ServerUnavailable, ClientError) as exc:
+            if self._sent:
+                # Keep only what the server has not acknowledged: a server that takes a few
+                # requests at a time (a rate limit) then sees progress, not the same first ones.
+                self._spool.remove()
+                self._spool.append(self._header, records[self._sent :])
             self._failed(exc)
             return
         self._spool.remove()
@@ -369,7 +393,11 @@ class Run:
             )
             return
         self._backoff = min(self._max_backoff, max(0.5, self._backoff * 2))
-        self._retry_at = time.monotonic() + self._backoff
+        wait = self._backoff
+        if isinstance(exc, ServerUnavailable) and exc.retry_after is not None:
+            # The server said when to come back (a rate limit, a database outage).
+            wait = max(wait, exc.retry_after)
+        self._retry_at = time.monotonic() + wait
         if not self._announced_outage:
             self._announced_outage = True
             log.warning(

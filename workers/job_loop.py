@@ -35,9 +35,21 @@ from backend.storage.values import encode_value
 
 __all__ = ["JobApi", "LeaseLost", "MetricBuffer", "Worker", "check_engines_available"]
 
-# Transient answers worth retrying: a proxy in front of a restarting server. (The server's own
-# 503s — a database behind its migrations, a server without the worker extra — are not transient.)
-_RETRY_STATUS = {502, 504}
+# Transient answers worth retrying: a proxy in front of a restarting server, a rate limit, and a
+# 503 that says when to come back (a database outage). Other 503s — a database behind its
+# migrations, a server without the worker extra — carry no Retry-After and are not transient.
+_RETRY_STATUS = {502, 504, 429}
+_MAX_RETRY_AFTER = 60.0
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a ``Retry-After`` header given in seconds, capped; None without one."""
+    value = response.headers.get("retry-after", "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER) if math.isfinite(seconds) else None
 
 
 class LeaseLost(Exception):
@@ -70,8 +82,14 @@ class JobApi:
                 if attempt == self.retries:
                     raise
             else:
-                if response.status_code not in _RETRY_STATUS or attempt == self.retries:
+                wait = retry_after(response)
+                transient = response.status_code in _RETRY_STATUS or (
+                    response.status_code == 503 and wait is not None
+                )
+                if not transient or attempt == self.retries:
                     return response
+                if wait is not None:
+                    delay = max(delay, wait)
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
         raise AssertionError("unreachable")
