@@ -177,3 +177,20 @@ def test_a_database_terminated_mid_test_is_503_then_recovers(
     assert r.status_code == 201, r.text
     names = [run["name"] for run in client.get(f"/api/v1/projects/{project.slug}/runs", headers=auth).json()["runs"]]
     assert names == ["after"]
+
+
+def test_the_statement_timeout_cancels_a_slow_statement_as_an_outage(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("statement_timeout is PostgreSQL's; SQLite's setting bounds its lock wait")
+    from sqlalchemy import text
+
+    from backend.api.errors import is_outage
+
+    engine = make_engine(database_url, statement_timeout=0.2)
+    try:
+        with engine.connect() as conn, pytest.raises(Exception) as cancelled:
+            conn.execute(text("SELECT pg_sleep(2)"))
+        assert "statement timeout" in str(cancelled.value)
+        assert is_outage(cancelled.value)
+    finally:
+        engine.dispose()
