@@ -163,3 +163,22 @@ def test_a_deeply_nested_jsonl_import_is_422(client: TestClient, project: Projec
     assert r.status_code == 422, r.text
     assert "line 1" in r.json()["detail"] or "JSONL" in r.json()["detail"]
     assert _runs(client, project) == []
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/projects", "/api/v1/projects/alpha/runs", "/api/v1/jobs", "/api/v1/notes", "/api/v1/runs/1/metrics"]
+)
+def test_json_nested_beyond_the_parser_is_422(client: TestClient, project: ProjectFixture, run_id: int, path: str) -> None:
+    deep = b'{"name": "r", "config": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+    headers = {**project.auth("admin"), "content-type": "application/json"}
+    r = client.post(path, content=deep, headers=headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith("body:")
+
+
+def test_json_nested_beyond_the_parser_is_mlflows_malformed_request(client: TestClient, project: ProjectFixture) -> None:
+    deep = b'{"experiment_ids": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    headers = {**project.auth(), "content-type": "application/json"}
+    r = client.post("/api/2.0/mlflow/runs/search", content=deep, headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "MALFORMED_REQUEST"

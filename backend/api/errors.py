@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.errors import ParityScopeError
@@ -24,6 +25,7 @@ from backend.errors import ParityScopeError
 logger = logging.getLogger("parityscope")
 
 MLFLOW_PREFIX = "/api/2.0/mlflow"
+_FASTAPI_PARSE_FAILURE = "There was an error parsing the body"
 
 # SQLite reports a busy or missing file through the same exception class as a syntax error.
 _SQLITE_OUTAGES = ("database is locked", "unable to open database", "disk i/o error", "interrupted")
@@ -125,6 +127,17 @@ def install_error_handlers(app: FastAPI, retry_after: int) -> None:
             body["field"] = exc.field
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        path = request.url.path
+        if exc.status_code == 400 and exc.detail == _FASTAPI_PARSE_FAILURE:
+            # FastAPI's answer when the JSON parser itself fails (nesting deeper than it
+            # recurses): malformed input like any other, a 422 (MLflow's 400 on its paths).
+            message = "body: not valid JSON, or nested too deeply to parse"
+            status = 400 if path.startswith(MLFLOW_PREFIX) else 422
+            return error_response(path, status, message, code="MALFORMED_REQUEST")
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
