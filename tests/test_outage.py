@@ -194,3 +194,33 @@ def test_the_statement_timeout_cancels_a_slow_statement_as_an_outage(database_ur
         assert is_outage(cancelled.value)
     finally:
         engine.dispose()
+
+
+def test_a_locked_sqlite_database_is_503_then_recovers(tmp_path, sqlite_template) -> None:  # noqa: ANN001
+    # SQLite's outage: another process holds the write lock longer than a statement may wait.
+    import shutil
+    import sqlite3
+
+    from tests.conftest import make_project
+
+    path = tmp_path / "locked.db"
+    shutil.copyfile(sqlite_template, path)
+    settings = Settings(database_url=f"sqlite:///{path}", public_reads=False, retry_after_seconds=1)
+    database = Database(make_engine(settings.database_url, statement_timeout=0.3))
+    project = make_project(database)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        with TestClient(create_app(settings, database)) as client:
+            holder.execute("BEGIN EXCLUSIVE")
+            r = client.post(f"/api/v1/projects/{project.slug}/runs", json={"name": "blocked"}, headers=project.auth())
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"] == "1"
+            assert r.json()["detail"].startswith("database: temporarily unavailable")
+            holder.execute("ROLLBACK")
+            r = client.post(f"/api/v1/projects/{project.slug}/runs", json={"name": "after"}, headers=project.auth())
+            assert r.status_code == 201, r.text
+            runs = client.get(f"/api/v1/projects/{project.slug}/runs", headers=project.auth()).json()["runs"]
+            assert [run["name"] for run in runs] == ["after"]
+    finally:
+        holder.close()
+        database.engine.dispose()
