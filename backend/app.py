@@ -8,7 +8,6 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from starlette.types import ASGIApp
 
 from backend import __version__
@@ -102,8 +101,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     def readyz() -> JSONResponse:
         """Ready to serve: the database answers a query (503 with Retry-After when it does not)."""
         try:
-            with database.session() as session:
-                session.execute(text("SELECT 1"))
+            database.ping()
         except Exception as exc:
             if not is_outage(exc):
                 raise

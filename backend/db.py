@@ -129,3 +129,8 @@ class Database:
             raise
         finally:
             session.close()
+
+    def ping(self) -> None:
+        """Run a trivial query; raises the driver's error when the database cannot answer."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")

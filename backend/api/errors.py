@@ -27,6 +27,7 @@ logger = logging.getLogger("parityscope")
 MLFLOW_PREFIX = "/api/2.0/mlflow"
 _FASTAPI_PARSE_FAILURE = "There was an error parsing the body"
 
+_PG_OUTAGE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 # SQLite reports a busy or missing file through the same exception class as a syntax error.
 _SQLITE_OUTAGES = ("database is locked", "unable to open database", "disk i/o error", "interrupted")
 
@@ -39,10 +40,14 @@ def is_outage(exc: BaseException) -> bool:
         if exc.connection_invalidated:
             return True
         exc = exc.orig if exc.orig is not None else exc
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        # Connection failures (08), resources (53), operator intervention and timeouts (57),
-        # deadlocks and serialization failures (40), lock timeouts (55P03).
-        return True
+    if isinstance(exc, psycopg.InterfaceError):
+        return True  # the connection is gone
+    if isinstance(exc, psycopg.OperationalError):
+        # No sqlstate: the client could not connect. Otherwise connection failures (08),
+        # deadlocks and serialization failures (40), resources (53), operator intervention and
+        # timeouts (57), system errors (58), lock timeouts (55P03); not, say, a program limit.
+        code = exc.sqlstate
+        return code is None or code[:2] in _PG_OUTAGE_CLASSES or code == "55P03"
     if isinstance(exc, sqlite3.OperationalError):
         return any(text in str(exc).lower() for text in _SQLITE_OUTAGES)
     return False
