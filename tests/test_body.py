@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +18,13 @@ from backend.db import Database
 from backend.limits import MAX_ANONYMOUS_BODY_BYTES
 from backend.settings import Settings
 from tests.conftest import ProjectFixture
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, httpx.Response]]) -> httpx.Response:
+    """Run an async client to completion in a thread of its own (the test's thread may already
+    have an event loop running, left there by another test)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(main())).result()
 
 
 def _chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
@@ -64,7 +73,7 @@ def test_bodies_without_a_valid_token_are_refused_before_they_are_read(
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             return await http.post("/api/v1/projects", content=body(), headers=headers)
 
-    r = asyncio.run(post())
+    r = _run(post)
     assert r.status_code == 401, r.text
     assert r.json()["detail"].startswith("authorization")
     assert r.headers["www-authenticate"] == "Bearer"
@@ -116,7 +125,7 @@ def test_a_slow_body_is_408(settings: Settings, database: Database, project: Pro
             )
 
     started = time.monotonic()
-    r = asyncio.run(trickle())
+    r = _run(trickle)
     assert r.status_code == 408, r.text
     assert r.json()["detail"].startswith("body: not received within 0.5 s")
     assert time.monotonic() - started < 1.9
