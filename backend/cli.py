@@ -46,7 +46,13 @@ def _fail(message: str) -> NoReturn:
 
 def _open(settings: Settings) -> Database:
     try:
-        return Database(prepare_database(settings.database_url))
+        return Database(
+            prepare_database(
+                settings.database_url,
+                statement_timeout=settings.db_statement_timeout_seconds,
+                connect_timeout=settings.db_connect_timeout_seconds,
+            )
+        )
     except ParityScopeError as exc:
         _fail(exc.message)
         raise  # unreachable; keeps type checkers quiet

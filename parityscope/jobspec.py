@@ -172,6 +172,14 @@ def check_supported(engine: str, settings: EngineSettings) -> None:
         )
 
 
+# Upper bounds: a job far beyond them would hold a worker for years or exhaust its memory
+# before its first step, and is a typo rather than a plan (docs/WORKERS.md).
+MAX_STEPS = 1_000_000
+MAX_BATCH_SIZE = 65_536
+MAX_GROUP_SIZE = 1024
+MAX_TOKENS = 131_072
+
+
 @dataclass(frozen=True)
 class Workload:
     """Everything every leg of a paired job must share to be like-for-like."""
@@ -212,20 +220,20 @@ class Workload:
         workload = cls(
             model=_text(values, "model"),
             task=_text(values, "task"),
-            seed=_integer(values, "seed", minimum=0),
-            steps=_integer(values, "steps", minimum=1),
-            batch_size=_integer(values, "batch_size", minimum=1),
-            group_size=_integer(values, "group_size", minimum=2),
-            max_tokens=_integer(values, "max_tokens", minimum=1),
+            seed=_integer(values, "seed", minimum=0, maximum=2**32 - 1),
+            steps=_integer(values, "steps", minimum=1, maximum=MAX_STEPS),
+            batch_size=_integer(values, "batch_size", minimum=1, maximum=MAX_BATCH_SIZE),
+            group_size=_integer(values, "group_size", minimum=2, maximum=MAX_GROUP_SIZE),
+            max_tokens=_integer(values, "max_tokens", minimum=1, maximum=MAX_TOKENS),
             lr=_number(values, "lr", low=0.0, low_open=True),
             temperature=_number(values, "temperature", low=0.0, low_open=True),
             top_p=_number(values, "top_p", low=0.0, low_open=True, high=1.0),
             objective=_choice(values, "objective", OBJECTIVES),
             epsilon_low=_number(values, "epsilon_low", low=0.0, low_open=True, high=1.0, high_open=True),
             epsilon_high=_number(values, "epsilon_high", low=0.0, low_open=True),
-            top_k=_integer(values, "top_k", minimum=0),
-            minibatches=_integer(values, "minibatches", minimum=1),
-            warm_start_steps=_integer(values, "warm_start_steps", minimum=0),
+            top_k=_integer(values, "top_k", minimum=0, maximum=2**31 - 1),
+            minibatches=_integer(values, "minibatches", minimum=1, maximum=MAX_BATCH_SIZE),
+            warm_start_steps=_integer(values, "warm_start_steps", minimum=0, maximum=MAX_STEPS),
         )
         if workload.model not in MODEL_NAMES:
             known_models = ", ".join(sorted(MODEL_NAMES))
@@ -269,13 +277,15 @@ def _text(values: dict[str, Any], name: str) -> str:
     return value
 
 
-def _integer(values: dict[str, Any], name: str, *, minimum: int) -> int:
+def _integer(values: dict[str, Any], name: str, *, minimum: int, maximum: int) -> int:
     value = values[name]
     # bool is an int subclass; true/false for a step count is a mistake, not a 1/0.
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidWorkload(name, f"expected an integer, got {value!r}")
     if value < minimum:
         raise InvalidWorkload(name, f"must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise InvalidWorkload(name, f"must be at most {maximum}, got {value}")
     return value
 
 

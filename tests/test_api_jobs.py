@@ -82,6 +82,8 @@ def test_submit_splits_the_job_into_legs(client: TestClient, project: ProjectFix
         ({"reference": {"engine": "torch", "settings": {"prefix_cache": True}}}, "reference.settings.prefix_cache"),
         ({"workload": {k: v for k, v in TINY_WORKLOAD.items() if k != "steps"}}, "workload.steps"),
         ({"workload": dict(TINY_WORKLOAD, steps=0)}, "workload.steps"),
+        ({"workload": dict(TINY_WORKLOAD, steps=10**12)}, "workload.steps"),
+        ({"workload": dict(TINY_WORKLOAD, batch_size=10**9)}, "workload.batch_size"),
         ({"workload": dict(TINY_WORKLOAD, model="gpt-5")}, "workload.model"),
         ({"candidates": [{"engine": "torch", "label": "reference"}]}, "candidates[0].label"),
         # vLLM 0.8.5's V0 engine cannot return raw logprobs: refused before any worker starts.

@@ -19,6 +19,7 @@ from backend.api.deps import (
 from backend.api.json import orjson_response
 from backend.api.params import parse_run_ids
 from backend.api.schemas import JsonObject
+from backend.compare.downsample import MAX_POINTS_LIMIT, MIN_POINTS_LIMIT
 from backend.comparing import (
     FIGURE_KINDS,
     MAX_RUNS_PER_COMPARISON,
@@ -29,8 +30,10 @@ from backend.comparing import (
 )
 from backend.domain import SavedComparison
 from backend.errors import BadInput
+from backend.limits import MAX_BAND_K, MAX_DIVERGENCE_K
 from backend.storage.comparisons import ComparisonStore
 from backend.storage.projects import ProjectStore
+from parityscope.wire import MAX_STEP
 
 router = APIRouter(tags=["compare"])
 
@@ -84,12 +87,12 @@ def compare(
     reference: Annotated[str, Query(description="run id, or comma-separated replica ids")],
     candidates: Annotated[str | None, Query(description="comma-separated run ids")] = None,
     metrics: Annotated[str | None, Query(description="comma-separated canonical names or raw keys")] = None,
-    start: Annotated[int | None, Query(ge=0)] = None,
-    end: Annotated[int | None, Query(ge=0)] = None,
-    max_points: Annotated[int, Query()] = CompareOptions.max_points,
-    smoothing: Annotated[float, Query()] = CompareOptions.smoothing,
-    band_k: Annotated[float, Query()] = CompareOptions.band_k,
-    divergence_k: Annotated[int, Query()] = CompareOptions.divergence_k,
+    start: Annotated[int | None, Query(ge=0, le=MAX_STEP)] = None,
+    end: Annotated[int | None, Query(ge=0, le=MAX_STEP)] = None,
+    max_points: Annotated[int, Query(ge=MIN_POINTS_LIMIT, le=MAX_POINTS_LIMIT)] = CompareOptions.max_points,
+    smoothing: Annotated[float, Query(ge=0.0, lt=1.0)] = CompareOptions.smoothing,
+    band_k: Annotated[float, Query(gt=0.0, le=MAX_BAND_K, allow_inf_nan=False)] = CompareOptions.band_k,
+    divergence_k: Annotated[int, Query(ge=1, le=MAX_DIVERGENCE_K)] = CompareOptions.divergence_k,
     include: Annotated[
         str | None,
         Query(description="comma-separated sections with data arrays: series, overlay, diff (default all)"),
