@@ -15,7 +15,7 @@ from backend.db import Database
 from backend.settings import Settings
 from parityscope.client import Connection, ServerUnavailable
 from tests.conftest import LiveServer, ProjectFixture
-from workers.job_loop import JobApi
+from workers.job_loop import job_connection
 
 
 @pytest.fixture
@@ -73,11 +73,12 @@ def test_a_rate_limited_run_delivers_every_point_once(
 
 
 def test_the_worker_waits_out_a_429(limited_server: LiveServer, project: ProjectFixture, run_id: int) -> None:
-    api = JobApi(limited_server.url, project.write, retries=3)
+    api = job_connection(limited_server.url, project.write)
     try:
         started = time.monotonic()
-        api.post_metrics(run_id, [0], {"a": [1.0]})
-        api.post_metrics(run_id, [1], {"a": [2.0]})  # refused once with Retry-After: 1, then sent
+        api.post_metrics(run_id, {"steps": [0], "values": {"a": [1.0]}})
+        # Refused once with Retry-After: 1, then sent again no sooner than that.
+        api.post_metrics(run_id, {"steps": [1], "values": {"a": [2.0]}})
         assert time.monotonic() - started >= 0.9
     finally:
         api.close()
