@@ -43,6 +43,9 @@ from workers.warm_start import default_checkpoint_dir, warm_started_checkpoint
 from workers.workload import Workload
 
 _MARK = "PARITYSCOPE-STEP "
+# vLLM caches full 16-token blocks only: a shared instruction of two blocks makes prefix caching
+# real on vLLM (workers.leg.engine_options_for).
+VLLM_WORKLOAD_OPTIONS = {"instruction_tokens": 32, "prefix_block_size": 16}
 _SUMMARY_KEYS = (
     "clamp_log_ratio_new_old_indicator",
     "kl_new_old",
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.url) != bool(args.token):
         parser.error("--url and --token go together")
 
-    workload = dict(DEMO_WORKLOAD, steps=args.steps)
+    workload = dict(DEMO_WORKLOAD, steps=args.steps, **VLLM_WORKLOAD_OPTIONS)
     checkpoint_dir = args.checkpoint_dir or default_checkpoint_dir()
     if args.run_leg:
         return _child(args.run_leg, args.leg_engine, workload, checkpoint_dir, args.reference_engine)

@@ -12,13 +12,14 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, Literal
 
 from workers.errors import InvalidWorkload
+from workers.objectives import OBJECTIVES
 from workers.policy import policy_config
-from workers.task import get_task
+from workers.rl_metrics import METRIC_AGGREGATIONS
+from workers.task import SortDigitsTask, get_task
 
-__all__ = ["OBJECTIVES", "Workload"]
+__all__ = ["METRIC_AGGREGATIONS", "OBJECTIVES", "Workload"]
 
-Objective = Literal["gspo", "ppo", "grpo"]
-OBJECTIVES: tuple[str, ...] = ("gspo", "ppo", "grpo")
+Objective = Literal["gspo", "ppo", "grpo", "gspo_pipelinerl"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,13 @@ class Workload:
     top_k: int = 0
     minibatches: int = 1
     warm_start_steps: int = 40
+    # -- options for vLLM legs and PipelineRL-style metrics (docs/WORKERS.md) -----------------
+    # How the rl/* metrics aggregate: "sequence_mean" (PipelineRL) or "token_mean".
+    metric_aggregation: str = "sequence_mean"
+    # The shared instruction's length in tokens; vLLM legs need two full 16-token blocks.
+    instruction_tokens: int = 8
+    # The prefix cache's block size on every engine of the job (vLLM's is 16).
+    prefix_block_size: int = 4
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> Workload:
@@ -73,11 +81,14 @@ class Workload:
             top_k=_integer(values, "top_k", minimum=0),
             minibatches=_integer(values, "minibatches", minimum=1),
             warm_start_steps=_integer(values, "warm_start_steps", minimum=0),
+            metric_aggregation=_choice(values, "metric_aggregation", METRIC_AGGREGATIONS),
+            instruction_tokens=_integer(values, "instruction_tokens", minimum=1),
+            prefix_block_size=_integer(values, "prefix_block_size", minimum=1),
         )
         # Resolving these now turns an unknown name into an error naming the field, before any
         # work starts.
-        policy_config(workload.model)
-        task = get_task(workload.task)
+        policy = policy_config(workload.model)
+        task = workload.task_spec
         if workload.batch_size % workload.minibatches:
             raise InvalidWorkload(
                 "minibatches",
@@ -88,7 +99,23 @@ class Workload:
                 "max_tokens",
                 f"task {task.name} needs at least {task.answer_length} tokens for a full answer",
             )
+        if task.prompt_length + workload.max_tokens > policy.max_positions:
+            raise InvalidWorkload(
+                "max_tokens",
+                f"a prompt of {task.prompt_length} tokens plus {workload.max_tokens} sampled ones exceeds "
+                f"{workload.model}'s {policy.max_positions} positions",
+            )
         return workload
+
+    @property
+    def task_spec(self) -> SortDigitsTask:
+        """The task with this workload's shared instruction."""
+        return get_task(self.task, self.instruction_tokens)
+
+    @property
+    def sequence_length(self) -> int:
+        """Prompt plus the longest completion: what an engine must hold per sequence."""
+        return self.task_spec.prompt_length + self.max_tokens
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,8 +2,10 @@
 
 An engine takes token-id prompts with sampling settings and returns sampled tokens with one
 logprob per token; it takes new weights from the trainer; it describes itself for the run record.
-The five settings are the same for every engine and each belongs to one layer of DESIGN.md §1:
-``logprobs_mode`` is semantic, the other four are the inference path.
+The settings are the same for every engine and each belongs to one layer of docs/WORKERS.md:
+``logprobs_mode`` is semantic, the others are the inference path. ``lm_head_dtype`` is the
+precision of the final projection alone, on every engine; ``dtype`` is the model's own dtype,
+a separate inference-path setting (an engine that cannot run a dtype refuses it).
 
 Generation is split into :meth:`RolloutEngine.submit` and :meth:`RolloutEngine.collect` because a
 pipelined RL loop hands the engine the next batch before it trains on the current one; whether
@@ -31,6 +33,7 @@ __all__ = [
 LogprobsMode = Literal["raw", "processed"]
 WeightUpdate = Literal["blocking", "inflight"]
 HeadDtype = Literal["fp32", "bf16"]
+ModelDtype = Literal["float32", "bfloat16"]
 
 # Spellings users bring from the engines' own configs; each maps onto one canonical value.
 _ALIASES: dict[str, dict[str, Any]] = {
@@ -46,6 +49,10 @@ _ALIASES: dict[str, dict[str, Any]] = {
         "fp32": "fp32", "float32": "fp32",
         "bf16": "bf16", "bfloat16": "bf16",
     },
+    "dtype": {
+        "float32": "float32", "fp32": "float32",
+        "bfloat16": "bfloat16", "bf16": "bfloat16",
+    },
 }
 _SWITCHES: dict[Any, bool] = {True: True, False: False, "on": True, "off": False,
                               "true": True, "false": False}
@@ -60,9 +67,11 @@ class EngineSettings:
     async_scheduling: bool = False
     weight_update: WeightUpdate = "blocking"
     lm_head_dtype: HeadDtype = "fp32"
+    # The model's dtype (everything but the head); its own inference-path setting.
+    dtype: ModelDtype = "float32"
 
     def __post_init__(self) -> None:
-        for name in ("logprobs_mode", "weight_update", "lm_head_dtype"):
+        for name in ("logprobs_mode", "weight_update", "lm_head_dtype", "dtype"):
             value = getattr(self, name)
             if value not in set(_ALIASES[name].values()):
                 allowed = ", ".join(sorted(set(_ALIASES[name].values())))
