@@ -54,6 +54,8 @@ _WORKLOAD = (
     # length of training
     "steps", "max_steps", "num_steps", "total_training_steps", "num_train_epochs", "epochs",
     "total_epochs",
+    # how the workers' prompts and rl/* metrics are made (docs/WORKERS.md)
+    "instruction_tokens", "metric_aggregation",
 )  # fmt: skip
 
 _SEMANTIC = (
@@ -75,7 +77,7 @@ _INFERENCE_PATH = (
     # numerics
     "attention_backend", "vllm_attention_backend", "dtype", "torch_dtype", "kv_cache_dtype",
     "quantization", "lm_head_dtype", "fp32_lm_head", "cast_lm_head_to_fp32",
-    "fp32_layer_prefix", "disable_cascade_attn",
+    "fp32_layer_prefix", "disable_cascade_attn", "prefix_block_size", "block_size",
     # parallelism
     "tensor_parallel_size", "tensor_model_parallel_size", "vllm_tensor_parallel_size",
     "tp_size", "pipeline_parallel_size", "pp_size", "data_parallel_size",
