@@ -66,7 +66,7 @@ def test_submit_splits_the_job_into_legs(client: TestClient, project: ProjectFix
     # Settings and workload are stored in the worker's normalised form, defaults filled in.
     assert legs[0]["settings"] == {
         "logprobs_mode": "processed", "prefix_caching": False, "async_scheduling": False,
-        "weight_update": "blocking", "lm_head_dtype": "fp32",
+        "weight_update": "blocking", "lm_head_dtype": "fp32", "dtype": "float32",
     }
     assert legs[2]["settings"]["logprobs_mode"] == "raw"
     assert job["workload"]["minibatches"] == 1 and job["workload"]["steps"] == 3
