@@ -105,12 +105,20 @@ def _check_supported(where: str, engine: str, settings: Any) -> None:
 
     The adapters' argument mapping is pure and needs no vLLM, so it runs here too.
     """
-    if engine not in ("vllm-v0", "vllm-v1"):
-        return
     from pathlib import Path
 
     from workers.errors import UnsupportedSetting
 
+    if engine == "torch":
+        from workers.engines.torch_engine import check_settings
+
+        try:
+            check_settings(settings)
+        except UnsupportedSetting as exc:
+            raise BadInput(f"{where}.settings.{exc.field}: {exc}", field=f"{where}.settings.{exc.field}") from None
+        return
+    if engine not in ("vllm-v0", "vllm-v1"):
+        return
     if engine == "vllm-v0":
         from workers.engines.vllm_v0 import engine_kwargs
     else:

@@ -86,6 +86,9 @@ def test_submit_splits_the_job_into_legs(client: TestClient, project: ProjectFix
         ({"candidates": [{"engine": "torch", "label": "reference"}]}, "candidates[0].label"),
         # vLLM 0.8.5's V0 engine cannot return raw logprobs: refused before any worker starts.
         ({"reference": {"engine": "vllm-v0", "settings": {"logprobs_mode": "raw"}}}, "reference.settings.logprobs_mode"),
+        ({"reference": {"engine": "torch", "settings": {"dtype": "bfloat16"}}}, "reference.settings.dtype"),
+        ({"reference": {"engine": "torch", "settings": {"dtype": "fp16"}}}, "reference.settings.dtype"),
+        ({"workload": dict(TINY_WORKLOAD, metric_aggregation="median")}, "workload.metric_aggregation"),
     ],
 )
 def test_bad_submissions_name_the_field_and_store_nothing(

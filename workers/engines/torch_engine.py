@@ -49,10 +49,18 @@ from workers.engines.sampler import sample
 from workers.errors import UnsupportedSetting
 from workers.lm_head import project_logits
 
-__all__ = ["TorchEngine", "describe"]
+__all__ = ["TorchEngine", "check_settings", "describe"]
 
 
 DEFAULT_OVERLAP_TOKENS = 1
+
+
+def check_settings(settings: EngineSettings) -> None:
+    """Refuse what the torch engine cannot honour (pure: job submission runs it too)."""
+    if settings.dtype != "float32":
+        raise UnsupportedSetting(
+            "torch", "dtype", "the torch engine runs the model body in float32 only; lm_head_dtype rounds the head"
+        )
 
 
 def describe(settings: EngineSettings, *, overlap_tokens: int = DEFAULT_OVERLAP_TOKENS, inflight_pieces: int = 2,
@@ -114,10 +122,7 @@ class TorchEngine(RolloutEngine):
     ) -> None:
         if overlap_tokens < 1 or inflight_pieces < 1:
             raise ValueError("overlap_tokens and inflight_pieces must be positive")
-        if settings.dtype != "float32":
-            raise UnsupportedSetting(
-                "torch", "dtype", "the torch engine runs the model body in float32 only; lm_head_dtype rounds the head"
-            )
+        check_settings(settings)
         self.settings = settings
         self.sampling_seed = sampling_seed
         self.overlap_tokens = overlap_tokens
