@@ -129,11 +129,30 @@ def _check_supported(where: str, engine: str, settings: Any) -> None:
         raise BadInput(f"{where}.settings.{exc.field}: {exc}", field=f"{where}.settings.{exc.field}") from None
 
 
-def plan_legs(reference: LegRequest, candidates: list[LegRequest]) -> list[LegPlan]:
+# -- what a vLLM leg needs of the workload (docs/VLLM.md) --------------------------------------
+def _check_workload_for_engine(where: str, engine: str, workload: Mapping[str, Any]) -> None:
+    """Refuse a workload that an engine's leg would refuse when it starts (vLLM legs need the
+    shared instruction to fill two 16-token prefix blocks), naming the workload field."""
+    if engine not in ("vllm-v0", "vllm-v1"):
+        return
+    workload_cls, _, invalid_workload, _ = _worker_parsers()
+    from workers.leg import engine_options_for
+
+    try:
+        engine_options_for(engine, workload_cls.from_dict(workload))
+    except invalid_workload as exc:
+        raise BadInput(f"workload.{exc.field}: {where} runs on {engine}: {str(exc).split(': ', 1)[-1]}",
+                       field=f"workload.{exc.field}") from None
+# -----------------------------------------------------------------------------------------------
+
+
+def plan_legs(reference: LegRequest, candidates: list[LegRequest],
+              workload: Mapping[str, Any] | None = None) -> list[LegPlan]:
     """The job's legs in order: reference replicas first, then candidates.
 
     Each leg samples with its own seed (its position + 1), as two engines never share a random
-    stream; everything else a leg needs comes from the shared workload.
+    stream; everything else a leg needs comes from the shared workload (checked against each
+    leg's engine when given).
     """
     known = engine_names()
     sides = [("reference", reference)] + [(f"candidates[{i}]", c) for i, c in enumerate(candidates)]
@@ -150,6 +169,8 @@ def plan_legs(reference: LegRequest, candidates: list[LegRequest]) -> list[LegPl
                 field=f"{where}.engine",
             )
         settings = _normalise_settings(where, side.engine, side.settings)
+        if workload is not None:
+            _check_workload_for_engine(where, side.engine, workload)
         role = "reference" if where == "reference" else "candidate"
         for replica in range(side.replicas):
             label = replica_label(side.label, replica)
