@@ -29,6 +29,7 @@ reached it (docs/VLLM.md says where that can lag behind the engine by one step).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -150,7 +151,7 @@ class AsyncVllmDriver(RolloutEngine):
         self._thread.start()
         self._ids = itertools.count()
         self._version = 0
-        self._batch: list[asyncio.Future[Completion]] | None = None
+        self._batch: list[concurrent.futures.Future[Completion]] | None = None
         self._running = 0
         self.update_paths: dict[str, int] = {}
         try:
