@@ -144,6 +144,7 @@ def worker(
     flush_steps: Annotated[int, typer.Option(min=1, help="post metrics every N steps (and every 2 s)")] = 10,
     torch_threads: Annotated[int, typer.Option(min=0, help="torch intra-op threads (0: torch's default)")] = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="a progress bar per leg")] = True,
+    device: Annotated[str, typer.Option(help="torch engine and trainer device: auto (cuda when available), cpu or cuda")] = "auto",
 ) -> None:
     """Claim job legs for ENGINES over HTTP, run them, post their metrics."""
     from workers.job_loop import Worker, check_engines_available
@@ -157,7 +158,8 @@ def worker(
         _fail(str(exc))
     runner = Worker(url, token, name=name, engines=declared, lease_seconds=lease_seconds,
                     checkpoint_dir=checkpoint_dir, poll_seconds=poll_seconds, flush_steps=flush_steps,
-                    progress=progress, torch_threads=torch_threads or None, log=typer.echo)
+                    progress=progress, torch_threads=torch_threads or None, log=typer.echo,
+                    device=None if device == "auto" else device)
     typer.echo(f"worker {runner.name}: engines {', '.join(declared)} at {url}")
     try:
         if once:

@@ -46,7 +46,7 @@ def create_job(body: JobCreate, session: SessionDep, token: OptionalToken) -> Jo
         replicas=body.reference.replicas,
     )
     candidates = [LegRequest(engine=c.engine, settings=c.settings, label=c.label) for c in body.candidates]
-    legs = plan_legs(reference, candidates)
+    legs = plan_legs(reference, candidates, workload)
     spec = body.model_dump(exclude={"project", "workload"})
     return JobOut.of(JobStore(session).create(project_id, workload, legs, spec))
 
