@@ -14,7 +14,11 @@ def test_every_task_of_the_spec_has_the_answer_length_the_worker_uses():
 
 
 def test_the_spec_knows_each_tasks_prompt_length_and_each_policys_positions():
-    from parityscope.jobspec import MIN_INSTRUCTION_TOKENS, MODEL_MAX_POSITIONS, TASK_QUESTION_LENGTHS
+    from parityscope.jobspec import (
+        MIN_INSTRUCTION_TOKENS,
+        MODEL_MAX_POSITIONS,
+        TASK_QUESTION_LENGTHS,
+    )
     from workers.policy import policy_config
     from workers.task import INSTRUCTION_WORDS, get_task
 

@@ -16,7 +16,7 @@ from workers.engines.base import EngineSettings, SamplingSettings
 from workers.engines.vllm_head import HEAD_DTYPE_ENV, METHOD_NAME
 from workers.errors import EngineUnavailable, InvalidWorkload, UnsupportedSetting
 from workers.leg import describe_leg, engine_options_for, run_leg
-from workers.workload import Workload
+from workers.workload import Workload, task_for
 
 CHECKPOINT = Path("/ckpt/sort4")
 REFERENCE = EngineSettings()
@@ -155,7 +155,7 @@ def test_a_host_without_vllm_refuses_the_vllm_engines():
 
 def test_vllm_legs_need_two_full_16_token_blocks_of_shared_instruction():
     workload = Workload.from_dict(VLLM_WORKLOAD)
-    assert workload.task_spec.prompt_length == 32 + 5
+    assert task_for(workload).prompt_length == workload.prompt_length == 32 + 5
     options = engine_options_for("vllm-v1", workload)
     assert options == {"max_model_len": 37 + 5, "block_size": 16}
     # The torch engine caches in the same blocks when the workload says so.
