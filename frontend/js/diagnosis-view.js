@@ -2,7 +2,7 @@
 // The server words every fact (three significant digits, units) and defines every quantity
 // (docs/COMPARE.md, "Verdicts and their evidence"); the page shows them as they come.
 import { clear, h } from './dom.js';
-import { configTable } from './shaping.js';
+import { candidateMarkers, configTable } from './shaping.js';
 
 function runName(payload, id) {
   const run = payload.runs && payload.runs[String(id)];
@@ -32,6 +32,23 @@ function verdictItem(verdict, start, candidateId) {
     facts.map((fact, i) => factItem(fact, `${prefix}-${i}`))) : null);
 }
 
+// The charts' markers for one candidate, in words, for those who cannot hover a chart.
+function markerList(payload, candidateId) {
+  const markers = candidateMarkers(payload, candidateId);
+  if (!markers.length) return null;
+  return h('div', { class: 'band-exits' },
+    h('h4', {}, 'Where it leaves the reference band'),
+    h('ul', { class: 'facts' }, markers.map((marker, i) => {
+      const id = `marker-${candidateId}-${i}`;
+      const props = marker.definition
+        ? { class: 'fact defined', tabindex: '0', title: marker.definition, 'aria-describedby': id, dataset: { metric: marker.metric, step: marker.step } }
+        : { class: 'fact', dataset: { metric: marker.metric, step: marker.step } };
+      return h('li', props, marker.summary,
+        marker.detail ? h('span', { class: 'muted detail' }, ` (${marker.detail})`) : null,
+        marker.definition ? h('span', { class: 'definition', id, role: 'tooltip' }, marker.definition) : null);
+    })));
+}
+
 export function renderDiagnosis(container, payload) {
   clear(container);
   const candidates = payload.candidates || [];
@@ -49,6 +66,7 @@ export function renderDiagnosis(container, payload) {
         start ? h('span', { class: 'start-here' }, `start with: ${start}`) : h('span', { class: 'muted' }, 'no failing layer')),
       diagnosis.like_for_like === false ? h('p', { class: 'error' }, 'Not like-for-like: the workload differs.') : null,
       h('ol', { class: 'verdicts' }, diagnosis.verdicts.map((v) => verdictItem(v, start, id))),
+      markerList(payload, id),
       unclassified.length
         ? h('p', { class: 'muted unclassified' }, 'Keys no rule classifies (judged by no layer): ',
           h('span', { class: 'mono' }, unclassified.join(', ')))

@@ -196,6 +196,19 @@ export function formatValue(value) {
 }
 
 /**
+ * Where one candidate leaves the reference band: its markers (as the charts draw them) in the
+ * payload's metric order, each with the definitions of the quantities its words carry.
+ */
+export function candidateMarkers(payload, candidateId) {
+  const definitions = (payload.definitions && payload.definitions.markers) || {};
+  const defined = ['distance', 'band_half_width', 'reference_rate'].map((name) => definitions[name]).filter(Boolean);
+  return Object.values(payload.metrics || {})
+    .flatMap((entry) => entry.markers || [])
+    .filter((marker) => String(marker.run_id) === String(candidateId))
+    .map((marker) => ({ metric: marker.metric, step: marker.step, summary: marker.summary, detail: marker.detail, definition: defined.join(' ') || null }));
+}
+
+/**
  * One candidate's config table as shown, by layer: the keys that differ (`config_diff`), or every
  * key (`config_table`) when `every`; the same rows either way. The reference column gives each
  * replica's value when the replicas differ among themselves. `expected` marks a difference among
@@ -284,6 +297,7 @@ table{border-collapse:collapse;}th,td{border-bottom:1px solid #d8dee4;padding:3p
 .hidden{display:none;}
 .facts .definition{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap;}
 .expected-note{display:block;color:#656d76;font-style:italic;font-size:11px;}
+[data-every=true] tr.differs:not(.expected) td{background:#fff8c5;}
 </style>
 <script>${js}</script>
 </head><body>

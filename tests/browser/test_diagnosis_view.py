@@ -64,6 +64,15 @@ def test_each_verdict_shows_its_facts_with_their_definitions(new_page, seeded) -
     assert any("nats" in f["text"] and f["title"] for f in semantic["facts"]), semantic
     assert any("standard errors" in f["text"] for f in semantic["facts"]), semantic
 
+    # The charts' markers in words, for whoever cannot hover a chart, each quantity defined.
+    exits = page.eval_on_selector_all(
+        ".diagnosis", "ds => ds.map(d => [...d.querySelectorAll('.band-exits li')].map(li => [li.firstChild.textContent, li.title]))"
+    )
+    markers = [m for entry in payload["metrics"].values() for m in entry["markers"]]
+    assert [e[0] for e in exits[0]] == [m["summary"] for m in markers if m["run_id"] == ids["v1-initial"]]
+    assert len(exits[0]) >= 2 and all(payload["definitions"]["markers"]["distance"] in e[1] for e in exits[0])
+    assert exits[1] == []
+
     # No raw flags, JSON dumps, repeated tables or undefined "effect size" in the diagnosis.
     text = page.inner_text("#diagnosis")
     for raw in ("mean_offset", "effect size", "true", "false", "{", "differing_keys", "evidence"):

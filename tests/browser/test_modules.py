@@ -23,7 +23,7 @@ def test_view_state_and_shaping(new_page, browser_server) -> None:  # type: igno
         const { parseView, viewToSearch, toShareView, fromShareView } = viewstate;
         const { csvField, seriesCsv, groupConfigDiff, sparklinePoints, runChanges, noteDecorations,
                 standaloneHtml, panelFigure, escapeMarkup, legendEntries, isFocused, unescapeMarkup,
-                configTable } = shaping;
+                configTable, candidateMarkers } = shaping;
         const out = {};
         const { view, errors } = parseView('?reference=3,4&candidates=7,3&metrics=kl,reward&smoothing=0.6&mode=diff&logy=1&x0=10&x1=80');
         out.view = view; out.errors = errors;
@@ -49,6 +49,11 @@ def test_view_state_and_shaping(new_page, browser_server) -> None:  # type: igno
         out.configEvery = shown(configTable(configPayload, 3, true));
         out.configOld = shown(configTable({config_diff: {'3': [unset]}}, 3, true));
         out.configNone = configTable(configPayload, 4, true);
+        const marked = {definitions: {markers: {distance: 'D.', reference_rate: 'R.'}}, metrics: {
+          kl: {markers: [{run_id: 3, metric: 'kl', step: 0, summary: 'kl: s', detail: 'd'}, {run_id: 4, metric: 'kl', step: 2, summary: 'x'}]},
+          reward: {markers: [{run_id: 3, metric: 'reward', step: 36, summary: 'reward: s', detail: 'd2'}]}, entropy: {}}};
+        out.markers = candidateMarkers(marked, '3');
+        out.noMarkers = candidateMarkers({metrics: {kl: {markers: []}}}, 3);
         out.spark = sparklinePoints([0, 1, 2, 3], [0, 'NaN', 1, 0.5], 10, 10, 0);
         out.changes = runChanges([{id: 1, status: 'running', last_step: 5}, {id: 2, status: 'running', last_step: 5}],
                                  [{id: 1, status: 'running', last_step: 5}, {id: 2, status: 'finished', last_step: 9, name: 'b'}]);
@@ -135,6 +140,11 @@ def test_view_state_and_shaping(new_page, browser_server) -> None:  # type: igno
     # A payload from before every key was sent (a frozen share link) shows its differing keys.
     assert results["configOld"] == [["unclassified", [unset]]]
     assert results["configNone"] == []
+    assert results["markers"] == [
+        {"metric": "kl", "step": 0, "summary": "kl: s", "detail": "d", "definition": "D. R."},
+        {"metric": "reward", "step": 36, "summary": "reward: s", "detail": "d2", "definition": "D. R."},
+    ]
+    assert results["noMarkers"] == []
     assert results["spark"] == "0.0,10.0 6.7,0.0 10.0,5.0"
     assert results["changes"] == {"changed": True, "finished": [{"id": 2, "status": "finished", "last_step": 9, "name": "b"}]}
     assert results["same"] == {"changed": False, "finished": []}
