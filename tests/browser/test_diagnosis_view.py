@@ -183,3 +183,22 @@ def test_editing_controls_only_with_a_write_token(new_page, seeded) -> None:  # 
     assert page.is_hidden("#share") and page.is_hidden("#note-add") and page.is_visible("#note-hint")
     assert page.locator("#notes li[data-note-id]").count() == 1
     assert page.locator(".note-delete").count() == 0
+
+
+def test_a_share_page_is_read_only_even_for_a_write_token(new_page, seeded) -> None:  # type: ignore[no-untyped-def]
+    ids = demo_with_sampling_seeds(seeded, stop=30)
+    page = new_page()
+    open_compare(page, seeded.url, ids)
+    use_token(page, seeded.project.write)
+    page.click("#share")
+    url = page.input_value("#share-url")
+    # The same browser, its write token still stored, opens the link: it reads, nothing more.
+    page.goto(url)
+    page.wait_for_selector("#panels[data-drawn='4']")
+    assert page.evaluate("() => localStorage.getItem('parityscope.token')") == seeded.project.write
+    for control in ("#share", "#note-add", "#note-hint", "#share-links", ".note-delete"):
+        assert page.is_hidden(control), control
+    assert page.locator(".diagnosis .facts li").count() > 0
+    # Showing every key only reads what the link already holds.
+    page.check("#config-all")
+    page.wait_for_selector("#config-diff[data-every='true'] tr[data-key='sampling_seed'].expected")
