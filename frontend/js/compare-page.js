@@ -3,7 +3,7 @@
 // read-only, the view it was made with, frozen data if it was frozen).
 import * as api from './api.js';
 import * as chart from './chart.js';
-import { renderAllConfig, renderConfigDiff, renderDiagnosis } from './diagnosis-view.js';
+import { renderConfigTable, renderDiagnosis } from './diagnosis-view.js';
 import { byId, clear, h } from './dom.js';
 import { META } from './meta.js';
 import { downloadCsv, downloadHtml, makeShareLink, renderShareList } from './page-actions.js';
@@ -31,6 +31,10 @@ const state = {
   drawnOnce: false,
   metricOptionsLoaded: false,
   smoothingTimer: null,
+  // Whether the stored token may write to the runs' project (`loadWriteAccess`): pinning notes
+  // and making or revoking share links are offered only then.
+  canWrite: false,
+  configEvery: false, // "show every key"
 };
 
 // -- data ------------------------------------------------------------------------------------
@@ -328,7 +332,7 @@ function renderNotes() {
       h('span', { class: 'step' }, `step ${note.step}`),
       h('span', { class: 'text' }, note.text),
       h('span', { class: 'muted' }, ` — ${note.author || 'anonymous'}, ${new Date(note.created_at).toLocaleString()} `),
-      shareToken ? null : h('button', { type: 'button', class: 'note-delete', title: 'delete this note', onclick: () => deleteNote(note.id) }, '×')));
+      !state.canWrite ? null : h('button', { type: 'button', class: 'note-delete', title: 'delete this note', onclick: () => deleteNote(note.id) }, '×')));
   }
 }
 
@@ -339,9 +343,30 @@ function renderControls() {
   byId(view.mode === 'diff' ? 'mode-diff' : 'mode-overlay').checked = true;
   // A share page is read-only: it shows the link's view (its smoothing is in the banner) and
   // offers nothing that edits.
-  for (const id of ['smoothing-control', 'metric-controls', 'share-controls', 'share-links', 'note-form', 'config-all-toggle']) {
+  for (const id of ['smoothing-control', 'metric-controls']) {
     byId(id).classList.toggle('hidden', Boolean(shareToken));
   }
+  renderEditing();
+}
+
+// Editing controls only where the token may write; elsewhere the notes say what is needed.
+function renderEditing() {
+  for (const id of ['share-controls', 'note-form']) byId(id).classList.toggle('hidden', !state.canWrite);
+  byId('note-hint').classList.toggle('hidden', state.canWrite || Boolean(shareToken));
+  if (!state.canWrite) {
+    byId('share-links').classList.add('hidden');
+    clear(byId('share-result')).classList.add('hidden');
+  }
+}
+
+function renderConfig() {
+  const every = state.configEvery && Boolean(state.payload.config_table);
+  byId('config-all-toggle').classList.toggle('hidden', !state.payload.config_table);
+  byId('config-all').checked = every;
+  byId('config-scope').textContent = every
+    ? 'Every key, by layer; the keys that differ from the reference are highlighted.'
+    : 'Only keys whose value differs from the reference, by layer.';
+  renderConfigTable(byId('config-diff'), state.payload, every);
 }
 
 function renderAll() {
@@ -350,7 +375,7 @@ function renderAll() {
   renderRunsStrip();
   renderProblems();
   renderDiagnosis(byId('diagnosis'), state.payload);
-  renderConfigDiff(byId('config-diff'), state.payload);
+  renderConfig();
   renderNotes();
 }
 
@@ -427,21 +452,29 @@ async function createShare() {
     frozen: byId('share-freeze').checked,
     expires_in_hours: byId('share-expiry').value ? Number(byId('share-expiry').value) : null,
   });
-  if (made) await loadShareList();
+  if (made) await loadWriteAccess();
 }
 
-// The comparison's links, for whoever holds a write token; without one the list stays away.
-async function loadShareList() {
-  const section = byId('share-links');
-  let links;
-  try {
-    links = await api.sharesOf(state.payload.references, state.payload.candidates);
-  } catch {
-    section.classList.add('hidden');
-    return;
+// Whether the stored token may write to the runs' project, learnt from the comparison's list of
+// share links, which needs exactly that (docs/API.md, GET /api/v1/shares); with no token the page
+// does not ask. The list is shown when it has links, and the editing controls when it came.
+async function loadWriteAccess() {
+  delete document.body.dataset.access;
+  let links = null;
+  if (!shareToken && api.getToken() && state.payload) {
+    try {
+      links = await api.sharesOf(state.payload.references, state.payload.candidates);
+    } catch {
+      links = null; // 401 or 403: read-only for this token
+    }
   }
-  section.classList.toggle('hidden', !links.length);
-  renderShareList(byId('share-list'), links, loadShareList);
+  state.canWrite = links !== null;
+  document.body.dataset.access = state.canWrite ? 'write' : 'read';
+  renderEditing();
+  renderNotes();
+  if (!links) return;
+  byId('share-links').classList.toggle('hidden', !links.length);
+  renderShareList(byId('share-list'), links, loadWriteAccess);
 }
 
 async function exportCsv() {
@@ -508,15 +541,9 @@ async function addMetric() {
   await refresh();
 }
 
-async function toggleAllConfig(event) {
-  const view = byId('config-all-view');
-  view.classList.toggle('hidden', !event.target.checked);
-  if (!event.target.checked) return;
-  try {
-    renderAllConfig(view, await Promise.all(comparedRunIds().map((id) => api.run(id))));
-  } catch (e) {
-    view.textContent = e.message;
-  }
+function toggleAllConfig(event) {
+  state.configEvery = event.target.checked;
+  renderConfig();
 }
 
 function wireControls() {
@@ -559,7 +586,9 @@ function wireControls() {
 }
 
 async function init() {
-  mountTokenBar(byId('token-bar'), () => { if (!shareToken) refresh(); });
+  mountTokenBar(byId('token-bar'), async () => {
+    if (!shareToken && await refresh()) await loadWriteAccess();
+  });
   wireControls();
   if (!shareToken) {
     const { view, errors } = parseView(window.location.search);
@@ -577,7 +606,7 @@ async function init() {
   }
   if (await refresh()) {
     schedulePoll();
-    if (!shareToken) loadShareList();
+    if (!shareToken) loadWriteAccess();
   }
 }
 

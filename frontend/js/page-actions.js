@@ -106,7 +106,7 @@ export async function downloadHtml({ title, subtitle, plots, sections, plotlyUrl
   }));
   const sectionsHtml = sections.map((section) => {
     const copy = section.cloneNode(true);
-    copy.querySelectorAll('form, button, input, #config-all-toggle, #config-all-view').forEach((n) => n.remove());
+    copy.querySelectorAll('form, button, input, #config-all-toggle, #note-hint').forEach((n) => n.remove());
     copy.querySelectorAll('details').forEach((n) => n.setAttribute('open', ''));
     return copy.outerHTML;
   });

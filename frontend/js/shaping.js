@@ -1,5 +1,5 @@
 // Pure data shaping for the pages: the figure a panel draws (the server's Plotly spec plus the
-// page's notes, axis type and zoom), the CSV of what is shown, the config diff by layer,
+// page's notes, axis type and zoom), the CSV of what is shown, the config table by layer,
 // sparkline geometry and run-status changes. No DOM, no Plotly; the layer order is the server's
 // (meta.js).
 import { META } from './meta.js';
@@ -195,11 +195,40 @@ export function formatValue(value) {
   return JSON.stringify(value);
 }
 
-/** A number for tables: up to 6 significant digits, API strings ("NaN") as they are. */
-export function formatNumber(value) {
-  if (typeof value !== 'number') return value === null || value === undefined ? '' : String(value);
-  if (Number.isInteger(value)) return String(value);
-  return Number(value.toPrecision(6)).toString();
+/**
+ * Where one candidate leaves the reference band: its markers (as the charts draw them) in the
+ * payload's metric order, each with the definitions of the quantities its words carry.
+ */
+export function candidateMarkers(payload, candidateId) {
+  const definitions = (payload.definitions && payload.definitions.markers) || {};
+  const defined = ['distance', 'band_half_width', 'reference_rate'].map((name) => definitions[name]).filter(Boolean);
+  return Object.values(payload.metrics || {})
+    .flatMap((entry) => entry.markers || [])
+    .filter((marker) => String(marker.run_id) === String(candidateId))
+    .map((marker) => ({ metric: marker.metric, step: marker.step, summary: marker.summary, detail: marker.detail, definition: defined.join(' ') || null }));
+}
+
+/**
+ * One candidate's config table as shown, by layer: the keys that differ (`config_diff`), or every
+ * key (`config_table`) when `every`; the same rows either way. The reference column gives each
+ * replica's value when the replicas differ among themselves. `expected` marks a difference among
+ * replicas by design (a leg's own sampling seed): the server decides it, the page only says it.
+ */
+export function configTable(payload, candidateId, every) {
+  const source = (every && payload.config_table) || payload.config_diff || {};
+  const rows = (source[String(candidateId)] || []).map((row) => {
+    const replicas = (row.replica_values || []).map(formatValue);
+    return {
+      key: row.key,
+      layer: row.layer,
+      reference: new Set(replicas).size > 1 ? replicas.join(', ') : formatValue(row.reference_value),
+      perReplica: new Set(replicas).size > 1,
+      candidate: formatValue(row.candidate_value),
+      differs: row.differs !== false,
+      expected: Boolean(row.expected),
+    };
+  });
+  return groupConfigDiff(rows);
 }
 
 /** SVG polyline points for a sparkline inside width × height; non-finite values are skipped. */
@@ -266,6 +295,9 @@ body{font-family:system-ui,sans-serif;font-size:14px;color:#1f2328;margin:20px;}
 table{border-collapse:collapse;}th,td{border-bottom:1px solid #d8dee4;padding:3px 6px;text-align:left;font-size:12px;}
 .badge{font-weight:700;text-transform:uppercase;font-size:11px;}
 .hidden{display:none;}
+.facts .definition{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap;}
+.expected-note{display:block;color:#656d76;font-style:italic;font-size:11px;}
+[data-every=true] tr.differs:not(.expected) td{background:#fff8c5;}
 </style>
 <script>${js}</script>
 </head><body>

@@ -50,7 +50,7 @@ def test_four_panels_traces_diagnosis_and_config_diff(new_page, seeded) -> None:
         assert any(text.startswith("v1-initial · step ") for text in panel["annotations"])
         assert not any("semantic" in text for text in panel["annotations"])
     verdicts = page.eval_on_selector_all(
-        ".diagnosis", "els => els.map(d => [...d.querySelectorAll('.verdicts li')].map(li => [li.dataset.layer, li.dataset.verdict, li.classList.contains('start')]))"
+        ".diagnosis", "els => els.map(d => [...d.querySelectorAll('.verdicts > li')].map(li => [li.dataset.layer, li.dataset.verdict, li.classList.contains('start')]))"
     )
     layers = ["workload", "semantic", "inference-path", "objective"]
     assert [v[0] for v in verdicts[0]] == layers and [v[0] for v in verdicts[1]] == layers
@@ -163,12 +163,12 @@ def test_a_note_shows_on_every_panel_for_everyone(new_page, seeded) -> None:  # 
     ids = seeded.demo()
     page = new_page()
     open_compare(page, seeded.url, ids)
-    # Without a token the note is refused with a message, and nothing is stored.
+    # Without a token the form is not offered; the page says what pinning a note needs.
+    page.wait_for_selector("body[data-access='read']")
+    assert page.is_hidden("#note-form") and "write token" in page.inner_text("#note-hint")
+    use_token(page, seeded.project.write)
     page.fill("#note-step", "60")
     page.fill("#note-text", "weights reloaded <b>here</b>")
-    page.click("#note-add")
-    page.wait_for_selector("#note-error:has-text('write token')")
-    use_token(page, seeded.project.write)
     page.click("#note-add")
     page.wait_for_function("() => document.querySelectorAll('#notes li[data-note-id]').length === 1")
     page.wait_for_function(
