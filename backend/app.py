@@ -15,6 +15,7 @@ from backend.api.routes import (
     compare,
     imports,
     jobs,
+    ladders,
     legs,
     metrics,
     notes,
@@ -38,7 +39,7 @@ ROUTERS += [compare.router, registry.router]
 # Trainer integrations: the MLflow-compatible tracking API, history imports.
 ROUTERS += [mlflow_routes.router, imports.router]
 # Paired jobs and the workers that run their legs.
-ROUTERS += [jobs.router, legs.router]
+ROUTERS += [jobs.router, legs.router, ladders.router]
 # The dashboard: its API, then its pages (after every API route).
 ROUTERS += [summaries.router, notes.router, shares.router, pages.router]
 
