@@ -40,10 +40,15 @@ class LadderRequest:
 def _normalised_settings(request: LadderRequest) -> tuple[dict[str, Any], dict[str, Any]]:
     # plan_legs validates both sides (engine, settings, what the engine can honour) and returns
     # the settings in their normalised form, every engine setting present.
-    legs = plan_legs(
-        LegRequest(request.reference.engine, request.reference.settings, request.reference.label),
-        [LegRequest(request.candidate.engine, request.candidate.settings, request.candidate.label)],
-    )
+    try:
+        legs = plan_legs(
+            LegRequest(request.reference.engine, request.reference.settings, request.reference.label),
+            [LegRequest(request.candidate.engine, request.candidate.settings, request.candidate.label)],
+        )
+    except BadInput as exc:
+        # A ladder has one candidate: name it as its body does.
+        raise BadInput(exc.message.replace("candidates[0]", "candidate"),
+                       field=(exc.field or "").replace("candidates[0]", "candidate") or None) from None
     return legs[0].settings, legs[1].settings
 
 
