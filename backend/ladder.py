@@ -84,11 +84,12 @@ class LadderPlan:
     ablation: list[AblationPlan]
     stop_at_parity: bool
     max_legs: int
-    leg_count: int = field(init=False)
+    reused: int = 0  # legs whose run already exists (the runs a ladder from runs was asked about)
+    leg_count: int = field(init=False)  # legs to run
 
     def __post_init__(self) -> None:
         own_ablation = sum(1 for a in self.ablation if a.same_as_rung is None)
-        legs = self.replicas + len(self.rungs) + own_ablation if self.differences else 0
+        legs = self.replicas + len(self.rungs) + own_ablation - self.reused if self.differences else 0
         object.__setattr__(self, "leg_count", legs)
 
     @property
@@ -119,6 +120,7 @@ class LadderPlan:
             "stop_at_parity": self.stop_at_parity,
             "max_legs": self.max_legs,
             "leg_count": self.leg_count,
+            "reused_legs": self.reused if self.differences else 0,
         }
 
 
@@ -145,6 +147,7 @@ def plan_ladder(
     extra_rules: Mapping[str, str] | None = None,
     field_prefix: str = "",
     label_prefix: str = "",
+    reused: int = 0,
 ) -> LadderPlan:
     """The rungs and ablation legs between two normalised settings dicts.
 
@@ -207,11 +210,14 @@ def plan_ladder(
         ablation=ablations,
         stop_at_parity=stop_at_parity,
         max_legs=max_legs,
+        reused=reused,
     )
     if plan.leg_count > max_legs:
+        own_ablation = sum(1 for a in ablations if a.same_as_rung is None)
+        reuse = f", {reused} of them already run" if reused else ""
         raise BadInput(
-            f"{field_prefix}max_legs: this ladder needs {plan.leg_count} legs ({replicas} reference, "
-            f"{len(rungs)} rungs, {plan.leg_count - replicas - len(rungs)} ablation) and max_legs is "
+            f"{field_prefix}max_legs: this ladder needs {plan.leg_count} legs to run ({replicas} reference, "
+            f"{len(rungs)} rungs, {own_ablation} ablation{reuse}) and max_legs is "
             f"{max_legs}; raise max_legs or set ablation to false",
             field=f"{field_prefix}max_legs",
         )

@@ -35,6 +35,14 @@ class LadderRequest:
     ablation: bool = True
     stop_at_parity: bool = False
     max_legs: int = 16
+    # Runs that already are legs of this ladder: the reference replicas and rung 0 (the candidate
+    # as it is) of a ladder from runs. They are adopted, not run again.
+    reference_runs: tuple[int, ...] = ()
+    candidate_run: int | None = None
+
+    @property
+    def reused(self) -> int:
+        return len(self.reference_runs) + (self.candidate_run is not None)
 
 
 def _normalised_settings(request: LadderRequest) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -69,7 +77,7 @@ def plan_request(request: LadderRequest, extra_rules: dict[str, str] | None = No
         request.reference.engine, reference_settings, request.candidate.engine, candidate_settings,
         replicas=request.reference.replicas, ablation=request.ablation,
         stop_at_parity=request.stop_at_parity, max_legs=request.max_legs, extra_rules=extra_rules,
-        label_prefix=f"{request.candidate.label} ",
+        label_prefix=f"{request.candidate.label} ", reused=request.reused,
     )
     return workload, plan
 
@@ -98,8 +106,16 @@ def create_ladder_job(session: Session, project_id: int, request: LadderRequest)
     ladders = LadderStore(session)
     if plan.already_at_parity:
         ladders.finish_if_done(job.id)
-    elif plan.stop_at_parity:
-        ladders.hold(job.id, [rung.label for rung in plan.rungs[1:]])
+    else:
+        adopted = [(leg.label, run) for leg, run in zip(
+            [leg for leg in legs if leg.role == "reference"], request.reference_runs, strict=False)]
+        if request.candidate_run is not None:
+            adopted.append((plan.rungs[0].label, request.candidate_run))
+        for label, run_id in adopted:
+            ladders.adopt(job.id, label, run_id)
+        if plan.stop_at_parity:
+            ladders.hold(job.id, [rung.label for rung in plan.rungs[1:]])
+            advance_ladder(session, job.id)  # adopted legs may already decide the next rung
     return store.get(job.id)
 
 
@@ -140,6 +156,8 @@ def ladder_request_from_runs(
     request = LadderRequest(
         workload=first_job.workload,
         reference=LegRequest(first_leg.engine, first_leg.settings, "reference", max(2, len(reference_ids))),
+        reference_runs=tuple(reference_ids),
+        candidate_run=candidate_id,
         candidate=LegRequest(candidate_leg.engine, candidate_leg.settings, candidate_leg.label),
         candidate_workload=candidate_job.workload,
         ablation=ablation,

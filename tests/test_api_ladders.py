@@ -170,14 +170,18 @@ def test_ladder_from_runs(client: TestClient, project: ProjectFixture) -> None:
     body = {"reference": refs, "candidate": cand, "dry_run": True}
     r = client.post("/api/v1/ladders", json=body, headers=project.auth())
     assert r.status_code == 200, r.text  # a dry run creates nothing
-    assert r.json()["leg_count"] == 4 and r.json()["plan"]["candidate_engine"] == "vllm-v1"
+    # The reference runs and the candidate's run are adopted as rung 0; only rung 1 runs.
+    assert r.json()["leg_count"] == 1 and r.json()["plan"]["reused_legs"] == 3
+    assert r.json()["plan"]["candidate_engine"] == "vllm-v1"
     assert client.get(f"/api/v1/jobs/{job['id'] + 1}", headers=project.auth()).status_code == 404
     r = client.post("/api/v1/ladders", json={**body, "dry_run": False}, headers=project.auth())
     assert r.status_code == 201, r.text
     ladder_job = r.json()
     assert ladder_job["kind"] == "ladder"
     assert [leg["engine"] for leg in ladder_job["legs"]] == ["torch", "torch", "vllm-v1", "vllm-v1"]
-    assert ladder_job["workload"] == job["workload"]
+    assert [leg["run_id"] for leg in ladder_job["legs"]][:3] == [*refs, cand]
+    assert [leg["status"] for leg in ladder_job["legs"]] == ["finished"] * 3 + ["queued"]
+    assert ladder_job["workload"] == job["workload"] and ladder_job["ladder"]["leg_count"] == 1
 
 
 def test_ladder_from_runs_not_from_a_job_is_refused(client: TestClient, project: ProjectFixture) -> None:

@@ -48,6 +48,16 @@ class LadderStore:
             )
             self.session.flush()
 
+    def adopt(self, job_id: int, label: str, run_id: int) -> None:
+        """Make an existing run the named leg's result: the leg is finished without running."""
+        self.session.execute(
+            update(JobLegRow)
+            .where(JobLegRow.job_id == job_id, JobLegRow.label == label)
+            .values(status=LegStatus.FINISHED.value, run_id=run_id, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        self.session.flush()
+
     def release(self, job_id: int, label: str) -> None:
         self._move(job_id, [label], LEG_WAITING, LegStatus.QUEUED.value)
 
