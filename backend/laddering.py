@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from backend.compare.ladder import LADDER_METRICS, LegOutcome, judge_ladder, judge_runs
 from backend.domain import Job, LegStatus
-from backend.errors import BadInput
+from backend.errors import BadInput, NotFound
 from backend.job_spec import LegRequest, normalise_workload, plan_legs
 from backend.ladder import LadderPlan, plan_ladder, vllm_patch, workload_differences
 from backend.storage.jobs import JobStore
@@ -23,7 +23,14 @@ from backend.storage.registry import ProjectRegistryStore
 from backend.storage.run_series import load_run_series
 from backend.storage.runs import RunStore
 
-__all__ = ["LadderRequest", "advance_ladder", "create_ladder_job", "ladder_of", "ladder_request_from_runs"]
+__all__ = [
+    "LadderRequest",
+    "advance_ladder",
+    "create_ladder_job",
+    "ladder_of",
+    "ladder_of_view",
+    "ladder_request_from_runs",
+]
 
 
 @dataclass(frozen=True)
@@ -186,6 +193,18 @@ def ladder_of(session: Session, job: Job, *, verdicts: bool = True) -> dict[str,
         result["patch"]["vllm"] = vllm_patch(plan["candidate_engine"], plan["candidate_settings"], patched,
                                              job.workload)
     return result
+
+
+def ladder_of_view(session: Session, job_id: int, project_id: int) -> dict[str, Any]:
+    """The ladder a share link shows with its comparison, or ``BadInput`` naming ``view.ladder``."""
+    try:
+        job = JobStore(session).get(job_id)
+    except NotFound:
+        job = None
+    ladder = ladder_of(session, job) if job is not None and job.project_id == project_id else None
+    if ladder is None:
+        raise BadInput(f"view.ladder: job {job_id} is not a ladder job of these runs' project", field="view.ladder")
+    return ladder
 
 
 def _verdicts(session: Session, job: Job) -> dict[str, Any]:

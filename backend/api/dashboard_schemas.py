@@ -145,6 +145,8 @@ class ShareView(StrictModel):
     log_y: bool = False
     x_range: list[float] | None = Field(default=None, min_length=2, max_length=2)
     max_points: int = Field(default=2000, ge=10, le=20000)
+    # A ladder job of the runs' project shown under the panels (docs/LADDER.md).
+    ladder: int | None = Field(default=None, ge=1)
 
     @field_validator("reference", "candidates")
     @classmethod

@@ -4,6 +4,7 @@
 import * as api from './api.js';
 import * as chart from './chart.js';
 import { renderAllConfig, renderConfigDiff, renderDiagnosis } from './diagnosis-view.js';
+import { addBisectButtons, focusFigure, ladderIdFromSearch, loadLadder, renderLadder } from './ladder-view.js';
 import { byId, clear, h } from './dom.js';
 import { downloadCsv, downloadHtml, makeShareLink } from './page-actions.js';
 import { anyRunning, panelFigure, runChanges } from './shaping.js';
@@ -27,6 +28,10 @@ const state = {
   pollTimer: null,
   drawnOnce: false,
   metricOptionsLoaded: false,
+  // The parity ladder shown under the panels (ladder-view.js): its job id, the focused row's runs.
+  ladderId: shareToken ? null : ladderIdFromSearch(window.location.search),
+  ladder: null,
+  ladderFocus: null,
 };
 
 // -- data ------------------------------------------------------------------------------------
@@ -55,6 +60,8 @@ async function fetchData() {
     state.share = body.share;
     state.payload = body.data.comparison;
     state.notes = body.data.notes;
+    state.ladder = body.data.ladder || null;
+    if (state.ladder) state.ladderId = body.share.view.ladder;
   } else {
     const requests = Promise.all([
       api.compare(state.view, figureSections(state.view)),
@@ -97,7 +104,8 @@ function setStatus(text, isError = false) {
 
 function syncUrl() {
   if (shareToken) return; // a share link keeps its own address; view changes stay local
-  window.history.replaceState(null, '', `/compare${viewToSearch(state.view)}`);
+  const ladder = state.ladderId !== null ? `&ladder=${state.ladderId}` : '';
+  window.history.replaceState(null, '', `/compare${viewToSearch(state.view)}${ladder}`);
 }
 
 // -- panels ----------------------------------------------------------------------------------
@@ -139,7 +147,7 @@ async function drawPanels() {
   const draws = [];
   for (const metric of state.view.metrics) {
     const panel = state.panels.get(metric);
-    const figure = panelFigure(state.payload, metric, state.view, state.notes);
+    const figure = focusFigure(panelFigure(state.payload, metric, state.view, state.notes), state.payload, state.ladderFocus);
     panel.note.textContent = figure ? resolvedNote(metric) : `no data for ${metric}`;
     if (figure) {
       draws.push(chart.draw(panel.plot, figure, {
@@ -247,6 +255,16 @@ function renderAll() {
   renderDiagnosis(byId('diagnosis'), state.payload);
   renderConfigDiff(byId('config-diff'), state.payload);
   renderNotes();
+  renderLadderSection();
+}
+
+function renderLadderSection() {
+  const onFocus = (runs) => { state.ladderFocus = runs; drawPanels(); };
+  if (!shareToken) addBisectButtons(state.payload, state.view);
+  if (shareToken) renderLadder(state.ladder, state.ladderId, state.payload, { onFocus, shared: true });
+  else if (state.ladderId !== null) {
+    loadLadder(state.ladderId, state.payload, { onFocus }).then((job) => { state.ladder = job && job.ladder; });
+  }
 }
 
 function toast(text) {
@@ -316,7 +334,7 @@ async function deleteNote(id) {
 
 async function createShare() {
   await makeShareLink(byId('share-result'), {
-    view: toShareView(state.view),
+    view: { ...toShareView(state.view), ...(state.ladderId !== null ? { ladder: state.ladderId } : {}) },
     frozen: byId('share-freeze').checked,
     expires_in_hours: byId('share-expiry').value ? Number(byId('share-expiry').value) : null,
   });
@@ -340,7 +358,7 @@ async function exportHtml() {
       subtitle: `Exported ${new Date().toLocaleString()}; data as of ${made.toLocaleString()}. `
         + `Smoothing ${state.view.smoothing}, ${state.view.mode} mode.`,
       plots: state.view.metrics.map((metric) => state.panels.get(metric)).filter(Boolean).map((p) => p.plot),
-      sections: ['diagnosis-section', 'config-section', 'notes-section'].map(byId),
+      sections: ['ladder-section', 'diagnosis-section', 'config-section', 'notes-section'].map(byId),
       plotlyUrl: byId('plotly-js').href,
     });
   } catch (e) {

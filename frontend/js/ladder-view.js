@@ -3,7 +3,7 @@
 // the closing rung and the patch; a click on a row overlays that row's runs on the panels.
 // Also the Bisect button on each diverging candidate. Text nodes only (dom.js).
 import * as api from './api.js';
-import { byId, clear, h } from './dom.js';
+import { append, byId, clear, h } from './dom.js';
 import { formatNumber } from './shaping.js';
 
 const CANONICAL = ['clip_rate', 'kl', 'entropy', 'reward'];
@@ -127,7 +127,7 @@ export function renderLadder(ladder, jobId, payload, { onFocus, shared = false }
   const rows = [...ladder.rungs.map((r) => [r, 'rung']), ...ladder.ablation.map((r) => [r, 'ablation'])];
   const metrics = [...CANONICAL, ...PARITY.filter((m) => rows.some(([r]) => r.metrics[m]))];
   const missing = rows.some(([r]) => r.run_ids.some((id) => !shown.has(String(id))));
-  container.append(
+  append(container,
     h('p', { id: 'ladder-summary' },
       h('strong', {}, `Job ${jobId}: ${ladder.leg_count} legs · ${ladder.status}`),
       ladder.closing ? [' · closing rung ', h('strong', { id: 'ladder-closing' },
@@ -161,7 +161,7 @@ export function addBisectButtons(payload, view) {
     if (!diagnosis || !block || block.querySelector('.bisect')) continue;
     const diverging = Object.values(payload.metrics || {}).some((m) => {
       const c = m.candidates && m.candidates[String(id)];
-      return c && c.divergence && c.divergence.first_divergence_step !== null && c.divergence.first_divergence_step !== undefined;
+      return c && c.first_divergence_step !== null && c.first_divergence_step !== undefined;
     });
     if (!diverging) continue;
     const out = h('span', { class: 'bisect-out' });

@@ -20,6 +20,7 @@ from backend.api.json import orjson_response
 from backend.api.routes.compare import compare_payload, load_comparable_runs
 from backend.domain import Run, ShareLink
 from backend.errors import BadInput
+from backend.laddering import ladder_of_view
 from backend.models import utcnow
 from backend.storage.notes import NoteStore
 from backend.storage.runs import RunStore
@@ -57,10 +58,13 @@ def _view_data(
         cache=request.app.state.series_cache,
     )
     notes = NoteStore(session).for_runs(project_id, view.run_ids)
-    return {
+    data = {
         "comparison": comparison,
         "notes": [NoteOut.of(n).model_dump(mode="json") for n in notes],
     }
+    if view.ladder is not None:
+        data["ladder"] = ladder_of_view(session, view.ladder, project_id)
+    return data
 
 
 @router.post("/api/v1/shares", status_code=201, response_model=ShareOut)
