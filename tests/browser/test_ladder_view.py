@@ -19,7 +19,8 @@ def finished_ladder(seeded) -> dict:  # type: ignore[no-untyped-def]
     http = seeded.http
     body = {"kind": "ladder", "workload": dict(TINY_WORKLOAD), "reference": {"engine": "torch"},
             "candidate": {"engine": "torch", "label": "v1", "settings": {"logprobs_mode": "raw"}}}
-    r = http.post("/api/v1/jobs", json=body)
+    # The first job makes the server import the worker package (torch) to check the workload.
+    r = http.post("/api/v1/jobs", json=body, timeout=120)
     assert r.status_code == 201, r.text
     runs = demo_runs()
     while (claimed := http.post("/api/v1/legs/claim", json={"worker": "w", "engines": ["torch"]})).status_code == 200:
