@@ -211,7 +211,12 @@ def judge_ladder(
         "label": closing["label"],
         "values": {name: differences[name]["reference"] for name in closing["applied"]},
     }
-    result["patch"] = {"engine_settings": {name: differences[name]["reference"] for name in applied}}
+    # Settings of the patch that neither closed the gap nor break parity alone: the ladder does
+    # not show they are needed (an interaction with a later setting is not ruled out either).
+    alone = {a["setting"]: a["breaks_parity"] for a in ablation}
+    unproven = [n for n in applied if n not in closing["applied"] and alone.get(n) is False]
+    result["patch"] = {"engine_settings": {name: differences[name]["reference"] for name in applied},
+                       "not_shown_needed": unproven}
     words = []
     if index == 0:
         words.append("The candidate is at parity as it is: every canonical metric stays inside the "
@@ -269,12 +274,18 @@ def _ablation_words(ablation: list[dict[str, Any]], closing: int | None, plan: M
                     f"{name}={value} alone breaks parity ({where}), yet the rungs from {closing} on keep "
                     "it and stay at parity: another setting the candidate still has there masks it."
                 )
-        elif needed:
+        elif needed and applied_at == closing:
             partners = order[applied_at:]
             with_text = f" together with {', '.join(partners)}" if partners else " together with another setting"
             words.append(
-                f"{name}={value} alone does not break parity, yet the gap closed only once it was set "
-                f"back: it matters only{with_text}."
+                f"{name}={value} alone does not break parity, yet setting it back closed the gap: it "
+                f"matters only{with_text}."
+            )
+        elif needed:
+            words.append(
+                f"{name}={value} alone does not break parity; it is in the patch only because it comes "
+                f"before the closing rung in layer order (rung {applied_at} still left the band), so the "
+                "ladder does not show that it is needed."
             )
         else:
             words.append(f"{name}={value} alone does not break parity.")
