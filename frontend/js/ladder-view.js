@@ -103,11 +103,23 @@ function focusRow(key, runIds) {
 export function focusFigure(figure, payload, focusRuns) {
   if (!figure || !focusRuns) return figure;
   const candidates = new Set((payload.candidates || []).map(String));
+  const hiddenColours = new Set();
+  const shownColours = new Set();
   for (const trace of figure.data) {
     const run = trace.legendgroup === undefined ? null : String(trace.legendgroup);
-    if (run && candidates.has(run) && !focusRuns.includes(run)) trace.visible = 'legendonly';
+    if (!run || !candidates.has(run)) continue;
+    const colour = trace.line && trace.line.color;
+    if (focusRuns.includes(run)) shownColours.add(colour);
+    else {
+      trace.visible = 'legendonly';
+      hiddenColours.add(colour);
+    }
   }
-  figure.layout.shapes = (figure.layout.shapes || []).filter((s) => !s.name || !candidates.has(String(s.name)) || focusRuns.includes(String(s.name)));
+  // Colours repeat after the palette's length: keep what a focused run's colour marks.
+  for (const colour of shownColours) hiddenColours.delete(colour);
+  // A hidden candidate's divergence marker (a line and a label in its colour) goes with it.
+  figure.layout.shapes = (figure.layout.shapes || []).filter((s) => !(s.line && hiddenColours.has(s.line.color)));
+  figure.layout.annotations = (figure.layout.annotations || []).filter((a) => !(a.font && hiddenColours.has(a.font.color)));
   return figure;
 }
 
