@@ -194,3 +194,25 @@ def test_ladder_from_runs_not_from_a_job_is_refused(client: TestClient, project:
     assert r.status_code == 422 and "also a reference" in r.json()["detail"]
     r = client.post("/api/v1/ladders", json={"reference": [99998], "candidate": 99999}, headers=project.auth())
     assert r.status_code == 404
+
+
+def test_a_share_link_carries_the_ladder_and_a_frozen_one_its_snapshot(client: TestClient, project: ProjectFixture) -> None:
+    job = post_job(client, project, ladder_body(candidate={"logprobs_mode": "raw"})).json()
+    work(client, project, {"reference": 0.4, "replica": 0.4, "rung-0": 0.9, "rung-1 logprobs_mode": 0.4})
+    ladder = client.get(f"/api/v1/jobs/{job['id']}", headers=project.auth()).json()["ladder"]
+    view = {"reference": ladder["reference"]["run_ids"], "candidates": [r["run_ids"][0] for r in ladder["rungs"]],
+            "ladder": job["id"]}
+    r = client.post("/api/v1/shares", json={"view": view, "frozen": True}, headers=project.auth())
+    assert r.status_code == 201, r.text
+    shared = client.get(f"/api/v1/s/{r.json()['token']}").json()
+    assert shared["share"]["view"]["ladder"] == job["id"]
+    assert shared["data"]["ladder"]["closing"]["rung"] == 1
+    assert shared["data"]["ladder"]["patch"]["engine_settings"] == {"logprobs_mode": "processed"}
+
+    paired = client.post("/api/v1/jobs", json={"workload": dict(TINY_WORKLOAD), "reference": {"engine": "torch"},
+                                               "candidates": [{"engine": "torch", "label": "c"}]},
+                         headers=project.auth()).json()
+    for bad in (9999, paired["id"]):
+        r = client.post("/api/v1/shares", json={"view": {**view, "ladder": bad}}, headers=project.auth())
+        assert r.status_code == 422 and r.json()["field"] == "view.ladder", r.text
+    assert len(client.get(f"/api/v1/projects/{project.slug}/shares", headers=project.auth()).json()) == 1

@@ -85,7 +85,8 @@ def create_share(
         expires_at = utcnow() + timedelta(hours=body.expires_in_hours)
     issued = ShareStore(session).create(
         project_id,
-        view.model_dump(mode="json"),
+        # A view without a ladder is stored as before the ladder existed.
+        view.model_dump(mode="json", exclude=None if view.ladder is not None else {"ladder"}),
         view.run_ids,
         snapshot=orjson.dumps(data).decode() if body.frozen else None,
         expires_at=expires_at,
