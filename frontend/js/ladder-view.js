@@ -165,8 +165,21 @@ export async function loadLadder(jobId, payload, options) {
   }
 }
 
-/** A Bisect button under each diverging candidate's diagnosis: shows the leg count, then starts. */
-export function addBisectButtons(payload, view) {
+// Whether a run came from a job leg (its idempotency key, storage/jobs.py), asked once per run.
+const fromJob = new Map();
+
+async function cameFromJob(id) {
+  if (!fromJob.has(id)) {
+    fromJob.set(id, api.run(id).then((run) => /^job-\d+-leg-\d+$/.test(run.external_id || '')).catch(() => false));
+  }
+  return fromJob.get(id);
+}
+
+/**
+ * A Bisect button under each diverging candidate's diagnosis, for runs that came from a job
+ * (a ladder reruns their recorded legs): shows the leg count, then starts.
+ */
+export async function addBisectButtons(payload, view) {
   for (const id of payload.candidates || []) {
     const diagnosis = payload.diagnosis && payload.diagnosis[String(id)];
     const block = document.querySelector(`.diagnosis[data-candidate="${CSS.escape(String(id))}"]`);
@@ -175,7 +188,8 @@ export function addBisectButtons(payload, view) {
       const c = m.candidates && m.candidates[String(id)];
       return c && c.first_divergence_step !== null && c.first_divergence_step !== undefined;
     });
-    if (!diverging) continue;
+    if (!diverging || !(await cameFromJob(String(id)))) continue;
+    if (block.querySelector('.bisect') || !block.isConnected) continue;
     const out = h('span', { class: 'bisect-out' });
     const body = { reference: view.reference.map(Number), candidate: Number(id) };
     const start = async () => {
