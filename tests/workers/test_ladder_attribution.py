@@ -38,7 +38,7 @@ GSPO_EPSILON = {**LADDER_WORKLOAD, "epsilon_low": 3e-4, "epsilon_high": 4e-4}
                 strict=True,
                 reason="at suite size (12 steps) the torn tokens lift the clip rate by about 0.02, which the "
                 "comparison's divergence rule does not flag; only parity/weight_version_lag departs "
-                "(docs/LADDER.md, limits). bench/ladder.py measures it on the demo workload",
+                "(docs/LADDER.md, limits); bench/ladder.py finds the same at the demo's 60 steps",
             ),
         ),
         ({}, {"lm_head_dtype": "bf16"}, "lm_head_dtype"),
