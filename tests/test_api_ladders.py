@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 from fastapi.testclient import TestClient
 
-from tests.conftest import ProjectFixture
+from backend.db import Database
+from tests.conftest import ProjectFixture, make_project
 from tests.tiny_job import TINY_WORKLOAD, V1_INITIAL
 
 STEPS = 30
@@ -216,3 +217,13 @@ def test_a_share_link_carries_the_ladder_and_a_frozen_one_its_snapshot(client: T
         r = client.post("/api/v1/shares", json={"view": {**view, "ladder": bad}}, headers=project.auth())
         assert r.status_code == 422 and r.json()["field"] == "view.ladder", r.text
     assert len(client.get(f"/api/v1/projects/{project.slug}/shares", headers=project.auth()).json()) == 1
+
+
+def test_ladders_need_write_access_to_the_runs(client: TestClient, project: ProjectFixture, database: Database) -> None:
+    other = make_project(database, "beta")
+    ids = [client.post(f"/api/v1/projects/{other.slug}/runs", json={"name": f"r{i}"}, headers=other.auth()).json()["id"]
+           for i in range(2)]
+    r = client.post("/api/v1/ladders", json={"reference": [ids[0]], "candidate": ids[1]}, headers=project.auth())
+    assert r.status_code == 403 and "job" not in r.json()["detail"]
+    r = client.post("/api/v1/ladders", json={"reference": [ids[0]], "candidate": ids[1]}, headers=other.auth("read"))
+    assert r.status_code == 403
