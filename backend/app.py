@@ -23,6 +23,7 @@ from backend.api.routes import (
     compare,
     imports,
     jobs,
+    ladders,
     legs,
     meta,
     metrics,
@@ -47,7 +48,7 @@ ROUTERS += [compare.router, registry.router]
 # Trainer integrations: the MLflow-compatible tracking API, history imports.
 ROUTERS += [mlflow_routes.router, imports.router]
 # Paired jobs and the workers that run their legs.
-ROUTERS += [jobs.router, legs.router]
+ROUTERS += [jobs.router, legs.router, ladders.router]
 # The dashboard: its API, then its pages (after every API route).
 ROUTERS += [meta.router, summaries.router, notes.router, shares.router, pages.router]
 

@@ -252,6 +252,12 @@ def demo(
     for row in result.summary:
         typer.echo(f"{row['label']:<20} {row['run_id']:>5} {row['clip_rate']:>10.4f} {row['kl']:>10.2e} "
                    f"{row['reward_first']:>11.3f} → {row['reward_last']:.3f}")
+    if result.ladder_job is not None:
+        from backend.ladder_cli import ladder_lines
+
+        typer.echo(f"\nparity ladder over v1-initial (job {result.ladder_job['id']}):")
+        for line in ladder_lines(result.ladder_job["ladder"]):
+            typer.echo(line)
     typer.echo(f"\ncomparison: {result.url}{result.compare_path}")
     typer.echo(f"dashboard:  {result.url}/   (project {result.job['project']})")
     typer.echo(f"write token for project {result.job['project']}:\n{result.token}")
@@ -267,6 +273,11 @@ from backend.trainer_commands import import_app, sync  # noqa: E402
 
 app.command("sync")(sync)
 app.add_typer(import_app, name="import")
+
+# The parity ladder (docs/LADDER.md).
+from backend.ladder_cli import ladder  # noqa: E402
+
+app.command("ladder")(ladder)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -173,6 +173,9 @@ class LegStatus(StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
+    # A ladder's held and skipped rungs (docs/LADDER.md, stop_at_parity).
+    WAITING = "waiting"
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)

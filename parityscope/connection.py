@@ -143,6 +143,10 @@ class Connection:
     def job(self, job_id: int) -> dict[str, Any]:
         return self._request("GET", f"/api/v1/jobs/{job_id}")
 
+    def ladder(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /api/v1/ladders: a ladder job from runs (or its plan, with ``dry_run``)."""
+        return self._request("POST", "/api/v1/ladders", json=dict(body))
+
     def claim(
         self, worker: str, engines: list[str], lease_seconds: int, description: Mapping[str, Any]
     ) -> dict[str, Any] | None:

@@ -148,6 +148,8 @@ class ShareView(StrictModel):
     )
     x_range: list[float] | None = Field(default=None, min_length=2, max_length=2)
     max_points: int = Field(default=CompareOptions.max_points, ge=MIN_POINTS_LIMIT, le=MAX_POINTS_LIMIT)
+    # A ladder job of the runs' project shown under the panels (docs/LADDER.md).
+    ladder: int | None = Field(default=None, ge=1)
 
     @field_validator("reference", "candidates")
     @classmethod

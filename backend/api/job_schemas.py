@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -44,6 +44,7 @@ class CandidateSpec(StrictModel):
 
 
 class JobCreate(StrictModel):
+    kind: Literal["paired"] = "paired"
     project: str | None = Field(default=None, max_length=64, description="needed only with an admin token")
     workload: JsonObject
     reference: ReferenceSpec
@@ -101,6 +102,9 @@ class JobOut(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     legs: list[LegOut]
+    # A ladder job's plan and verdicts (docs/LADDER.md); None for a paired job.
+    kind: str = "paired"
+    ladder: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, job: Job) -> JobOut:

@@ -385,9 +385,9 @@ class JobStore:
                 .execution_options(populate_existing=True)
             )
         )
-        if job.status != JobStatus.RUNNING.value or any(
-            leg.status != LegStatus.FINISHED.value for leg in legs
-        ):
+        # A ladder's skipped rung (docs/LADDER.md) is done without a run.
+        done = (LegStatus.FINISHED.value, LegStatus.SKIPPED.value)
+        if job.status != JobStatus.RUNNING.value or any(leg.status not in done for leg in legs):
             return
         reference_ids = [leg.run_id for leg in legs if leg.role == "reference" and leg.run_id is not None]
         candidate_ids = [leg.run_id for leg in legs if leg.role == "candidate" and leg.run_id is not None]

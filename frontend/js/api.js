@@ -110,6 +110,11 @@ export const addNote = (runIds, step, text) =>
 
 export const deleteNote = (id) => request('DELETE', `/api/v1/notes/${Number(id)}`);
 
+export const job = (id) => request('GET', `/api/v1/jobs/${Number(id)}`);
+
+/** POST /api/v1/ladders: a parity ladder from runs (with `dry_run: true`, only its plan). */
+export const createLadder = (body) => request('POST', '/api/v1/ladders', { body });
+
 export const createShare = (body) => request('POST', '/api/v1/shares', { body });
 
 /** The share links made for exactly these reference and candidate runs, newest first. */

@@ -4,6 +4,7 @@
 import * as api from './api.js';
 import * as chart from './chart.js';
 import { renderConfigTable, renderDiagnosis } from './diagnosis-view.js';
+import { addBisectButtons, focusFigure, ladderIdFromSearch, loadLadder, renderLadder } from './ladder-view.js';
 import { byId, clear, h } from './dom.js';
 import { META } from './meta.js';
 import { downloadCsv, downloadHtml, makeShareLink, renderShareList } from './page-actions.js';
@@ -35,6 +36,10 @@ const state = {
   // and making or revoking share links are offered only then.
   canWrite: false,
   configEvery: false, // "show every key"
+  // The parity ladder shown under the panels (ladder-view.js): its job id, the focused row's runs.
+  ladderId: shareToken ? null : ladderIdFromSearch(window.location.search),
+  ladder: null,
+  ladderFocus: null,
 };
 
 // -- data ------------------------------------------------------------------------------------
@@ -69,6 +74,8 @@ async function fetchData() {
     state.share = body.share;
     state.payload = body.data.comparison;
     state.notes = body.data.notes;
+    state.ladder = body.data.ladder || null;
+    if (state.ladder) state.ladderId = body.share.view.ladder;
   } else {
     const comparing = api.compare(state.view, figureSections(state.view));
     const noting = api.notes(runIds(state.view)).catch((error) => error);
@@ -120,7 +127,8 @@ function setStatus(text, isError = false) {
 
 function syncUrl() {
   if (shareToken) return; // a share link keeps its own address; view changes stay local
-  window.history.replaceState(null, '', `/compare${viewToSearch(state.view)}`);
+  const ladder = state.ladderId !== null ? `&ladder=${state.ladderId}` : '';
+  window.history.replaceState(null, '', `/compare${viewToSearch(state.view)}${ladder}`);
 }
 
 // -- panels ----------------------------------------------------------------------------------
@@ -212,7 +220,7 @@ async function drawPanels() {
   const draws = [];
   for (const metric of metrics) {
     const panel = state.panels.get(metric);
-    const figure = panelFigure(state.payload, metric, state.view, state.notes);
+    const figure = focusFigure(panelFigure(state.payload, metric, state.view, state.notes), state.payload, state.ladderFocus);
     panel.note.textContent = figure ? resolvedNote(metric) : `no data for ${metric}`;
     renderPanelHead(metric, panel);
     if (figure) {
@@ -377,6 +385,16 @@ function renderAll() {
   renderDiagnosis(byId('diagnosis'), state.payload);
   renderConfig();
   renderNotes();
+  renderLadderSection();
+}
+
+function renderLadderSection() {
+  const onFocus = (runs) => { state.ladderFocus = runs; drawPanels(); };
+  if (!shareToken) addBisectButtons(state.payload, state.view);
+  if (shareToken) renderLadder(state.ladder, state.ladderId, state.payload, { onFocus, shared: true });
+  else if (state.ladderId !== null) {
+    loadLadder(state.ladderId, state.payload, { onFocus }).then((job) => { state.ladder = job && job.ladder; });
+  }
 }
 
 function toast(text) {
@@ -448,7 +466,7 @@ async function createShare() {
   // The link shows what the page draws: the runs and metrics the server found.
   const shown = { ...state.view, reference: state.payload.references, candidates: state.payload.candidates, metrics: shownMetrics() };
   const made = await makeShareLink(byId('share-result'), {
-    view: toShareView(shown),
+    view: { ...toShareView(shown), ...(state.ladderId !== null ? { ladder: state.ladderId } : {}) },
     frozen: byId('share-freeze').checked,
     expires_in_hours: byId('share-expiry').value ? Number(byId('share-expiry').value) : null,
   });
@@ -495,7 +513,7 @@ async function exportHtml() {
       subtitle: `Exported ${new Date().toLocaleString()}; data as of ${made.toLocaleString()}. `
         + `Smoothing ${state.view.smoothing}, ${state.view.mode} mode.`,
       plots: state.view.metrics.map((metric) => state.panels.get(metric)).filter(Boolean).map((p) => p.plot),
-      sections: ['diagnosis-section', 'config-section', 'notes-section'].map(byId),
+      sections: ['ladder-section', 'diagnosis-section', 'config-section', 'notes-section'].map(byId),
       plotlyUrl: byId('plotly-js').href,
     });
   } catch (e) {

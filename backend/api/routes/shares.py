@@ -21,6 +21,7 @@ from backend.api.params import parse_run_ids
 from backend.comparing import CompareOptions, compare_runs, load_comparable_runs
 from backend.domain import Run, ShareLink
 from backend.errors import BadInput
+from backend.laddering import ladder_of_view
 from backend.models import utcnow
 from backend.storage.notes import NoteStore
 from backend.storage.runs import RunStore
@@ -52,10 +53,13 @@ def _view_data(
         session, references, candidates, project_id, options, request.app.state.series_cache
     )
     notes = NoteStore(session).for_runs(project_id, view.run_ids)
-    return {
+    data = {
         "comparison": comparison,
         "notes": [NoteOut.of(n).model_dump(mode="json") for n in notes],
     }
+    if view.ladder is not None:
+        data["ladder"] = ladder_of_view(session, view.ladder, project_id)
+    return data
 
 
 @router.post("/api/v1/shares", status_code=201, response_model=ShareOut)
@@ -76,7 +80,8 @@ def create_share(
         expires_at = utcnow() + timedelta(hours=body.expires_in_hours)
     issued = ShareStore(session).create(
         project_id,
-        view.model_dump(mode="json"),
+        # A view without a ladder is stored as before the ladder existed.
+        view.model_dump(mode="json", exclude=None if view.ladder is not None else {"ladder"}),
         view.run_ids,
         snapshot=orjson.dumps(data).decode() if body.frozen else None,
         expires_at=expires_at,
