@@ -76,7 +76,7 @@ def test_a_ladder_job_states_its_legs_up_front(client: TestClient, project: Proj
     assert [r["applied"] for r in ladder["rungs"]] == [[], *[[name] for name in ORDER]]
     assert ladder["rungs"][-1]["settings"] == {
         "logprobs_mode": "processed", "prefix_caching": False, "async_scheduling": False,
-        "weight_update": "blocking", "lm_head_dtype": "fp32",
+        "weight_update": "blocking", "lm_head_dtype": "fp32", "dtype": "float32",
     }
     assert [a["setting"] for a in ladder["ablation"]] == ORDER
     assert ladder["ablation"][-1]["same_as_rung"] == 4
@@ -160,7 +160,9 @@ def test_stop_at_parity_skips_the_rungs_after_parity(client: TestClient, project
 
 
 def test_ladder_from_runs(client: TestClient, project: ProjectFixture) -> None:
-    paired = {"workload": dict(TINY_WORKLOAD), "reference": {"engine": "torch", "replicas": 2},
+    # A vLLM leg needs two full 16-token blocks of shared instruction (docs/VLLM.md).
+    workload = {**TINY_WORKLOAD, "instruction_tokens": 32, "prefix_block_size": 16}
+    paired = {"workload": workload, "reference": {"engine": "torch", "replicas": 2},
               "candidates": [{"engine": "vllm-v1", "label": "v1", "settings": {"prefix_caching": True}}]}
     job = client.post("/api/v1/jobs", json=paired, headers=project.auth()).json()
     for _ in range(3):

@@ -4,7 +4,7 @@
 // Also the Bisect button on each diverging candidate. Text nodes only (dom.js).
 import * as api from './api.js';
 import { append, byId, clear, h } from './dom.js';
-import { formatNumber } from './shaping.js';
+import { threeDigits } from './shaping.js';
 
 const CANONICAL = ['clip_rate', 'kl', 'entropy', 'reward'];
 const PARITY = ['logprob_diff_mean', 'logprob_abs_diff_mean', 'logprob_abs_diff_max', 'weight_version_lag'];
@@ -39,8 +39,8 @@ function cellTitle(metric, verdict) {
   if (!verdict) return `${metric}: no verdict yet`;
   const parts = [`${metric}: ${verdict.at_parity ? 'inside the reference band' : 'leaves the reference band'}`];
   if (verdict.first_divergence_step !== null) parts.push(`from step ${verdict.first_divergence_step}`);
-  if (verdict.effect_size !== null) parts.push(`${formatNumber(verdict.effect_size)} half-widths beyond the band`);
-  if (verdict.departure !== null) parts.push(`mean distance ${formatNumber(verdict.departure)} half-widths`);
+  if (verdict.effect_size !== null) parts.push(`${threeDigits(verdict.effect_size)} half-widths beyond the band`);
+  if (verdict.departure !== null) parts.push(`mean distance ${threeDigits(verdict.departure)} half-widths`);
   return parts.join(', ');
 }
 

@@ -231,6 +231,13 @@ export function configTable(payload, candidateId, every) {
   return groupConfigDiff(rows);
 }
 
+/** A number to three significant digits, as the verdicts' evidence gives them. */
+export function threeDigits(value) {
+  if (typeof value !== 'number') return value === null || value === undefined ? '' : String(value);
+  if (Number.isInteger(value)) return String(value);
+  return Number(value.toPrecision(3)).toString();
+}
+
 /** SVG polyline points for a sparkline inside width × height; non-finite values are skipped. */
 export function sparklinePoints(x, y, width, height, pad = 2) {
   const points = [];

@@ -25,8 +25,11 @@ def test_patch_maps_through_the_v1_adapter() -> None:
     patch = vllm_patch("vllm-v1", V1_INITIAL, REFERENCE, TINY_WORKLOAD)
     assert patch["engine_args"] == {
         "logprobs_mode": "processed_logprobs", "enable_prefix_caching": False,
-        "async_scheduling": False, "dtype": "float32",
+        "async_scheduling": False,
     }
+    # The candidate's bf16 head on a float32 model ran through the head-only quantization
+    # method; the reference's fp32 head on the same model needs none.
+    assert patch["removed_engine_args"] == ["quantization"]
     assert patch["weight_update_calls"]["pause_generation"] == {"mode": "keep", "clear_cache": False}
     assert patch["sampling_params"]["temperature"] == TINY_WORKLOAD["temperature"]
     assert vllm_patch("torch", V1_INITIAL, REFERENCE) is None
