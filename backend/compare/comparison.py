@@ -24,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from backend.compare.aliases import DEFAULT_METRICS, PARITY_METRICS, AliasTable
+from backend.compare.aliases import (
+    DEFAULT_METRICS,
+    PARITY_METRICS,
+    AliasTable,
+    definition_note,
+    panel_title,
+)
 from backend.compare.align import align_pair, within_window
 from backend.compare.band import ReferenceBand, check_band_k, reference_band, reference_line
 from backend.compare.configdiff import ConfigDifference, config_diff, run_settings
@@ -295,14 +301,18 @@ def _figures(
         for c in metric.candidates
         if c.diff is not None
     ]
+    title = panel_title(metric.metric)
+    notes = list(dict.fromkeys(
+        note for run in metric.runs if (note := definition_note(metric.metric, run.key)) is not None
+    ))  # fmt: skip
     built: dict[str, dict[str, Any]] = {}
     if "overlay" in kinds:
         built["overlay"] = overlay_figure(
-            metric.metric, traces, metric.band_display, band_label, markers, dict(colours)
+            metric.metric, traces, metric.band_display, band_label, markers, dict(colours), title, notes
         )
     if "diff" in kinds:
         built["diff"] = diff_figure(
-            metric.metric, diffs, metric.band_display, band_label, markers, dict(colours)
+            metric.metric, diffs, metric.band_display, band_label, markers, dict(colours), title, notes
         )
     return built
 

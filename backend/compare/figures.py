@@ -99,8 +99,12 @@ def overlay_figure(
     band_label: str,
     markers: Sequence[DivergenceMarker],
     colours: dict[str, str],
+    title: str | None = None,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The overlay of every run on the reference band, with first-divergence markers."""
+    """The overlay of every run on the reference band, with first-divergence markers.
+    ``title`` states the quantity shown; each of ``notes`` (a run drawn with a different
+    definition, see ``backend.compare.aliases.definition_note``) is written under it."""
     data = []
     if band is not None and band.x.size:
         data.extend(_band_traces(band.x, band.lower, band.center, band.upper, band_label))
@@ -111,7 +115,7 @@ def overlay_figure(
             dash = _REPLICA_DASHES[replica % len(_REPLICA_DASHES)]
             replica += 1
         data.append(_run_trace(run, colours[run.run_id], dash))
-    return {"data": data, "layout": _layout(metric, metric, markers, colours)}
+    return {"data": data, "layout": _layout(title or metric, metric, markers, colours, notes)}
 
 
 def diff_figure(
@@ -121,6 +125,8 @@ def diff_figure(
     band_label: str,
     markers: Sequence[DivergenceMarker],
     colours: dict[str, str],
+    title: str | None = None,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Candidate − reference per candidate, with the band's half-width shaded around zero."""
     data = []
@@ -142,7 +148,7 @@ def diff_figure(
         data.append(trace)
     return {
         "data": data,
-        "layout": _layout(f"{metric}: candidate − reference", f"Δ {metric}", markers, colours),
+        "layout": _layout(f"{title or metric}: candidate − reference", f"Δ {metric}", markers, colours, notes),
     }
 
 
@@ -191,9 +197,28 @@ def _band_traces(
 
 
 def _layout(
-    title: str, y_title: str, markers: Sequence[DivergenceMarker], colours: dict[str, str]
+    title: str,
+    y_title: str,
+    markers: Sequence[DivergenceMarker],
+    colours: dict[str, str],
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     shapes, annotations = [], []
+    for index, note in enumerate(notes):
+        annotations.append(
+            {
+                "x": 0,
+                "xref": "paper",
+                "y": 1 + 0.06 * (len(notes) - index),
+                "yref": "paper",
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "align": "left",
+                "font": {"color": "#8a4b00", "size": 10},
+                "text": "⚠ " + html.escape(note, quote=False),
+            }
+        )
     for index, marker in enumerate(markers):
         colour = colours[marker.run_id]
         layer = marker.starting_layer or "no failing layer"
@@ -229,7 +254,7 @@ def _layout(
         xaxis={"title": {"text": "step"}},
         yaxis={"title": {"text": html.escape(y_title, quote=False)}},
         legend={"orientation": "h", "y": -0.2},
-        margin={"l": 60, "r": 20, "t": 50, "b": 60},
+        margin={"l": 60, "r": 20, "t": 50 + 16 * len(notes), "b": 60},
         shapes=shapes,
         annotations=annotations,
     ).to_plotly_json()
