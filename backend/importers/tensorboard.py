@@ -6,8 +6,9 @@ reported. One directory of event files is one run; when a tag has several values
 
 Two layouts of the writers (torch's ``SummaryWriter`` and tensorboardX's) put part of a run in
 subdirectories, and ``group_runs`` puts them back:
-- ``add_scalars(main_tag, {sub: value})`` writes each ``sub`` to ``<run>/<main_tag>_<sub>/``
-  under the tag ``main_tag``: it becomes the key ``main_tag/sub`` of the run;
+- ``add_scalars(main_tag, {sub: value})`` writes each ``sub`` under the tag ``main_tag`` to
+  ``<run>/<main_tag>_<sub>/`` (torch) or ``<run>/<main_tag>/<sub>/`` (tensorboardX): it becomes
+  the key ``main_tag/sub`` of the run;
 - ``add_hparams(hparams, metrics)`` writes to ``<run>/<name>/`` the hparams plugin's summaries
   and the metrics as scalars: the hparams become the run's config, the metrics its keys.
 
@@ -147,35 +148,44 @@ def read_event_files(
     return history
 
 
-def _scalars_key(directory: Path, tag: str) -> str | None:
-    """``main_tag/sub`` when ``directory`` is where ``add_scalars(main_tag, {sub: ...})`` wrote
-    ``sub`` (its name is ``main_tag`` with ``/`` as ``_``, then ``_sub``), else None."""
+def _scalars_home(directory: Path, tag: str) -> tuple[Path, str] | None:
+    """``(run directory, "main_tag/sub")`` when ``directory`` is where ``add_scalars(main_tag,
+    {sub: ...})`` wrote ``sub`` under the tag ``main_tag``, else None. torch writes
+    ``<run>/<main_tag with / as _>_<sub>``, tensorboardX ``<run>/<main_tag>/<sub>``."""
     prefix = tag.replace("/", "_") + "_"
     if directory.name.startswith(prefix) and len(directory.name) > len(prefix):
-        return f"{tag}/{directory.name[len(prefix):]}"
+        return directory.parent, f"{tag}/{directory.name[len(prefix):]}"
+    parts = tag.split("/")
+    if len(directory.parts) > len(parts) + 1 and list(directory.parts[-len(parts) - 1 : -1]) == parts:
+        return directory.parents[len(parts)], f"{tag}/{directory.name}"
     return None
 
 
 def group_runs(histories: dict[Path, ImportedHistory]) -> dict[Path, ImportedHistory]:
     """Fold the subdirectories that ``add_scalars`` and ``add_hparams`` write into the run
-    they belong to (their parent directory, when it holds event files too)."""
+    they belong to (the directory above them that holds event files too)."""
     runs = dict(histories)
     # Deepest first, so a subdirectory is folded before its parent is (possibly) folded in turn.
     for directory in sorted(histories, key=lambda d: len(d.parts), reverse=True):
-        parent = runs.get(directory.parent)
         child = runs[directory]
-        if parent is None or parent is child:
-            continue
         if child.config:
+            parent = runs.get(directory.parent)
+            if parent is None:
+                continue
             _fold(parent, child, {tag: tag for tag in child.columns})
             parent.config.update(child.config)
             parent.notes.append(f"hparams and their metrics from {directory.name}/ (add_hparams)")
         else:
-            keys = {tag: _scalars_key(directory, tag) for tag in child.columns}
-            if not keys or any(key is None for key in keys.values()):
+            homes = {tag: _scalars_home(directory, tag) for tag in child.columns}
+            found = {home[0] for home in homes.values() if home is not None}
+            if not homes or None in homes.values() or len(found) != 1 or next(iter(found)) not in runs:
                 continue  # a run of its own
-            _fold(parent, child, keys)  # type: ignore[arg-type]
-            parent.notes.append(f"{', '.join(sorted(k for k in keys.values() if k))} from {directory.name}/ (add_scalars)")
+            home = next(iter(found))
+            parent = runs[home]
+            keys = {tag: home_key[1] for tag, home_key in homes.items() if home_key is not None}
+            _fold(parent, child, keys)
+            where = directory.relative_to(home).as_posix()
+            parent.notes.append(f"{', '.join(sorted(keys.values()))} from {where}/ (add_scalars)")
         del runs[directory]
     return runs
 
