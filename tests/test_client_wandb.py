@@ -169,3 +169,21 @@ def test_module_level_calls_before_init_and_after_finish(
     second.finish()
     (run,) = runs_of(client, project)
     assert run["external_id"] == "job-42" and run["status"] == "finished"
+
+
+def test_config_changed_while_the_server_is_away_reaches_it_with_sync(
+    live_server: str, project: ProjectFixture, client: TestClient, tmp_path: Path
+) -> None:
+    offline = parityscope.init(project.slug, "offline", config={"lr": 0.1}, url="http://127.0.0.1:9",
+                               token=project.write, spool_dir=tmp_path, external_id="offline-1", **FAST)  # fmt: skip
+    parityscope.config.update({"batch_size": 8})
+    parityscope.log({"loss": 1.0})
+    parityscope.summary["best"] = 0.5
+    parityscope.finish()
+    assert offline.id is None
+    (result,) = parityscope.sync(url=live_server, token=project.write, spool_dir=tmp_path)
+    assert result.error is None, result.error
+    (run,) = runs_of(client, project)
+    assert run["config"] == {"lr": 0.1, "batch_size": 8} and run["status"] == "finished"
+    assert series(client, project, run["id"]) == {"loss": {"steps": [0], "values": [1.0]},
+                                                  "summary/best": {"steps": [0], "values": [0.5]}}  # fmt: skip
