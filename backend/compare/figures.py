@@ -19,6 +19,7 @@ legend, annotation and hover text.
 from __future__ import annotations
 
 import html
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -57,6 +58,8 @@ _REPLICA_DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
 # d3-format for hover text: enough significant digits to show each dtype's values exactly.
 # float32 values need 9 digits to be told apart; 15 show any decimal a float64 was made from.
 _HOVER_DIGITS = {"f4": ":.9~g", "f8": ":.15~g"}
+_NOTE_WIDTH = 100  # characters per line of a "different definition" note
+_NOTE_LINE_PX = 13
 
 
 def _xy(trace: dict[str, Any], x: np.ndarray, y: np.ndarray, hover_prefix: str, hover_suffix: str) -> None:
@@ -204,19 +207,24 @@ def _layout(
     notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     shapes, annotations = [], []
-    for index, note in enumerate(notes):
+    # Notes go above the plot, wrapped to the panel's width, the first one on top.
+    note_lines = [textwrap.wrap("⚠ " + note, _NOTE_WIDTH) for note in notes]
+    below = sum(len(lines) for lines in note_lines)
+    for lines in note_lines:
+        below -= len(lines)
         annotations.append(
             {
                 "x": 0,
                 "xref": "paper",
-                "y": 1 + 0.06 * (len(notes) - index),
+                "y": 1,
                 "yref": "paper",
+                "yshift": 4 + _NOTE_LINE_PX * below,
                 "xanchor": "left",
                 "yanchor": "bottom",
                 "showarrow": False,
                 "align": "left",
                 "font": {"color": "#8a4b00", "size": 10},
-                "text": "⚠ " + html.escape(note, quote=False),
+                "text": "<br>".join(html.escape(line, quote=False) for line in lines),
             }
         )
     for index, marker in enumerate(markers):
@@ -248,13 +256,16 @@ def _layout(
                 "hovertext": _marker_hover(marker),
             }
         )
+    title_spec: dict[str, Any] = {"text": html.escape(title, quote=False)}
+    if note_lines:  # pinned to the top, so the notes have the space between it and the plot
+        title_spec.update(y=1, yref="container", yanchor="top", pad={"t": 10})
     return go.Layout(
-        title={"text": html.escape(title, quote=False)},
+        title=title_spec,
         hovermode="x unified",
         xaxis={"title": {"text": "step"}},
         yaxis={"title": {"text": html.escape(y_title, quote=False)}},
         legend={"orientation": "h", "y": -0.2},
-        margin={"l": 60, "r": 20, "t": 50 + 16 * len(notes), "b": 60},
+        margin={"l": 60, "r": 20, "t": 50 + _NOTE_LINE_PX * sum(len(lines) for lines in note_lines), "b": 60},
         shapes=shapes,
         annotations=annotations,
     ).to_plotly_json()
