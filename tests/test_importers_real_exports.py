@@ -270,3 +270,19 @@ def test_a_damaged_event_file_is_refused_unless_partial_is_allowed(
     stored = series(client, project, runs_of(client, project)["damaged"]["id"])["loss"]
     assert 0 < len(stored["steps"]) < 1530
     assert stored["steps"] == list(range(len(stored["steps"])))
+
+
+def test_a_chart_export_with_each_runs_own_step_column() -> None:
+    """W&B adds ``"<run> - _step"`` columns when the chart's x-axis is not the step itself, or
+    when asked: the run's own step is the step, and an x-axis ``Step`` is not a metric."""
+    from backend.importers import read_csv_runs
+
+    text = (
+        '"epoch","a - _step","a - _step__MIN","a - _step__MAX","a - loss","a - loss__MIN","a - loss__MAX"\n'
+        '"0.5","10","10","10","2","2","2"\n"1","20","20","20","1","1","1"\n'
+    )
+    (history,) = read_csv_runs(text.encode(), "export.csv")
+    assert history.run_name == "a" and sorted(history.columns) == ["epoch", "loss"]
+    assert history.columns["loss"].steps == [10, 20] and history.columns["epoch"].values == [0.5, 1.0]
+    (history,) = read_csv_runs(text.replace('"epoch"', '"Step"').encode(), "export.csv")
+    assert sorted(history.columns) == ["loss"] and history.columns["loss"].steps == [10, 20]

@@ -118,7 +118,9 @@ def read_csv_runs(data: bytes, source: str, step_column: str | None = None) -> l
     x_axis = frame.columns[0]
     for run, metrics in chart.items():
         ranges = [c for c in metrics.values() if c.endswith(CHART_RANGE_SUFFIXES)]
-        columns = {x_axis: x_axis, **{c: m for c, m in metrics.items() if not m.endswith(CHART_RANGE_SUFFIXES)}}
+        columns = {c: m for c, m in metrics.items() if not m.endswith(CHART_RANGE_SUFFIXES)}
+        if not (x_axis.lower() == "step" and "_step" in columns.values()):  # else the same as the run's _step
+            columns = {x_axis: x_axis, **columns}
         part = frame.select([pl.col(c).alias(m) for c, m in columns.items()])
         run_notes = [f"a W&B chart export: the run {run!r}, its keys without the {run + CHART_SEPARATOR!r} prefix"]
         if ranges:
