@@ -286,3 +286,17 @@ def test_a_chart_export_with_each_runs_own_step_column() -> None:
     assert history.columns["loss"].steps == [10, 20] and history.columns["epoch"].values == [0.5, 1.0]
     (history,) = read_csv_runs(text.replace('"epoch"', '"Step"').encode(), "export.csv")
     assert sorted(history.columns) == ["loss"] and history.columns["loss"].steps == [10, 20]
+
+
+def test_the_api_refuses_a_step_column_it_cannot_use(client: TestClient, project: ProjectFixture) -> None:
+    body = b"epoch,loss\n0,1\n1,2\n"
+    r = client.post(IMPORTS.format(slug=project.slug), params={"format": "csv", "step_column": "iteration"},
+                    content=body, headers=project.auth())  # fmt: skip
+    assert r.status_code == 422 and "no column 'iteration' for the step (found 'epoch', 'loss')" in r.json()["detail"]
+    r = client.post(IMPORTS.format(slug=project.slug), params={"format": "tensorboard", "step_column": "epoch"},
+                    content=b"\x00", headers=project.auth())  # fmt: skip
+    assert r.status_code == 422 and "TensorBoard events carry their own step" in r.json()["detail"]
+    r = client.post(IMPORTS.format(slug=project.slug), params={"format": "csv", "step_column": "epoch"},
+                    content=body, headers=project.auth())  # fmt: skip
+    assert r.status_code == 201 and r.json()["keys"] == ["loss"]
+    assert len(runs_of(client, project)) == 1
