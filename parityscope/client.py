@@ -151,7 +151,7 @@ class Run:
             try:
                 check_key(key, "log")
                 self._known_keys.add(key)
-            except (WireError, TypeError) as exc:  # TypeError: an unhashable key
+            except WireError as exc:
                 self._warn_once(key, f"parityscope: log: {exc}; the value is skipped")
                 return
         number = as_number(value)
