@@ -86,6 +86,13 @@ class RunStore:
             return existing, False
         return _to_domain(row), True
 
+    def named(self, project_id: int, name: str) -> list[Run]:
+        """The project's runs called exactly ``name``, newest first."""
+        rows = self.session.scalars(
+            select(RunRow).where(RunRow.project_id == project_id, RunRow.name == name).order_by(RunRow.id.desc())
+        )
+        return [_to_domain(r) for r in rows]
+
     def _by_external_id(self, project_id: int, external_id: str) -> Run | None:
         row = self.session.scalar(
             select(RunRow).where(RunRow.project_id == project_id, RunRow.external_id == external_id)
