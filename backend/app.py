@@ -10,7 +10,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from backend import __version__
+from backend.api import mlflow_errors
 from backend.api.errors import install_error_handlers
+from backend.api.json_body import JsonByDefault
 from backend.api.routes import (
     compare,
     imports,
@@ -57,7 +59,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database
     app.state.series_cache = SeriesCache(settings.series_cache_mb * 1024 * 1024)
     install_error_handlers(app)
-    mlflow_routes.install(app)
+    mlflow_errors.install(app)
     # Compare payloads and series reads are large and compress well.
     app.add_middleware(GZipMiddleware, minimum_size=4096, compresslevel=5)
 
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router)
     pages.mount_static(app)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(JsonByDefault)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
