@@ -19,6 +19,7 @@ from backend.api.routes import (
     jobs,
     legs,
     metrics,
+    mlflow_artifacts,
     notes,
     pages,
     projects,
@@ -38,7 +39,7 @@ ROUTERS = [projects.router, runs.router, metrics.router]
 # The comparison engine and the project's own alias and layer tables.
 ROUTERS += [compare.router, registry.router]
 # Trainer integrations: the MLflow-compatible tracking API, history imports.
-ROUTERS += [mlflow_routes.router, imports.router]
+ROUTERS += [mlflow_routes.router, mlflow_artifacts.router, imports.router]
 # Paired jobs and the workers that run their legs.
 ROUTERS += [jobs.router, legs.router]
 # The dashboard: its API, then its pages (after every API route).
@@ -66,7 +67,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @app.middleware("http")
     async def _limit_body(request: Request, call_next: Any) -> Any:
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+        # Artifact uploads are streamed to the artifact store under their own limit.
+        streamed = request.url.path.startswith(mlflow_artifacts.PREFIX + "/")
+        if length and length.isdigit() and int(length) > settings.max_body_bytes and not streamed:
             return JSONResponse(
                 {"detail": f"body: {length} bytes exceeds the limit of {settings.max_body_bytes} bytes"},
                 status_code=413,

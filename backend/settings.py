@@ -15,6 +15,10 @@ def default_database_url() -> str:
     return f"sqlite:///{path}"
 
 
+def default_artifact_root() -> str:
+    return str(Path(user_data_dir("parityscope", appauthor=False)) / "artifacts")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARITYSCOPE_", extra="ignore")
 
@@ -26,6 +30,10 @@ class Settings(BaseSettings):
     # Request limits of the ingestion API.
     max_body_bytes: int = 16 * 1024 * 1024
     max_values_per_request: int = 100_000
+    # MLflow artifacts: a local directory or any fsspec URL (s3://bucket/prefix, memory://x...),
+    # and the largest single file accepted.
+    artifact_root: str = Field(default_factory=default_artifact_root)
+    max_artifact_bytes: int = Field(default=2 * 1024**3, ge=1)
     # Memory for full-resolution series kept between compare requests.
     series_cache_mb: int = 512
     # Job legs: how long a claim holds without a heartbeat, and how many claims a leg gets
