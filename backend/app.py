@@ -14,6 +14,7 @@ from backend.api import mlflow_errors
 from backend.api.errors import install_error_handlers
 from backend.api.json_body import JsonByDefault
 from backend.api.routes import (
+    artifacts,
     compare,
     imports,
     jobs,
@@ -35,7 +36,7 @@ from backend.db import Database, prepare_database
 from backend.settings import Settings, get_settings
 from backend.storage.series_cache import SeriesCache
 
-ROUTERS = [projects.router, runs.router, metrics.router]
+ROUTERS = [projects.router, runs.router, metrics.router, artifacts.router]
 # The comparison engine and the project's own alias and layer tables.
 ROUTERS += [compare.router, registry.router]
 # Trainer integrations: the MLflow-compatible tracking API, history imports.

@@ -27,6 +27,12 @@ def mlflow_env(live_server: str, project: ProjectFixture, monkeypatch: pytest.Mo
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", project.write)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     mlflow.set_tracking_uri(live_server)
+    # MLflow caches each run's artifact repository by run id for the process; every test's
+    # database numbers its runs from 1, so a repository left from another test's server would
+    # point at a port that is gone.
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    tracking_utils._artifact_repos_cache.clear()
     yield live_server
     while mlflow.active_run() is not None:
         mlflow.end_run()
