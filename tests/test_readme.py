@@ -110,7 +110,7 @@ def test_bodies_without_a_json_content_type_are_read_as_json(client: TestClient,
     r = client.post(f"/api/v1/projects/{project.slug}/runs", content=b"name=r2", headers=project.auth())
     assert r.status_code == 422 and "json" in r.text.lower()
     names = [x["name"] for x in client.get(f"/api/v1/projects/{project.slug}/runs", headers=project.auth()).json()["runs"]]
-    assert names == ["r"]
+    assert "r" in names and "r2" not in names and "name=r2" not in names
     # A labelled non-JSON body keeps its label: a form is not JSON and is refused.
     r = client.post(f"/api/v1/projects/{project.slug}/runs", content=b'{"name": "r3"}',
                     headers=project.auth() | {"content-type": "text/plain"})
