@@ -228,3 +228,59 @@ def test_logged_models_and_the_registry(mlflow_env: str, project: ProjectFixture
     assert r.status_code == 404
     r = client.patch(f"{API}/logged-models/{model.model_id}", json={"status": "DONE"}, headers=project.auth())
     assert r.status_code == 400 and "status" in r.json()["message"]
+
+
+def test_transformers_trainer_with_mlflow_artifact_logging(
+    mlflow_env: str, project: ProjectFixture, client: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path  # noqa: F811
+) -> None:
+    """transformers' MLflowCallback with HF_MLFLOW_LOG_ARTIFACTS=1 logs every checkpoint as a
+    logged model (``mlflow.pyfunc.log_model``) and its files as artifacts."""
+    from tests.tiny_trainer import train
+
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", project.slug)
+    monkeypatch.setenv("HF_MLFLOW_LOG_ARTIFACTS", "1")
+    train(tmp_path / "out", report_to=["mlflow"], run_name="hf-artifacts", steps=4, save_steps=2)
+    (run,) = [r for r in client.get(f"/api/v1/projects/{project.slug}/runs", headers=project.auth()).json()["runs"]
+              if r["name"] == "hf-artifacts"]
+    assert run["status"] == "finished"
+    ml = MlflowClient(mlflow_env)
+    models = ml.search_logged_models(experiment_ids=[str(project.id)])
+    assert sorted(m.name for m in models) == ["checkpoint-2", "checkpoint-4"]
+    assert all(m.source_run_id == str(run["id"]) for m in models)
+    model = next(m for m in models if m.name == "checkpoint-4")
+    listed = client.get(ART, params={"path": f"{project.id}/models/{model.model_id}/artifacts"}, headers=project.auth()).json()
+    names = {f["path"] for f in listed["files"]}
+    assert "MLmodel" in names and "artifacts" in names
+    weights = client.get(ART, params={"path": f"{project.id}/models/{model.model_id}/artifacts/artifacts/checkpoint-4"},
+                         headers=project.auth()).json()
+    assert any(f["path"] == "model.safetensors" and f["file_size"] > 0 for f in weights["files"])
+
+
+def test_a_tracking_only_training_loop_never_reaches_an_unimplemented_endpoint(
+    mlflow_env: str, project: ProjectFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path  # noqa: F811
+) -> None:
+    from backend.api import mlflow_errors
+
+    reached: list[str] = []
+    original = mlflow_errors.EndpointNotFound.__init__
+
+    def record(self, message: str, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        reached.append(message)
+        original(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow_errors.EndpointNotFound, "__init__", record)
+    mlflow.set_experiment(project.slug)
+    with mlflow.start_run(run_name="loop"):
+        mlflow.log_params({"learning_rate": 1e-5, "epsilon": 3e-4})
+        mlflow.set_tags({"engine": "vllm-v1"})
+        for step in range(5):
+            mlflow.log_metrics({"reward": step / 5, "kl_new_old": 1e-4 * step}, step=step)
+        (tmp_path / "notes.txt").write_text("done")
+        mlflow.log_artifact(str(tmp_path / "notes.txt"))
+        mlflow.log_dict({"ok": True}, "summary.json")
+    MlflowClient(mlflow_env).search_runs([str(project.id)], "metrics.reward > 0.5")
+    assert reached == []
+    # The spy does see the registry when something does call it.
+    with pytest.raises(MlflowException):
+        MlflowClient(mlflow_env).get_registered_model("policy")
+    assert reached and "registered-models" in reached[0]
