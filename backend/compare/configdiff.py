@@ -10,11 +10,11 @@ built across that variation, so a candidate differing there is still like-for-li
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from backend.compare.config_values import ABSENT, same_meaning
 from backend.compare.registry import LAYERS, KeyRegistry, normalise_key
 
 __all__ = ["ConfigDifference", "config_diff", "flatten_config", "run_settings"]
@@ -102,12 +102,7 @@ def _by_identity(settings: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
 
 
 def _same(first: Any, second: Any) -> bool:
-    if first is _MISSING or second is _MISSING:
-        return first is second
-    if isinstance(first, float) and isinstance(second, float):
-        if math.isnan(first) and math.isnan(second):
-            return True
-    try:
-        return bool(first == second)
-    except (TypeError, ValueError):
-        return False
+    # Equality by meaning lives in config_values ("0.1" == 0.1, "True" == true, absent == null).
+    return same_meaning(
+        ABSENT if first is _MISSING else first, ABSENT if second is _MISSING else second
+    )
