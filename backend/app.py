@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
 from backend import __version__
 from backend.api import mlflow_errors
@@ -47,6 +48,14 @@ ROUTERS += [jobs.router, legs.router]
 ROUTERS += [summaries.router, notes.router, shares.router, pages.router]
 
 
+def operation_id(route: APIRoute) -> str:
+    """Readable operation ids for generated clients: the endpoint function's name, prefixed
+    with ``mlflow_`` for the MLflow-compatible endpoints (``get_run`` exists in both)."""
+    if route.path.startswith("/api/2.0/") and not route.name.startswith("mlflow_"):
+        return f"mlflow_{route.name}"
+    return route.name
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     """Build the app. Opening the database migrates SQLite and refuses a stale PostgreSQL."""
     settings = settings or get_settings()
@@ -56,6 +65,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         title="ParityScope",
         version=__version__,
         description="Compare RL training runs across inference backends.",
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.database = database
@@ -98,6 +108,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 for name, sub in model_schema.pop("$defs", {}).items():
                     components.setdefault(name, sub)
                 components[model.__name__] = model_schema
+            # Every endpoint takes the project or admin token as a bearer token; reads may
+            # also go without one on a public deployment (docs/API.md, "Conventions").
+            schema["components"].setdefault("securitySchemes", {})["bearerAuth"] = {
+                "type": "http", "scheme": "bearer", "description": "a ParityScope token (pst_...)",
+            }
+            schema["security"] = [{"bearerAuth": []}, {}]
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -565,17 +565,29 @@ def log_outputs(body: LogOutputs, session: SessionDep, settings: SettingsDep, to
 # -- experiments search -------------------------------------------------------------------
 
 
-@router.api_route("/experiments/search", methods=["GET", "POST"])
-async def search_experiments(
+@router.get("/experiments/search")
+def search_experiments_by_query(
     request: Request, session: SessionDep, settings: SettingsDep, token: OptionalToken
 ) -> dict[str, Any]:
-    if request.method == "POST":
-        raw = await request.body()
-        body = SearchExperiments.model_validate_json(raw or b"{}")
-    else:
-        query = dict(request.query_params)
-        query["order_by"] = request.query_params.getlist("order_by")
+    query: dict[str, Any] = dict(request.query_params)
+    query["order_by"] = request.query_params.getlist("order_by")
+    try:
         body = SearchExperiments.model_validate(query)
+    except ValueError as exc:
+        raise BadInput(f"query: {exc}", field="query") from None
+    return _search_experiments(body, session, settings, token)
+
+
+@router.post("/experiments/search")
+def search_experiments(
+    body: SearchExperiments, session: SessionDep, settings: SettingsDep, token: OptionalToken
+) -> dict[str, Any]:
+    return _search_experiments(body, session, settings, token)
+
+
+def _search_experiments(
+    body: SearchExperiments, session: Session, settings: Settings, token: Token | None
+) -> dict[str, Any]:
     if not 1 <= body.max_results <= MAX_SEARCH_RESULTS:
         raise BadInput(f"max_results: must be between 1 and {MAX_SEARCH_RESULTS}", field="max_results")
     if token is None and not settings.reads_are_public:
