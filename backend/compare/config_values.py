@@ -12,9 +12,10 @@ from __future__ import annotations
 import ast
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ABSENT", "same_meaning"]
+__all__ = ["ABSENT", "expand_text_mappings", "is_bookkeeping", "same_meaning"]
 
 ABSENT: Any = object()
 
@@ -65,3 +66,32 @@ def same_meaning(first: Any, second: Any) -> bool:
         return bool(a == b)
     except (TypeError, ValueError):
         return False
+
+
+def expand_text_mappings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config with every text value that spells a mapping (``"{'split_batches': False}"``,
+    as MLflow params hold a nested argument) replaced by that mapping, so it flattens into the
+    same dotted keys as a typed config does."""
+    expanded: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            expanded[key] = expand_text_mappings(value)
+        elif isinstance(value, str) and value.strip()[:1] == "{":
+            meaning = _meaning(value)
+            expanded[key] = expand_text_mappings(meaning) if isinstance(meaning, dict) else value
+        else:
+            expanded[key] = value
+    return expanded
+
+
+# Where a run's logs were sent and how it was labelled, not how it trained: the MLflow tags
+# (the callback's tags are not in its config either; MLflow's client adds ``mlflow.user`` and
+# ``mlflow.source.*``) and transformers' ``report_to``, which is the one training argument that
+# necessarily differs between a run reported to MLflow and one sent by the callback.
+_BOOKKEEPING_PREFIXES = ("mlflow_tags.",)
+_BOOKKEEPING_KEYS = frozenset({"mlflow_tags", "report_to"})
+
+
+def is_bookkeeping(flat_key: str) -> bool:
+    """Whether a flattened config key records logging rather than training."""
+    return flat_key in _BOOKKEEPING_KEYS or flat_key.startswith(_BOOKKEEPING_PREFIXES)

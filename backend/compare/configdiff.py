@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from backend.compare.config_values import ABSENT, same_meaning
+from backend.compare.config_values import ABSENT, expand_text_mappings, is_bookkeeping, same_meaning
 from backend.compare.registry import LAYERS, KeyRegistry, normalise_key
 
 __all__ = ["ConfigDifference", "config_diff", "flatten_config", "run_settings"]
@@ -46,7 +46,8 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any
 
 def run_settings(config: Mapping[str, Any], engine: Mapping[str, Any]) -> dict[str, Any]:
     """A run's config and engine description as one flat mapping (engine keys under ``engine.``)."""
-    settings = flatten_config(config or {})
+    flat = flatten_config(expand_text_mappings(config or {}))
+    settings = {key: value for key, value in flat.items() if not is_bookkeeping(key)}
     if engine:
         settings.update(flatten_config({"engine": engine}))
     return settings

@@ -35,3 +35,15 @@ def test_the_config_diff_compares_by_meaning() -> None:
     changed = ({"learning_rate": 0.2, "bf16": True, "max_steps": 4}, {})
     (difference,) = config_diff([mlflow_path], changed, KeyRegistry())
     assert difference.key == "learning_rate"
+
+
+def test_text_mappings_flatten_like_typed_ones_and_bookkeeping_is_left_out() -> None:
+    as_text = ({"accelerator_config": "{'split_batches': False, 'dispatch_batches': None}", "report_to": "['mlflow']",
+                "mlflow_tags": {"mlflow.user": "me"}}, {})
+    typed = ({"accelerator_config": {"split_batches": False, "dispatch_batches": None}, "report_to": []}, {})
+    assert config_diff([as_text], typed, KeyRegistry()) == []
+    changed = ({"accelerator_config": {"split_batches": True}}, {})
+    (difference,) = config_diff([as_text], changed, KeyRegistry())
+    assert difference.key == "accelerator_config.split_batches"
+    # Text that is not a mapping stays text.
+    assert config_diff([({"note": "{not a dict"}, {})], ({"note": "{not a dict"}, {}), KeyRegistry()) == []
