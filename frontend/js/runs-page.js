@@ -65,7 +65,7 @@ function renderRows(runs) {
     body.append(h('tr', { class: picked.has(run.id) ? 'selected' : '', dataset: { runId: run.id } },
       h('td', { class: 'pick' }, pickBox(run, 'reference')),
       h('td', { class: 'pick' }, pickBox(run, 'candidate')),
-      h('td', { class: 'name' }, h('a', { href: `/runs/${Number(run.id)}` }, run.name)),
+      h('td', { class: 'name' }, run.name),
       h('td', {}, h('span', { class: `status ${run.status}` }, run.status)),
       h('td', {}, engineText(run)),
       h('td', {}, run.tags.map((tag) => h('span', {
@@ -75,6 +75,7 @@ function renderRows(runs) {
       h('td', { title: created.toISOString() }, created.toLocaleString()),
       h('td', { class: 'num' }, run.last_step ?? '—'),
       h('td', {}, sparkline(run.sparkline)),
+      h('td', { class: 'open' }, h('a', { href: `/runs/${Number(run.id)}`, 'aria-label': `open run ${run.name}` }, 'files')),
     ));
   }
 }

@@ -20,7 +20,7 @@ def test_the_run_page_lists_and_downloads_artifacts(new_page, seeded, tmp_path: 
 
     page = new_page()
     page.goto(f"{seeded.url}/projects/{project.slug}")
-    page.get_by_role("link", name="with <b>files</b>").click()
+    page.get_by_role("link", name="open run with <b>files</b>").click()
     page.wait_for_url(f"**/runs/{run_id}")
     page.locator("tr.artifact").first.wait_for()
     assert page.locator("#title").inner_text() == "with <b>files</b>"  # text, never markup

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 
 from backend.api.deps import (
     ArtifactsDep,
@@ -25,7 +26,9 @@ from backend.api.deps import (
     check_write,
 )
 from backend.api.mlflow_errors import EndpointNotFound, MlflowAnswer, MlflowRoute, mlflow_error
+from backend.domain import Token
 from backend.errors import NotFound, TooLarge
+from backend.settings import Settings
 from backend.storage.artifacts import check_artifact_path
 from backend.storage.projects import ProjectStore
 from backend.storage.runs import RunStore
@@ -35,7 +38,7 @@ PREFIX = "/api/2.0/mlflow-artifacts"
 router = APIRouter(prefix=PREFIX, tags=["mlflow"], route_class=MlflowRoute)
 
 
-def _check_access(session: Any, token: Any, settings: Any, path: str, *, write: bool) -> None:
+def _check_access(session: Session, token: Token | None, settings: Settings, path: str, *, write: bool) -> None:
     """Whoever may read (write) the project named by the path's first component may read
     (write) the file; a run named by the second component must belong to that project."""
     parts = path.split("/")
