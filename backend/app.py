@@ -8,9 +8,11 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp
 
 from backend import __version__
+from backend.api import mlflow_errors
 from backend.api.body import BoundedBody
 from backend.api.errors import (
     UnhandledErrors,
@@ -19,7 +21,9 @@ from backend.api.errors import (
     is_outage,
     outage_response,
 )
+from backend.api.json_body import JsonByDefault
 from backend.api.routes import (
+    artifacts,
     compare,
     imports,
     jobs,
@@ -27,6 +31,7 @@ from backend.api.routes import (
     legs,
     meta,
     metrics,
+    mlflow_artifacts,
     notes,
     pages,
     projects,
@@ -42,11 +47,11 @@ from backend.db import Database, prepare_database
 from backend.settings import Settings, get_settings
 from backend.storage.series_cache import SeriesCache
 
-ROUTERS = [projects.router, runs.router, metrics.router]
+ROUTERS = [projects.router, runs.router, metrics.router, artifacts.router]
 # The comparison engine and the project's own alias and layer tables.
 ROUTERS += [compare.router, registry.router]
 # Trainer integrations: the MLflow-compatible tracking API, history imports.
-ROUTERS += [mlflow_routes.router, imports.router]
+ROUTERS += [mlflow_routes.router, mlflow_artifacts.router, imports.router]
 # Paired jobs and the workers that run their legs.
 ROUTERS += [jobs.router, legs.router, ladders.router]
 # The dashboard: its API, then its pages (after every API route).
@@ -61,6 +66,14 @@ class ParityScopeApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeaders(UnhandledErrors(super().build_middleware_stack(), self.retry_after_seconds))
+
+
+def operation_id(route: APIRoute) -> str:
+    """Readable operation ids for generated clients: the endpoint function's name, prefixed
+    with ``mlflow_`` for the MLflow-compatible endpoints (``get_run`` exists in both)."""
+    if route.path.startswith("/api/2.0/") and not route.name.startswith("mlflow_"):
+        return f"mlflow_{route.name}"
+    return route.name
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -82,13 +95,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         # a Python package: FastAPI's default pages load it from a CDN, which the CSP blocks.
         docs_url=None,
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.retry_after_seconds = settings.retry_after_seconds
     app.state.settings = settings
     app.state.database = database
     app.state.series_cache = SeriesCache(settings.series_cache_mb * 1024 * 1024)
     install_error_handlers(app, settings.retry_after_seconds)
-    mlflow_routes.install(app)
+    mlflow_errors.install(app)
     # Compare payloads and series reads are large and compress well.
     app.add_middleware(GZipMiddleware, minimum_size=4096, compresslevel=5)
 
@@ -97,6 +111,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     pages.mount_static(app)
     # Outside compression: a refused body is answered before anything else runs.
     app.add_middleware(BoundedBody, settings=settings, database=database)
+    # Outermost: a JSON body sent without a Content-Type is read as JSON by every layer below.
+    app.add_middleware(JsonByDefault)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -126,6 +142,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                     components.setdefault(name, sub)
                 components[model.__name__] = model_schema
             declare_error_responses(schema)
+            # Every endpoint takes the project or admin token as a bearer token; reads may
+            # also go without one on a public deployment (docs/API.md, "Conventions").
+            schema["components"].setdefault("securitySchemes", {})["bearerAuth"] = {
+                "type": "http", "scheme": "bearer", "description": "a ParityScope token (pst_...)",
+            }
+            schema["security"] = [{"bearerAuth": []}, {}]
             app.openapi_schema = schema
         return app.openapi_schema
 

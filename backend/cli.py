@@ -20,7 +20,9 @@ from parityscope.jobspec import ENGINE_NAMES
 app = typer.Typer(help="ParityScope: compare RL runs across inference backends.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+project_app = typer.Typer(help="Projects.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(project_app, name="project")
 app.add_typer(token_app, name="token")
 
 DatabaseUrl = Annotated[
@@ -87,6 +89,36 @@ def db_upgrade(database_url: DatabaseUrl = None) -> None:
     settings = _settings(database_url)
     upgrade(settings.database_url)
     typer.echo("database is at the latest revision")
+
+
+@project_app.command("create")
+def project_create(
+    slug: Annotated[str, typer.Argument(help="1-64 lowercase letters, digits, '-' or '_'")],
+    name: Annotated[str | None, typer.Option(help="display name (default: the slug)")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a project (what POST /api/v1/projects does with an admin token)."""
+    display = slug if name is None else name.strip()
+    if not display or len(display) > 200:
+        _fail("name: a project name is 1-200 characters")
+    database = _open(_settings(database_url))
+    try:
+        with database.session() as session:
+            created = ProjectStore(session).create(slug, display)
+    except ParityScopeError as exc:
+        _fail(exc.message)
+        return
+    typer.echo(f"project {created.id}: {created.slug} ({created.name})")
+
+
+@project_app.command("list")
+def project_list(database_url: DatabaseUrl = None) -> None:
+    """List every project: id, slug and name."""
+    database = _open(_settings(database_url))
+    with database.session() as session:
+        projects = ProjectStore(session).list()
+    for each in projects:
+        typer.echo(f"{each.id}\t{each.slug}\t{each.name}")
 
 
 @token_app.command("create")

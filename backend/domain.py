@@ -81,6 +81,8 @@ class Run:
     last_step: int | None
     created_at: datetime
     updated_at: datetime
+    # Set when the run was deleted (MLflow's delete_run); deleted runs leave lists and searches.
+    deleted_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -108,10 +108,27 @@ class RunRow(Base):
     last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     # For the project's slug: loaded from the session's identity map when the request has
     # already read the project, so most conversions cost no query.
     project: Mapped[ProjectRow] = relationship()
+
+
+class LoggedModelRow(Base):
+    """A model logged through MLflow's logged-model calls; its files are artifacts."""
+
+    __tablename__ = "logged_model"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    name: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(32))
+    # model_type, source, tags and params, as MLflow sends them.
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class MetricKeyRow(Base):

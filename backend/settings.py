@@ -15,6 +15,10 @@ def default_database_url() -> str:
     return f"sqlite:///{path}"
 
 
+def default_artifact_root() -> str:
+    return str(Path(user_data_dir("parityscope", appauthor=False)) / "artifacts")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARITYSCOPE_", extra="ignore")
 
@@ -38,6 +42,10 @@ class Settings(BaseSettings):
     db_statement_timeout_seconds: float = Field(default=30.0, gt=0)
     db_connect_timeout_seconds: int = Field(default=5, ge=1)
     retry_after_seconds: int = Field(default=2, ge=1)
+    # MLflow artifacts: a local directory or any fsspec URL (s3://bucket/prefix, memory://x...),
+    # and the largest single file accepted.
+    artifact_root: str = Field(default_factory=default_artifact_root)
+    max_artifact_bytes: int = Field(default=2 * 1024**3, ge=1)
     # Memory for full-resolution series kept between compare requests.
     series_cache_mb: int = 512
     # Job legs: how long a claim holds without a heartbeat, and how many claims a leg gets

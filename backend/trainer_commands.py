@@ -18,7 +18,8 @@ __all__ = ["import_app", "sync"]
 T = TypeVar("T")
 
 import_app = typer.Typer(
-    help="Import finished histories (TensorBoard, CSV, JSONL) as runs; importing again adds nothing.",
+    help="Import finished histories (TensorBoard, CSV, JSONL) as runs; importing again adds nothing, "
+    "a longer export of the same run extends it.",
     no_args_is_help=True,
 )
 
@@ -28,6 +29,17 @@ Project = Annotated[str, typer.Option(help="project slug")]
 RunName = Annotated[str | None, typer.Option(help="run name (default: the file or directory name)")]
 Tags = Annotated[list[str] | None, typer.Option("--tag", help="a tag for the run (repeatable)")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars on stderr")]
+StepColumn = Annotated[
+    str | None, typer.Option(help="the column holding the step (default: _step, step or global_step)")
+]
+Update = Annotated[
+    bool,
+    typer.Option("--update", help="add to the project's run of the same name (extend or replace its points) "
+                 "instead of importing as the source's own run"),
+]
+AllowPartial = Annotated[
+    bool, typer.Option("--allow-partial", help="import what a damaged file holds up to the damage instead of failing")
+]
 
 
 def sync(
@@ -75,25 +87,53 @@ def _retrying(call: Callable[[], T], what: str) -> T:
     raise AssertionError("unreachable")
 
 
-def upload(history: Any, *, project: str, run_name: str, tags: list[str], url: str, token: str, progress: bool) -> int:
+def _target_run(connection: Any, project: str, body: dict[str, Any], update: bool) -> dict[str, Any]:
+    """The run to import into: with ``update``, the project's one run of that name (an error
+    when several have it); otherwise, or when there is none, the history's own run."""
+    name = body["name"]
+    if update:
+        named = _retrying(lambda: connection.runs_named(project, name), f"finding run {name!r}")
+        if len(named) > 1:
+            ids = ", ".join(str(r["id"]) for r in named[:10])
+            _fail(f"--update: {len(named)} runs of project {project} are named {name!r} (ids {ids}); "
+                  "rename all but one, or import under another --run-name")
+        if named:
+            return named[0]
+    return _retrying(lambda: connection.create_run(project, body), f"creating run {name!r}")
+
+
+def upload(
+    history: Any, *, project: str, run_name: str, tags: list[str], url: str, token: str, progress: bool,
+    update: bool = False, allow_partial: bool = False,
+) -> int:
     """Create (or find again) the history's run, post its points in batches, mark it finished."""
     from tqdm import tqdm
 
     from parityscope.connection import Connection
     from parityscope.wire import VALUES_PER_REQUEST
 
+    for note in history.notes:
+        typer.echo(f"{history.source}: note: {note}")
+    if history.damage:
+        if not allow_partial:
+            _fail(f"{history.source}: damaged: {history.damage}; nothing was imported "
+                  f"(--allow-partial imports the {history.points} points read before the damage)")
+        typer.echo(f"{history.source}: damaged, importing what was read (--allow-partial): {history.damage}", err=True)
     if not history.points:  # no numeric column, or only columns without a value (a header-only CSV)
         skipped = f" (skipped: {', '.join(history.skipped[:10])})" if history.skipped else ""
         _fail(f"{history.source}: no numeric metric to import{skipped}")
     connection = Connection(url, token, timeout=120.0)
     body = {
         "name": run_name,
-        "config": {},
+        "config": history.config,
         "tags": [f"imported:{history.format}", *tags],
         "external_id": history.external_id,
     }
     try:
-        run = _retrying(lambda: connection.create_run(project, body), f"creating run {run_name!r}")
+        run = _target_run(connection, project, body, update)
+        merged = {**run.get("config", {}), **history.config}
+        if merged != run.get("config", {}):
+            _retrying(lambda: connection.update_run(run["id"], {"config": merged}), f"run {run['id']}")
         with tqdm(total=history.points, unit="points", desc=f"sending {run_name}", disable=not progress) as bar:
             for request, count in history.bodies(VALUES_PER_REQUEST):
                 _retrying(lambda r=request: connection.post_metrics(run["id"], r), f"run {run['id']}")
@@ -106,13 +146,13 @@ def upload(history: Any, *, project: str, run_name: str, tags: list[str], url: s
     return int(run["id"])
 
 
-def _read(reader: Callable[[bytes, str], Any], file: Path) -> Any:
+def _read(reader: Callable[[bytes, str, str | None], Any], file: Path, step_column: str | None) -> Any:
     from backend.errors import ParityScopeError
 
     if not file.is_file():
         _fail(f"{file}: no such file")
     try:
-        return reader(file.read_bytes(), file.name)
+        return reader(file.read_bytes(), file.name, step_column)
     except ParityScopeError as exc:
         _fail(f"{file}: {exc.message}")
 
@@ -125,13 +165,21 @@ def import_csv(
     token: Token,
     run_name: RunName = None,
     tag: Tags = None,
+    step_column: StepColumn = None,
+    update: Update = False,
     progress: Progress = True,
 ) -> None:
-    """Import a CSV history export as one run."""
-    from backend.importers import read_csv
+    """Import a CSV history export as one run (a W&B chart export: one run per run in it, each
+    named as in W&B unless --run-name is given for a single one)."""
+    from backend.importers import read_csv_runs
 
-    history = _read(read_csv, file)
-    upload(history, project=project, run_name=run_name or file.stem, tags=tag or [], url=url, token=token, progress=progress)
+    histories = _read(read_csv_runs, file, step_column)
+    if run_name is not None and len(histories) > 1:
+        _fail(f"{file}: --run-name names one run, and this W&B chart export holds {len(histories)}")
+    for history in histories:
+        name = run_name or history.run_name or file.stem
+        upload(history, project=project, run_name=name, tags=tag or [], url=url, token=token, progress=progress,
+               update=update)
 
 
 @import_app.command("jsonl")
@@ -142,13 +190,16 @@ def import_jsonl(
     token: Token,
     run_name: RunName = None,
     tag: Tags = None,
+    step_column: StepColumn = None,
+    update: Update = False,
     progress: Progress = True,
 ) -> None:
-    """Import a JSONL history export as one run."""
+    """Import a JSONL history export as one run (nested objects flattened with '/')."""
     from backend.importers import read_jsonl
 
-    history = _read(read_jsonl, file)
-    upload(history, project=project, run_name=run_name or file.stem, tags=tag or [], url=url, token=token, progress=progress)
+    history = _read(read_jsonl, file, step_column)
+    upload(history, project=project, run_name=run_name or file.stem, tags=tag or [], url=url, token=token,
+           progress=progress, update=update)
 
 
 @import_app.command("tensorboard")
@@ -159,16 +210,20 @@ def import_tensorboard(
     token: Token,
     run_name: RunName = None,
     tag: Tags = None,
+    update: Update = False,
+    allow_partial: AllowPartial = False,
     progress: Progress = True,
 ) -> None:
-    """Import the scalars of TensorBoard event files: one run per directory holding event files.
+    """Import the scalars of TensorBoard event files: one run per directory holding event files,
+    with the subdirectories that add_scalars and add_hparams write folded into their run.
 
-    With several such directories, each run is named by its path under PATH (prefixed by
-    --run-name when given)."""
+    With several runs, each is named by its path under PATH (prefixed by --run-name when given).
+    A damaged file fails the import, naming what was read and what was not, unless
+    --allow-partial."""
     from tqdm import tqdm
 
     from backend.errors import ParityScopeError
-    from backend.importers import event_files, read_event_files
+    from backend.importers import event_files, group_runs, read_event_files
 
     if not path.exists():
         _fail(f"{path}: no such file or directory")
@@ -176,15 +231,27 @@ def import_tensorboard(
     if not groups:
         _fail(f"{path}: no TensorBoard event files (events.out.tfevents.*) found")
     root = path if path.is_dir() else path.parent
+    histories = {}
     for directory, files in groups.items():
         relative = directory.relative_to(root).as_posix()
-        if len(groups) == 1:
+        try:
+            with tqdm(unit="events", desc=f"reading {relative}", disable=not progress) as bar:
+                histories[directory] = read_event_files(files, relative, on_event=lambda: bar.update(1))
+        except ParityScopeError as exc:
+            _fail(f"{directory}: {exc.message}")
+    runs = group_runs(histories)
+    damaged = [h for h in runs.values() if h.damage]
+    if damaged and not allow_partial:
+        for history in damaged:
+            typer.echo(f"{history.source}: damaged: {history.damage}", err=True)
+        _fail(f"{path}: {len(damaged)} of {len(runs)} runs have damaged event files; nothing was imported "
+              "(--allow-partial imports what was read before the damage)")
+    for directory, history in runs.items():
+        relative = directory.relative_to(root).as_posix()
+        if len(runs) == 1:
             name = run_name or (path.name if path.is_dir() else directory.name)
         else:
             name = f"{run_name}/{relative}" if run_name else relative
-        try:
-            with tqdm(unit="events", desc=f"reading {name}", disable=not progress) as bar:
-                history = read_event_files(files, name, on_event=lambda: bar.update(1))
-        except ParityScopeError as exc:
-            _fail(f"{directory}: {exc.message}")
-        upload(history, project=project, run_name=name, tags=tag or [], url=url, token=token, progress=progress)
+        history.source = name
+        upload(history, project=project, run_name=name, tags=tag or [], url=url, token=token, progress=progress,
+               update=update, allow_partial=allow_partial)

@@ -1,10 +1,11 @@
-"""Cost of one ``run.log`` call of the Python client, against a plain dict copy and append.
+"""Cost of one ``log`` call of the Python client, against a plain dict copy and append.
 
     .venv/bin/python bench/client_log.py [--calls 200000] [--keys 10] [--repeats 5]
 
 Starts `parityscope serve` on a fresh SQLite file in a temporary directory, creates a project and
-a write token, then times --calls calls of ``run.log({10 keys}, step=i)`` while the client's
-background thread sends the points to that server, as in training. The baseline, timed in the same
+a write token, then times --calls calls of ``run.log({10 keys}, step=i)`` and of the module-level
+``parityscope.log({10 keys})`` (what ``import parityscope as wandb`` scripts call) while the
+client's background thread sends the points to that server, as in training. The baseline, timed in the same
 process on the same values, is what any non-blocking logger must at least do: copy the dict and
 append it with the step and the time to a queue. Prints the per-call cost of both (best and median
 of --repeats), their ratio, and how long the thread then took to get every point to the server.
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import running_server  # noqa: E402
 
+import parityscope  # noqa: E402
 from backend.db import Database, make_engine, upgrade  # noqa: E402
 from backend.domain import Scope  # noqa: E402
 from backend.storage.projects import ProjectStore  # noqa: E402
@@ -69,6 +71,11 @@ def main() -> None:
                     log(values, step=step)
                     step += 1
 
+            def module_log_calls(n: int) -> None:
+                log = parityscope.log
+                for _ in range(n):
+                    log(values)
+
             queue: collections.deque = collections.deque()
 
             def baseline_calls(n: int) -> None:
@@ -79,16 +86,19 @@ def main() -> None:
 
             baseline = per_call_ns(baseline_calls, args.calls, args.repeats)
             logged = per_call_ns(log_calls, args.calls, args.repeats)
+            module_logged = per_call_ns(module_log_calls, args.calls, args.repeats)
             start = time.perf_counter()
             delivered = run.flush(timeout=600)
             drain = time.perf_counter() - start
             run.finish()
 
-    points = args.calls * args.repeats * args.keys
+    points = 2 * args.calls * args.repeats * args.keys
     print(f"calls per repeat: {args.calls}, keys per call: {args.keys}, repeats: {args.repeats}")
     print(f"baseline (dict copy + append): best {min(baseline) / 1000:.2f} µs, median {statistics.median(baseline) / 1000:.2f} µs")
     print(f"run.log:                       best {min(logged) / 1000:.2f} µs, median {statistics.median(logged) / 1000:.2f} µs")
+    print(f"parityscope.log:               best {min(module_logged) / 1000:.2f} µs, median {statistics.median(module_logged) / 1000:.2f} µs")
     print(f"ratio log/baseline (medians):  {statistics.median(logged) / statistics.median(baseline):.2f}")
+    print(f"ratio parityscope.log/baseline (medians): {statistics.median(module_logged) / statistics.median(baseline):.2f}")
     print(f"after the loop: {points} points on the server {drain:.2f} s later (delivered={delivered})")
 
 

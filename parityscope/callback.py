@@ -7,10 +7,12 @@
 It works with any ``transformers.Trainer``, so with TRL's trainers (``GRPOTrainer``,
 ``PPOTrainer``, ``DPOTrainer``…), which log through ``Trainer.log``: every ``on_log`` becomes one
 ``run.log(values, step=state.global_step)`` of the numeric values (one-element tensors included;
-strings, lists and tables are left out). The run's config holds the training arguments (TRL's
-config classes are TrainingArguments, so ``temperature``, ``epsilon``, ``beta``, the vLLM settings
-… are there for the config diff; ``run_name``, ``output_dir`` and ``logging_dir``, which only name
-the run, are left out) and the model's config. Only the main process logs.
+strings, lists and tables are left out). The run's config has the keys transformers' own MLflow
+integration logs as params: the model's config and the training arguments in one flat mapping,
+the arguments winning where both have a key (TRL's config classes are TrainingArguments, so
+``temperature``, ``epsilon``, ``beta``, the vLLM settings … are there for the config diff). The
+values keep their JSON types; the config diff compares them by meaning, so a run logged this way
+and one logged with ``report_to="mlflow"`` compare like for like. Only the main process logs.
 """
 
 from __future__ import annotations
@@ -34,9 +36,6 @@ except ModuleNotFoundError as exc:  # the client installs without transformers
 __all__ = ["ParityScopeCallback"]
 
 ENV_PROJECT = "PARITYSCOPE_PROJECT"
-# Arguments that name the run rather than configure it: they differ between any two runs, and
-# the config diff would report them.
-RUN_IDENTITY_ARGS = frozenset({"run_name", "output_dir", "logging_dir"})
 
 
 def _json_safe(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -55,6 +54,18 @@ def scalar_logs(logs: dict[str, Any]) -> dict[str, float]:
         elif hasattr(value, "numel") and hasattr(value, "item") and value.numel() == 1:
             values[key] = float(value.item())
     return values
+
+
+def trainer_config(args: Any, model: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The keys transformers' ``MLflowCallback`` logs as params (``{**model.config.to_dict(),
+    **args.to_dict()}``), with their JSON values, then ``extra`` over them."""
+    combined: dict[str, Any] = {}
+    model_config = getattr(model, "config", None)
+    if model_config is not None and hasattr(model_config, "to_dict"):
+        combined.update(model_config.to_dict())
+    combined.update(args.to_dict())
+    combined.update(extra or {})
+    return _json_safe(combined)
 
 
 class ParityScopeCallback(TrainerCallback):
@@ -91,16 +102,14 @@ class ParityScopeCallback(TrainerCallback):
         self.run: Run | None = None
 
     def _start(self, args: Any, model: Any) -> None:
-        training_args = {k: v for k, v in args.to_sanitized_dict().items() if k not in RUN_IDENTITY_ARGS}
-        config: dict[str, Any] = {"training_args": _json_safe(training_args)}
-        model_config = getattr(model, "config", None)
-        if model_config is not None and hasattr(model_config, "to_diff_dict"):
-            config["model_config"] = _json_safe(model_config.to_diff_dict())
-        config.update(self.config)
-        name = self.name or getattr(args, "run_name", None) or Path(args.output_dir).name
         self.run = init(
-            self.project, name, config=config, tags=self.tags, url=self.url, token=self.token, **self.init_options
+            self.project, self._name(args), config=trainer_config(args, model, self.config), tags=self.tags,
+            url=self.url, token=self.token, **self.init_options,
         )
+
+    def _name(self, args: Any) -> str:
+        return self.name or getattr(args, "run_name", None) or Path(args.output_dir).name
+
 
     def _running(self) -> bool:
         return self.run is not None and not self.run.finished

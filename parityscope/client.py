@@ -7,6 +7,13 @@
             ...
             run.log({"reward": reward, "kl_new_old": kl}, step=step)
 
+The module-level calls are wandb's and trackio's (``import parityscope as wandb`` runs a wandb
+script's logging unchanged): ``parityscope.init(project=, name=, config=)`` makes its run the
+current one, ``parityscope.log(values, step=)``, ``parityscope.config``, ``parityscope.summary``
+and ``parityscope.finish()`` act on it. Values may be numbers, numpy scalars or one-element
+tensors; nested dicts are flattened with ``/``; anything else is skipped with one warning per
+key, never raised in the training loop.
+
 ``run.log`` only copies the values and appends them to a queue; a background thread sends them in
 column-form batches to ``POST /api/v1/runs/{id}/metrics``. When the server cannot be reached (or
 answers 5xx/429), batches go to a spool file (``parityscope.spool``) and the thread retries with
@@ -35,32 +42,24 @@ from pathlib import Path
 from typing import Any
 
 from parityscope.connection import ClientError, Connection, ServerUnavailable
+from parityscope.run_state import Config, Summary, as_mapping, as_number
 from parityscope.spool import SpoolError, SpoolFile, default_spool_dir, spool_files
 from parityscope.wire import MAX_STEP, WireError, check_key, column_batches
 
-__all__ = ["ClientError", "Connection", "Run", "ServerUnavailable", "SyncResult", "init", "sync"]
+__all__ = ["ClientError", "Connection", "Run", "ServerUnavailable", "SyncResult", "current_run", "finish",
+           "init", "log_values", "sync"]
 
 ENV_URL = "PARITYSCOPE_URL"
 ENV_TOKEN = "PARITYSCOPE_TOKEN"
+ENV_PROJECT = "PARITYSCOPE_PROJECT"
+SUMMARY_PREFIX = "summary/"
+# wandb.init options that have no meaning here; a wandb script passes them and carries on.
+IGNORED_WANDB_OPTIONS = frozenset(
+    {"entity", "group", "job_type", "notes", "dir", "reinit", "resume", "save_code", "settings", "mode"}
+)
 
 log = logging.getLogger("parityscope")
 _now = time.time
-
-
-def _number(key: str, value: Any) -> float:
-    if isinstance(value, str | bytes) or value is None:
-        raise TypeError(f"log: value of {key!r} must be a number, got {type(value).__name__}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"log: value of {key!r} must be a number, got {type(value).__name__}") from None
-
-
-def _check_key(key: Any) -> None:
-    try:
-        check_key(key, "log")
-    except WireError as exc:
-        raise (ValueError if type(key) is str else TypeError)(str(exc)) from None
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -92,6 +91,11 @@ class Run:
         self._queue: collections.deque[tuple[int, dict[str, float], float]] = collections.deque()
         self._append = self._queue.append  # deque.append is atomic: no lock on the hot path
         self._known_keys: set[str] = set()
+        self._warned_keys: set[Any] = set()
+        self._latest: dict[str, float] = {}
+        self.config = Config(body["config"], on_change=self._config_changed)
+        self.summary = Summary(self._latest)
+        self._config_changed_after_init = False
         self._next_step = 0
         self._finished = False
         self._wake = threading.Event()
@@ -108,11 +112,14 @@ class Run:
 
     # -- the training loop's side ---------------------------------------------------------
 
-    def log(self, values: Mapping[str, Any], step: int | None = None) -> None:
-        """Queue one step's values; returns at once. ``step`` defaults to the previous step + 1.
+    def log(self, values: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+        """Queue one step's values; returns at once. ``step`` defaults to the previous step + 1
+        (to the same step again after ``commit=False``, as in wandb).
 
-        Values are numbers (NaN and ±inf included); a value that is not raises ``TypeError`` here,
-        in the training loop, rather than failing a batch later.
+        Values are numbers (NaN and ±inf included), numpy scalars or one-element tensors; a
+        nested dict is flattened with ``/`` (``{"train": {"loss": x}}`` is ``train/loss``). A value
+        that is not a number, or a key the wire format refuses, is skipped with one warning per
+        key: a training loop never fails on what it logs.
         """
         if self._finished:
             raise RuntimeError(f"log: run {self.name!r} is finished")
@@ -122,15 +129,49 @@ class Run:
             step = int(step.__index__())
         if not 0 <= step <= MAX_STEP:
             raise ValueError(f"log: step {step} is outside 0..2^53")
-        row = {}
+        row: dict[str, float] = {}
         known = self._known_keys
         for key, value in values.items():
-            if key not in known:
-                _check_key(key)
-                known.add(key)
-            row[key] = value if type(value) is float else _number(key, value)
-        self._append((step, row, _now()))
-        self._next_step = step + 1
+            if type(value) is float and key in known:
+                row[key] = value
+            else:
+                self._add_value(row, key, value)
+        if row:
+            self._latest.update(row)
+            self._append((step, row, _now()))
+        self._next_step = step if commit is False else step + 1
+
+    def _add_value(self, row: dict[str, float], key: Any, value: Any) -> None:
+        """The slow path of ``log``: a new key, a value that is not a float, a nested dict."""
+        if isinstance(value, Mapping) and isinstance(key, str):
+            for inner, inner_value in value.items():
+                self._add_value(row, f"{key}/{inner}" if isinstance(inner, str) else inner, inner_value)
+            return
+        if key not in self._known_keys:
+            try:
+                check_key(key, "log")
+                self._known_keys.add(key)
+            except WireError as exc:
+                self._warn_once(key, f"parityscope: log: {exc}; the value is skipped")
+                return
+        number = as_number(value)
+        if number is None:
+            self._warn_once(
+                key, f"parityscope: log: {key!r} is {type(value).__name__}, not a number; skipped "
+                "(this warning is given once per key)",
+            )
+            return
+        row[key] = number
+
+    def _warn_once(self, key: Any, message: str) -> None:
+        marker = key if isinstance(key, str) else repr(key)
+        if marker not in self._warned_keys:
+            self._warned_keys.add(marker)
+            log.warning(message)
+
+    def _config_changed(self) -> None:
+        self._config_changed_after_init = True
+        self._run_body["config"] = self.config.as_dict()  # a run created late gets it too
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until everything logged so far is sent or spooled. True when nothing is left in
@@ -143,6 +184,7 @@ class Run:
         server unreachable, the status goes to the spool with the points."""
         if self._finished:
             return
+        self._log_summary()
         self._finished = True
         self._final_status = status
         self._serve(timeout, stop=True)
@@ -156,6 +198,17 @@ class Run:
                 self.name,
                 self._spool.path,
             )
+
+    def _log_summary(self) -> None:
+        explicit = self.summary.explicit
+        if explicit:
+            self.log({SUMMARY_PREFIX + key: value for key, value in explicit.items()}, step=max(0, self._next_step - 1))
+
+    def _final_update(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": self._final_status}
+        if self._config_changed_after_init:
+            body["config"] = self.config.as_dict()
+        return body
 
     @property
     def finished(self) -> bool:
@@ -210,7 +263,7 @@ class Run:
         batches = column_batches(self._drain())
         records = [{"kind": "metrics", "body": b} for b in batches]
         if final and self._final_status is not None:
-            records.append({"kind": "status", "status": self._final_status})
+            records.append({"kind": "status", **self._final_update()})
         # While the server is away (or refused us), keep appending to the spool until the
         # next retry is due; the last cycle of finish() always tries once more.
         waiting = self._gave_up or (time.monotonic() < self._retry_at and not final)
@@ -234,7 +287,7 @@ class Run:
             if record["kind"] == "metrics":
                 self._connection.post_metrics(self.id, record["body"])
             else:
-                self._connection.update_run(self.id, {"status": record["status"]})
+                self._connection.update_run(self.id, {k: v for k, v in record.items() if k != "kind"})
             self._sent += 1
         self._recovered()
 
@@ -243,7 +296,7 @@ class Run:
             contents = self._spool.read()
             records = [{"kind": "metrics", "body": b} for b in contents.metrics]
             if contents.status is not None:
-                records.append({"kind": "status", "status": contents.status})
+                records.append({"kind": "status", **contents.final_update})
             self._send(records)
         except ClientError as exc:
             if self._sent:
@@ -319,40 +372,55 @@ def _install_exit_hooks() -> None:
 
 
 def init(
-    project: str,
-    name: str,
-    config: Mapping[str, Any] | None = None,
+    project: str | None = None,
+    name: str | None = None,
+    config: Any = None,
     tags: list[str] | None = None,
     external_id: str | None = None,
     url: str | None = None,
     token: str | None = None,
     *,
+    id: str | None = None,  # noqa: A002 - wandb's name for the run's identity
     spool_dir: str | Path | None = None,
     flush_interval: float = 1.0,
     max_backoff: float = 30.0,
     timeout: float = 10.0,
+    **wandb_options: Any,
 ) -> Run:
-    """Start logging a run of ``project`` (its slug).
+    """Start logging a run of ``project`` (its slug) and make it the current run of the
+    module-level ``log``, ``config``, ``summary`` and ``finish``.
 
-    ``url`` and ``token`` default to ``PARITYSCOPE_URL`` and ``PARITYSCOPE_TOKEN`` (a write
-    token). ``external_id`` names the run idempotently: a restarted trainer that passes the same
-    one logs into the same run. The server is asked to create the run at once; if it is
-    unreachable, logging goes on into the spool and the run is created when the server is back.
-    A refusal (a bad token, an unknown project, a bad config) raises ``ClientError`` here.
-    The run finishes on ``with`` exit, on ``finish()``, or when the interpreter exits (``failed``
-    after an uncaught exception).
+    ``project`` defaults to ``PARITYSCOPE_PROJECT``, ``url`` and ``token`` to ``PARITYSCOPE_URL``
+    and ``PARITYSCOPE_TOKEN`` (a write token); ``name`` to the script's name and a short id.
+    ``config`` is a mapping or an ``argparse.Namespace``. ``external_id`` (or wandb's ``id``)
+    names the run idempotently: a restarted trainer that passes the same one logs into the same
+    run. wandb's options that mean nothing here (``entity``, ``group``, ``notes``, ``mode``…) are
+    accepted and ignored. The server is asked to create the run at once; if it is unreachable,
+    logging goes on into the spool and the run is created when the server is back. A refusal
+    (a bad token, an unknown project, a bad config) raises ``ClientError`` here. The run
+    finishes on ``with`` exit, on ``finish()``, or when the interpreter exits (``failed`` after
+    an uncaught exception).
     """
+    unknown = sorted(set(wandb_options) - IGNORED_WANDB_OPTIONS)
+    if unknown:
+        raise TypeError(f"init() got an unexpected keyword argument {unknown[0]!r}")
+    project = project or os.environ.get(ENV_PROJECT)
     url = url or os.environ.get(ENV_URL)
     token = token or os.environ.get(ENV_TOKEN)
+    if not project:
+        raise ValueError(f"init: no project; pass project= or set {ENV_PROJECT} (a project's slug)")
     if not url:
         raise ValueError(f"init: no server URL; pass url= or set {ENV_URL}")
     if not token:
         raise ValueError(f"init: no token; pass token= or set {ENV_TOKEN} (a write token of the project)")
+    if external_id is not None and id is not None and external_id != id:
+        raise ValueError("init: external_id and id name the same thing; pass one of them")
+    identity = external_id or id or uuid.uuid4().hex
     body = {
-        "name": name,
-        "config": dict(config or {}),
+        "name": name or f"{Path(sys.argv[0]).stem or 'run'}-{identity[:8]}",
+        "config": {},
         "tags": list(tags or []),
-        "external_id": external_id or uuid.uuid4().hex,
+        "external_id": identity,
     }
     connection = Connection(url, token, timeout=timeout)
     run = Run(
@@ -363,6 +431,9 @@ def init(
         flush_interval=flush_interval,
         max_backoff=max_backoff,
     )
+    run.config.update(as_mapping(config, "init"))
+    body["config"] = run.config.as_dict()
+    run._config_changed_after_init = False
     try:
         run.id = int(connection.create_run(project, body)["id"])
     except ServerUnavailable as exc:
@@ -374,7 +445,68 @@ def init(
     run._start()
     _live_runs.add(run)
     _install_exit_hooks()
+    global _current
+    _current = run
     return run
+
+
+# -- the module-level calls of wandb and trackio ------------------------------------------
+
+
+_current: Run | None = None
+
+
+def current_run() -> Run | None:
+    """The run of the last ``init``, until it finishes."""
+    return _current if _current is not None and not _current.finished else None
+
+
+def _require_run(what: str) -> Run:
+    run = current_run()
+    if run is None:
+        raise RuntimeError(f"parityscope.{what}: call parityscope.init() first")
+    return run
+
+
+def log_values(data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+    """``Run.log`` on the current run (``parityscope.log``)."""
+    _require_run("log").log(data, step=step, commit=commit)
+
+
+def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
+    """Finish the current run: ``failed`` with a non-zero ``exit_code``, else ``finished``.
+    Nothing happens when no run is current (as in wandb)."""
+    global _current
+    run = current_run()
+    _current = None
+    if run is not None:
+        run.finish("failed" if exit_code else "finished")
+
+
+class _BeforeInit:
+    """What ``parityscope.config`` and ``parityscope.summary`` are before ``init``: any use
+    says to call ``init`` first."""
+
+    def __init__(self, what: str) -> None:
+        object.__setattr__(self, "_what", what)
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"parityscope.{self._what}: call parityscope.init() first")
+
+    __getattr__ = __setattr__ = __getitem__ = __setitem__ = __iter__ = __len__ = _refuse
+
+    def __repr__(self) -> str:
+        return f"<parityscope.{self._what} before init>"
+
+
+def current_attribute(name: str) -> Any:
+    """``parityscope.run``, ``parityscope.config``, ``parityscope.summary`` of the current run."""
+    run = current_run()
+    if name == "run":
+        return run
+    if run is None:
+        return _BeforeInit(name)
+    return getattr(run, name)
 
 
 @dataclass(frozen=True)
@@ -406,7 +538,7 @@ def sync(url: str | None = None, token: str | None = None, spool_dir: str | Path
                 for body in contents.metrics:
                     connection.post_metrics(run_id, body)
                 if contents.status is not None:
-                    connection.update_run(run_id, {"status": contents.status})
+                    connection.update_run(run_id, contents.final_update)
             finally:
                 connection.close()
             spool.remove()

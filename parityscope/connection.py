@@ -119,6 +119,11 @@ class Connection:
         """Create the run, or get the existing one with the same ``external_id``."""
         return self._request("POST", f"/api/v1/projects/{project}/runs", json=body)
 
+    def runs_named(self, project: str, name: str) -> list[dict[str, Any]]:
+        """The project's runs called exactly ``name``, newest first."""
+        page = self._request("GET", f"/api/v1/projects/{project}/runs", params={"q": name[:200], "limit": 1000})
+        return [run for run in page["runs"] if run["name"] == name]
+
     def update_run(self, run_id: int, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("PATCH", f"/api/v1/runs/{run_id}", json=body)
 

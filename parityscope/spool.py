@@ -4,7 +4,7 @@ One file per run, JSON lines, append-only:
 
     {"kind": "run", "url": ..., "project": ..., "body": {"name", "config", "tags", "external_id"}}
     {"kind": "metrics", "body": {"steps": [...], "values": {...}, "times": [...]}}   (any number)
-    {"kind": "status", "status": "finished"}                                          (optional)
+    {"kind": "status", "status": "finished", "config": {...}}    (optional; config when it changed)
 
 The first line is enough to create the run (its ``external_id`` makes that idempotent), and each
 metrics line is a request body of ``POST /api/v1/runs/{id}/metrics``, which is idempotent per
@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ class SpoolContents:
     run_body: dict[str, Any]
     metrics: list[dict[str, Any]]
     status: str | None
+    final_update: dict[str, Any] = field(default_factory=dict)  # the run's last PATCH body
 
     @property
     def points(self) -> int:
@@ -142,13 +143,14 @@ class SpoolFile:
             raise SpoolError(f"{self.path}: line 1 is not a run header")
         header = records[0]
         metrics = [r["body"] for r in _of_kind(records, "metrics")]
-        statuses = [r["status"] for r in _of_kind(records, "status")]
+        statuses = list(_of_kind(records, "status"))
         return SpoolContents(
             url=header["url"],
             project=header["project"],
             run_body=header["body"],
             metrics=metrics,
-            status=statuses[-1] if statuses else None,
+            status=statuses[-1]["status"] if statuses else None,
+            final_update={k: v for k, v in statuses[-1].items() if k != "kind"} if statuses else {},
         )
 
     def remove(self) -> None:

@@ -93,9 +93,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path: Path) -> Settings:
     # Private reads unless a test says otherwise, so token checks are exercised on both backends.
-    return Settings(database_url=database_url, public_reads=False)
+    return Settings(database_url=database_url, public_reads=False, artifact_root=str(tmp_path / "artifacts"))
 
 
 @pytest.fixture

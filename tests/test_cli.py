@@ -99,3 +99,23 @@ def test_serve_refuses_a_port_that_is_not_one(database_url: str) -> None:
     result = subprocess.run([*CLI, "serve"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "PARITYSCOPE_PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_project_create_and_list(database_url: str) -> None:
+    run_cli("db", "upgrade", url=database_url)
+    out = run_cli("project", "create", "gspo-v1", "--name", "GSPO on vLLM V1", url=database_url).stdout
+    assert "gspo-v1 (GSPO on vLLM V1)" in out
+    run_cli("project", "create", "bare", url=database_url)
+    listed = run_cli("project", "list", url=database_url).stdout.splitlines()
+    assert [line.split("\t")[1:] for line in listed] == [["bare", "bare"], ["gspo-v1", "GSPO on vLLM V1"]]
+    # The project takes tokens and runs like one made over the API.
+    token = run_cli("token", "create", "--project", "gspo-v1", "--scope", "write", url=database_url).stdout
+    assert token.strip().splitlines()[-1].startswith("pst_")
+
+    r = run_cli("project", "create", "gspo-v1", url=database_url, check=False)
+    assert r.returncode == 1 and "already exists" in r.stderr
+    r = run_cli("project", "create", "Bad Slug", url=database_url, check=False)
+    assert r.returncode == 1 and "slug" in r.stderr
+    r = run_cli("project", "create", "ok", "--name", "", url=database_url, check=False)
+    assert r.returncode == 1 and "name" in r.stderr
+    assert len(run_cli("project", "list", url=database_url).stdout.splitlines()) == 2

@@ -162,10 +162,8 @@ def test_bad_input_is_refused_where_it_happens(
     monkeypatch.setenv("PARITYSCOPE_URL", live_server)
     monkeypatch.setenv("PARITYSCOPE_TOKEN", project.write)
     run = parityscope.init(project.slug, "x", spool_dir=tmp_path, **FAST)
-    with pytest.raises(TypeError, match="'reward' must be a number"):
-        run.log({"reward": "high"})
-    with pytest.raises(TypeError, match="non-empty strings"):
-        run.log({3: 1.0})
+    # Values and keys that cannot be sent are skipped with a warning (tests/test_client_wandb.py);
+    # a step out of range is the caller's error.
     with pytest.raises(ValueError, match="outside"):
         run.log({"reward": 1.0}, step=-1)
     run.finish()

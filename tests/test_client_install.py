@@ -7,6 +7,7 @@ session; pip finds hatchling and httpx where it is configured to (an index or it
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import ProjectFixture
 from tests.test_client import expected, stored  # the trainer below logs test_client.values_at
+from tests.test_client_wandb import WANDB_SCRIPT
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_ONLY = ("fastapi", "sqlalchemy", "alembic", "psycopg", "polars", "plotly", "numpy", "orjson",
@@ -116,3 +118,20 @@ def test_spooled_points_are_sent_by_the_light_sync(
     (run,) = client.get(f"/api/v1/projects/{project.slug}/runs", headers=project.auth("read")).json()["runs"]
     assert run["status"] == "finished"
     assert stored(client, project, run["id"])[1] == expected(range(30))
+
+
+def test_a_wandb_script_runs_with_the_client_alone(
+    client_venv: Path, live_server: str, project: ProjectFixture, client: TestClient, tmp_path: Path
+) -> None:
+    """``import parityscope as wandb`` needs neither numpy nor torch: values are recognised by
+    what they do, and nothing of the server is imported."""
+    script = tmp_path / "train.py"
+    script.write_text("import sys\n" + WANDB_SCRIPT + NOTHING_OF_THE_SERVER)
+    env = {"PATH": os.environ.get("PATH", ""), "PARITYSCOPE_URL": live_server, "PARITYSCOPE_TOKEN": project.write,
+           "PARITYSCOPE_SPOOL_DIR": str(tmp_path / "spool")}  # fmt: skip
+    done = subprocess.run([str(client_venv / "bin" / "python"), str(script), "--project", project.slug],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (run,) = client.get(f"/api/v1/projects/{project.slug}/runs", headers=project.auth("read")).json()["runs"]
+    assert run["status"] == "finished" and run["config"]["dropout"] == 0.1
+    assert sorted(stored(client, project, run["id"])[1]) == ["acc", "loss", "summary/best_acc", "val/acc"]

@@ -32,7 +32,10 @@ class Points(torch.utils.data.Dataset):
         return {"x": self.x[i], "labels": self.y[i]}
 
 
-def train(output_dir: Path, *, report_to: list[str], run_name: str, steps: int, callbacks: list[Any] | None = None):
+def train(
+    output_dir: Path, *, report_to: list[str], run_name: str, steps: int, callbacks: list[Any] | None = None,
+    save_steps: int | None = None,
+):
     from transformers import Trainer, TrainingArguments
 
     args = TrainingArguments(
@@ -43,7 +46,8 @@ def train(output_dir: Path, *, report_to: list[str], run_name: str, steps: int, 
         learning_rate=0.01,
         report_to=report_to,
         run_name=run_name,
-        save_strategy="no",
+        save_strategy="no" if save_steps is None else "steps",
+        save_steps=save_steps or 500,
         use_cpu=True,
         disable_tqdm=True,
         dataloader_num_workers=0,

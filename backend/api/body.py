@@ -72,6 +72,10 @@ class WriteRateLimiter:
             return (1.0 - level) / self.rate
 
 
+# Bodies under this prefix are not buffered here: an authenticated upload streams to its route.
+STREAMED_PREFIX = "/api/2.0/mlflow-artifacts/"
+
+
 class BoundedBody:
     def __init__(self, app: ASGIApp, settings: Settings, database: Database) -> None:
         self.app = app
@@ -119,6 +123,12 @@ class BoundedBody:
                 response = error_response(path, 429, message, code="REQUEST_LIMIT_EXCEEDED", retry_after=retry)
                 await response(scope, receive, send)
                 return
+        if token is not None and path.startswith(STREAMED_PREFIX):
+            # MLflow artifact uploads (checkpoints) stream to the artifact store, which applies
+            # its own limit, PARITYSCOPE_MAX_ARTIFACT_BYTES, as the bytes arrive.
+            scope.setdefault("state", {})[VERIFIED_TOKEN] = token
+            await self.app(scope, receive, send)
+            return
         limit = self.settings.max_body_bytes if token is not None else min(
             MAX_ANONYMOUS_BODY_BYTES, self.settings.max_body_bytes
         )

@@ -14,6 +14,7 @@ from backend.db import Database
 from backend.domain import Project, Run, Scope, Token
 from backend.errors import Forbidden, NotAuthenticated
 from backend.settings import Settings
+from backend.storage.artifacts import ArtifactStore
 from backend.storage.projects import ProjectStore
 from backend.storage.runs import RunStore
 from backend.storage.tokens import TokenStore
@@ -136,3 +137,14 @@ ReadableProject = Annotated[Project, Depends(readable_project)]
 WritableProject = Annotated[Project, Depends(writable_project)]
 ReadableRun = Annotated[Run, Depends(readable_run)]
 WritableRun = Annotated[Run, Depends(writable_run)]
+
+
+def get_artifacts(request: Request) -> ArtifactStore:
+    """The artifact store of the app's settings, opened on first use."""
+    state = request.app.state
+    if getattr(state, "artifacts", None) is None:
+        state.artifacts = ArtifactStore(state.settings.artifact_root)
+    return state.artifacts
+
+
+ArtifactsDep = Annotated[ArtifactStore, Depends(get_artifacts)]

@@ -25,7 +25,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from backend.compare.aliases import DEFAULT_METRICS, PARITY_METRICS, AliasTable
+from backend.compare.aliases import (
+    DEFAULT_METRICS,
+    PARITY_METRICS,
+    AliasTable,
+    definition_note,
+    panel_title,
+)
 from backend.compare.align import align_pair, within_window
 from backend.compare.band import (
     DEFAULT_BAND_K,
@@ -332,15 +338,20 @@ def _figures(
         for c in metric.candidates
         if c.diff is not None
     ]
+    title = panel_title(metric.metric)
+    notes = list(dict.fromkeys(
+        note for run in metric.runs if (note := definition_note(metric.metric, run.key)) is not None
+    ))  # fmt: skip
     built: dict[str, dict[str, Any]] = {}
     if "overlay" in kinds:
         built["overlay"] = overlay_figure(
-            metric.metric, traces, metric.band_display, band_label, markers, dict(colours)
+            metric.metric, traces, metric.band_display, band_label, markers, dict(colours), title, notes
         )
     if "diff" in kinds:
         raw_diffs = {str(c.run_id): c.raw_diff for c in metric.candidates if c.raw_diff is not None}
         built["diff"] = diff_figure(
-            metric.metric, diffs, metric.band_display, band_label, markers, dict(colours), raw_diffs
+            metric.metric, diffs, metric.band_display, band_label, markers, dict(colours), raw_diffs,
+            title, notes,
         )
     return built
 

@@ -12,11 +12,11 @@ differs among replicas by design (each leg's ``sampling_seed``, see
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from backend.compare.config_values import ABSENT, expand_text_mappings, is_bookkeeping, same_meaning
 from backend.compare.registry import LAYERS, KeyRegistry, is_expected_difference, normalise_key
 
 __all__ = ["ConfigDifference", "config_diff", "flatten_config", "run_settings"]
@@ -51,7 +51,8 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any
 
 def run_settings(config: Mapping[str, Any], engine: Mapping[str, Any]) -> dict[str, Any]:
     """A run's config and engine description as one flat mapping (engine keys under ``engine.``)."""
-    settings = flatten_config(config or {})
+    flat = flatten_config(expand_text_mappings(config or {}))
+    settings = {key: value for key, value in flat.items() if not is_bookkeeping(key)}
     if engine:
         settings.update(flatten_config({"engine": engine}))
     return settings
@@ -121,12 +122,7 @@ def _by_identity(settings: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
 
 
 def _same(first: Any, second: Any) -> bool:
-    if first is _MISSING or second is _MISSING:
-        return first is second
-    if isinstance(first, float) and isinstance(second, float):
-        if math.isnan(first) and math.isnan(second):
-            return True
-    try:
-        return bool(first == second)
-    except (TypeError, ValueError):
-        return False
+    # Equality by meaning lives in config_values ("0.1" == 0.1, "True" == true, absent == null).
+    return same_meaning(
+        ABSENT if first is _MISSING else first, ABSENT if second is _MISSING else second
+    )

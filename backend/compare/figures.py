@@ -20,6 +20,7 @@ legend, annotation and hover text.
 from __future__ import annotations
 
 import html
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -80,6 +81,9 @@ _NEAR_BANDS = 1.0
 # Edge labels of clipped runs are named "clipped-run:<run id>", so the page can drop them for
 # "fit all" and for runs hidden in its legend (docs/API.md, GET /api/v1/compare).
 CLIP_LABEL = "clipped-run"
+# A "different definition" note above the plot: characters per line, pixels per line.
+_NOTE_WIDTH = 100
+_NOTE_LINE_PX = 13
 
 
 def _xy(trace: dict[str, Any], x: np.ndarray, y: np.ndarray, hover_prefix: str, hover_suffix: str) -> None:
@@ -125,8 +129,12 @@ def overlay_figure(
     band_label: str,
     markers: Sequence[DivergenceMarker],
     colours: dict[str, str],
+    title: str | None = None,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The overlay of every run on the reference band, with first-divergence markers."""
+    """The overlay of every run on the reference band, with first-divergence markers.
+    ``title`` states the quantity shown; each of ``notes`` (a run drawn with a different
+    definition, see ``backend.compare.aliases.definition_note``) is written under it."""
     data = []
     if band is not None and band.x.size:
         data.extend(_band_traces(band.x, band.lower, band.center, band.upper, band_label))
@@ -139,7 +147,7 @@ def overlay_figure(
         if run.raw is not None:
             data.append(_raw_trace(run, colours[run.run_id], dash))
         data.append(_run_trace(run, colours[run.run_id], dash))
-    layout = _layout(metric, _unit(metric), markers, colours)
+    layout = _layout(title or metric, _unit(metric), markers, colours, notes)
     focus = _focus(
         band.lower if band is not None else None,
         band.upper if band is not None else None,
@@ -158,6 +166,8 @@ def diff_figure(
     markers: Sequence[DivergenceMarker],
     colours: dict[str, str],
     raw_diffs: Mapping[str, DownsampledSeries] | None = None,
+    title: str | None = None,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Candidate − reference per candidate, with the band's half-width shaded around zero;
     ``raw_diffs`` (by run id) are the unsmoothed diffs, drawn faint under smoothed ones."""
@@ -182,7 +192,9 @@ def diff_figure(
         _xy(trace, diff.x, diff.y, "", "")
         data.append(trace)
     unit = _unit(metric)
-    layout = _layout(f"{metric}: candidate − reference", f"Δ {unit}" if unit else "Δ", markers, colours)
+    layout = _layout(
+        f"{title or metric}: candidate − reference", f"Δ {unit}" if unit else "Δ", markers, colours, notes
+    )
     focus = None
     if band is not None and band.x.size:
         focus = _focus(
@@ -347,9 +359,33 @@ def _band_traces(
 
 
 def _layout(
-    title: str, y_title: str, markers: Sequence[DivergenceMarker], colours: dict[str, str]
+    title: str,
+    y_title: str,
+    markers: Sequence[DivergenceMarker],
+    colours: dict[str, str],
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     shapes, annotations = [], []
+    # Notes go above the plot, wrapped to the panel's width, the first one on top.
+    note_lines = [textwrap.wrap("⚠ " + note, _NOTE_WIDTH) for note in notes]
+    below = sum(len(lines) for lines in note_lines)
+    for lines in note_lines:
+        below -= len(lines)
+        annotations.append(
+            {
+                "x": 0,
+                "xref": "paper",
+                "y": 1,
+                "yref": "paper",
+                "yshift": 4 + _NOTE_LINE_PX * below,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "align": "left",
+                "font": {"color": "#8a4b00", "size": 10},
+                "text": "<br>".join(html.escape(line, quote=False) for line in lines),
+            }
+        )
     for index, marker in enumerate(markers):
         colour = colours[marker.run_id]
         shapes.append(
@@ -378,15 +414,18 @@ def _layout(
                 "hovertext": _marker_hover(marker),
             }
         )
+    title_spec: dict[str, Any] = {"text": html.escape(title, quote=False)}
+    if note_lines:  # pinned to the top, so the notes have the space between it and the plot
+        title_spec.update(y=1, yref="container", yanchor="top", pad={"t": 10})
     return go.Layout(
-        title={"text": html.escape(title, quote=False)},
+        title=title_spec,
         hovermode="x unified",
         # See-through, so the hover box does not hide the curves under it.
         hoverlabel={"bgcolor": "rgba(255, 255, 255, 0.72)"},
         xaxis={"title": {"text": "step"}, "unifiedhovertitle": {"text": "step %{x}"}},
         yaxis={"title": {"text": html.escape(y_title, quote=False)}},
         legend={"orientation": "h", "y": -0.2},
-        margin={"l": 60, "r": 20, "t": 50, "b": 60},
+        margin={"l": 60, "r": 20, "t": 50 + _NOTE_LINE_PX * sum(len(lines) for lines in note_lines), "b": 60},
         shapes=shapes,
         annotations=annotations,
     ).to_plotly_json()

@@ -35,6 +35,10 @@ class ImportedHistory:
     source: str
     columns: dict[str, MetricColumn] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the reader changed or left out, and why
+    config: dict[str, Any] = field(default_factory=dict)  # a TensorBoard run's hparams
+    run_name: str | None = None  # the name the source gives the run (a W&B chart export's)
+    damage: str | None = None  # what could not be read of a damaged file; None when whole
 
     @property
     def external_id(self) -> str:

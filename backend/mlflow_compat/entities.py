@@ -24,14 +24,18 @@ from typing import Any
 
 from backend.domain import Project, Run, RunStatus
 from backend.errors import BadInput
+from backend.storage.artifacts import run_artifact_dir
+from backend.storage.logged_models import LoggedModel, model_artifact_dir
 from backend.storage.mlflow import LoggedValue
 from parityscope.wire import MAX_KEY_LENGTH, encode_value
 
 TAGS_KEY = "mlflow_tags"
+INPUTS_KEY = "mlflow_inputs"
 RUN_NAME_TAG = "mlflow.runName"
 USER_TAG = "mlflow.user"
 SYSTEM_TAG_PREFIX = "mlflow."
 DEFAULT_EXPERIMENT_ID = "0"
+ARTIFACT_SCHEME = "mlflow-artifacts:"
 
 # MLflow's own limits (mlflow/utils/validation.py).
 MAX_METRICS_PER_BATCH = 1000
@@ -116,12 +120,21 @@ def check_entity_key(key: str, kind: str) -> str:
 # -- reading ---------------------------------------------------------------------------------
 
 
+def experiment_artifact_location(project_id: int) -> str:
+    """Served by the artifact proxy (``backend.api.routes.mlflow_artifacts``)."""
+    return f"{ARTIFACT_SCHEME}/{project_id}"
+
+
+def run_artifact_uri(run: Run) -> str:
+    return f"{experiment_artifact_location(run.project_id)}/{run_artifact_dir(run.project_id, run.id).split('/', 1)[1]}"
+
+
 def experiment_json(project: Project) -> dict[str, Any]:
     created = millis(project.created_at)
     return {
         "experiment_id": str(project.id),
         "name": project.name,
-        "artifact_location": "",
+        "artifact_location": experiment_artifact_location(project.id),
         "lifecycle_stage": "active",
         "creation_time": created,
         "last_update_time": created,
@@ -149,7 +162,7 @@ def run_params(run: Run) -> dict[str, str]:
             else:
                 params[path] = param_text(value)
 
-    walk({k: v for k, v in run.config.items() if k != TAGS_KEY}, "")
+    walk({k: v for k, v in run.config.items() if k not in (TAGS_KEY, INPUTS_KEY)}, "")
     return params
 
 
@@ -182,8 +195,8 @@ def run_info_json(run: Run) -> dict[str, Any]:
         "user_id": run_tags(run).get(USER_TAG, ""),
         "status": status_to_mlflow(run.status),
         "start_time": millis(run.created_at),
-        "artifact_uri": "",
-        "lifecycle_stage": "active",
+        "artifact_uri": run_artifact_uri(run),
+        "lifecycle_stage": "deleted" if run.deleted_at is not None else "active",
     }
     finished = end_time(run)
     if finished is not None:
@@ -199,7 +212,107 @@ def run_json(run: Run, latest: list[LoggedValue]) -> dict[str, Any]:
             "params": [{"key": k, "value": v} for k, v in run_params(run).items()],
             "tags": [{"key": k, "value": v} for k, v in run_tags(run).items()],
         },
-        "inputs": {},
+        "inputs": run_inputs(run),
+    }
+
+
+def run_inputs(run: Run) -> dict[str, Any]:
+    stored = run.config.get(INPUTS_KEY)
+    if not isinstance(stored, Mapping):
+        return {}
+    inputs: dict[str, Any] = {}
+    if stored.get("datasets"):
+        inputs["dataset_inputs"] = list(stored["datasets"])
+    if stored.get("models"):
+        inputs["model_inputs"] = list(stored["models"])
+    return inputs
+
+
+def with_inputs(run: Run, datasets: list[dict[str, Any]], models: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The config patch that adds these inputs (a dataset already logged, by name and digest,
+    is not added twice, as in MLflow); None when nothing is new."""
+    stored = run.config.get(INPUTS_KEY)
+    stored = dict(stored) if isinstance(stored, Mapping) else {}
+    known_datasets = list(stored.get("datasets") or [])
+    seen = {(d["dataset"].get("name"), d["dataset"].get("digest")) for d in known_datasets}
+    added = False
+    for item in datasets:
+        identity = (item["dataset"].get("name"), item["dataset"].get("digest"))
+        if identity not in seen:
+            seen.add(identity)
+            known_datasets.append(item)
+            added = True
+    known_models = list(stored.get("models") or [])
+    for model in models:
+        if model not in known_models:
+            known_models.append(model)
+            added = True
+    if not added:
+        return None
+    return {INPUTS_KEY: {"datasets": known_datasets, "models": known_models}}
+
+
+def without_tag(run: Run, key: str) -> tuple[dict[str, Any], list[str]]:
+    """The run's whole config and tag list once tag ``key`` is deleted."""
+    config = dict(run.config)
+    tags = {k: v for k, v in dict(config.get(TAGS_KEY) or {}).items() if k != key}
+    if tags:
+        config[TAGS_KEY] = tags
+    else:
+        config.pop(TAGS_KEY, None)
+    kept = [t for t in run.tags if not (t == key or t.startswith(f"{key}:"))]
+    return config, kept
+
+
+# -- logged models ---------------------------------------------------------------------------
+
+
+def model_details(
+    model_type: str | None, params: list[Any], tags: list[Any], earlier: Mapping[str, Any], removed: list[str]
+) -> dict[str, Any]:
+    """A logged model's details with ``params`` and ``tags`` (key/value bodies) set and the tags
+    in ``removed`` deleted. Params, as for runs, cannot change once logged."""
+    details = dict(earlier)
+    if model_type is not None:
+        details["model_type"] = model_type
+    stored_params = dict(details.get("params") or {})
+    for param in params:
+        check_entity_key(param.key, "param")
+        if param.key in stored_params and stored_params[param.key] != param.value:
+            raise BadInput(f"param {param.key!r}: already logged with another value", field="params")
+        stored_params[param.key] = param.value
+    stored_tags = dict(details.get("tags") or {})
+    for tag in tags:
+        check_entity_key(tag.key, "tag")
+        if len(tag.value) > MAX_TAG_VAL_LENGTH:
+            raise BadInput(f"tag {tag.key!r}: value longer than {MAX_TAG_VAL_LENGTH} characters", field="tags")
+        stored_tags[tag.key] = tag.value
+    for key in removed:
+        stored_tags.pop(key, None)
+    details["params"] = stored_params
+    details["tags"] = stored_tags
+    return details
+
+
+def logged_model_json(model: LoggedModel) -> dict[str, Any]:
+    details = model.details
+    return {
+        "info": {
+            "model_id": model.id,
+            "experiment_id": str(model.project_id),
+            "name": model.name,
+            "creation_timestamp_ms": millis(model.created_at),
+            "last_updated_timestamp_ms": millis(model.updated_at),
+            "artifact_uri": f"{ARTIFACT_SCHEME}/{model_artifact_dir(model.project_id, model.id)}",
+            "status": model.status,
+            "model_type": details.get("model_type") or "",
+            "source_run_id": "" if model.run_id is None else str(model.run_id),
+            "tags": [{"key": k, "value": v} for k, v in (details.get("tags") or {}).items()],
+        },
+        "data": {
+            "params": [{"key": k, "value": v} for k, v in (details.get("params") or {}).items()],
+            "metrics": [],
+        },
     }
 
 

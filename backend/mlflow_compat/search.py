@@ -20,7 +20,7 @@ from typing import Any
 
 from backend.errors import BadInput
 
-__all__ = ["Clause", "OrderKey", "RunView", "matches", "parse_filter", "parse_order_by", "sort_runs"]
+__all__ = ["EXPERIMENT_NUMBER_ATTRIBUTES", "EXPERIMENT_TEXT_ATTRIBUTES", "Clause", "OrderKey", "RunView", "matches", "parse_filter", "parse_order_by", "sort_runs"]
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -38,8 +38,11 @@ _ENTITY = {
     "tags": "tag", "tag": "tag",
     "metrics": "metric", "metric": "metric",
 }  # fmt: skip
-_TEXT_ATTRIBUTES = {"status", "run_name", "run_id", "user_id"}
-_NUMBER_ATTRIBUTES = {"start_time", "end_time"}
+_TEXT_ATTRIBUTES = frozenset({"status", "run_name", "run_id", "user_id"})
+_NUMBER_ATTRIBUTES = frozenset({"start_time", "end_time"})
+# search_experiments' attributes (MLflow's SearchExperimentsUtils).
+EXPERIMENT_TEXT_ATTRIBUTES = frozenset({"name", "experiment_id"})
+EXPERIMENT_NUMBER_ATTRIBUTES = frozenset({"creation_time", "last_update_time"})
 _TEXT_OPS = {"=", "!=", "LIKE", "ILIKE", "IN", "NOT IN"}
 _NUMBER_OPS = {"=", "!=", ">", ">=", "<", "<="}
 
@@ -88,7 +91,9 @@ def _unquote(token: str) -> str:
     return re.sub(r"\\(.)", r"\1", body) if token[0] in "'\"" else body
 
 
-def _identifier(tokens: list[tuple[str, str]], i: int, where: str) -> tuple[str, str, int]:
+def _identifier(
+    tokens: list[tuple[str, str]], i: int, where: str, attributes: frozenset[str] = _TEXT_ATTRIBUTES | _NUMBER_ATTRIBUTES
+) -> tuple[str, str, int]:
     kind, text = tokens[i]
     if kind != "word":
         raise BadInput(f"filter: expected an identifier in {where!r}", field="filter")
@@ -104,26 +109,32 @@ def _identifier(tokens: list[tuple[str, str]], i: int, where: str) -> tuple[str,
             f"filter: {text!r} in {where!r} is not attributes.*, params.*, tags.* or metrics.*",
             field="filter",
         )
-    if entity == "attribute" and key not in _TEXT_ATTRIBUTES | _NUMBER_ATTRIBUTES:
-        known = ", ".join(sorted(_TEXT_ATTRIBUTES | _NUMBER_ATTRIBUTES))
+    if entity == "attribute" and key not in attributes:
+        known = ", ".join(sorted(attributes))
         raise BadInput(f"filter: unknown attribute {key!r} in {where!r} (known: {known})", field="filter")
     return entity, key, i + 1
 
 
-def _is_numeric(entity: str, key: str) -> bool:
-    return entity == "metric" or (entity == "attribute" and key in _NUMBER_ATTRIBUTES)
+def _is_numeric(entity: str, key: str, numbers: frozenset[str] = _NUMBER_ATTRIBUTES) -> bool:
+    return entity == "metric" or (entity == "attribute" and key in numbers)
 
 
-def parse_filter(text: str | None) -> list[Clause]:
-    """The clauses of a filter string; an empty or missing filter has none."""
+def parse_filter(
+    text: str | None,
+    text_attributes: frozenset[str] = _TEXT_ATTRIBUTES,
+    number_attributes: frozenset[str] = _NUMBER_ATTRIBUTES,
+) -> list[Clause]:
+    """The clauses of a filter string; an empty or missing filter has none. The attributes
+    default to a run's; search_experiments passes an experiment's."""
     if not text or not text.strip():
         return []
+    attributes = text_attributes | number_attributes
     tokens = _tokens(text)
     clauses: list[Clause] = []
     i = 0
     while i < len(tokens):
         where = " ".join(t for _, t in tokens[i : i + 4])
-        entity, key, i = _identifier(tokens, i, where)
+        entity, key, i = _identifier(tokens, i, where, attributes)
         if i >= len(tokens):
             raise BadInput(f"filter: {where!r} has no comparator", field="filter")
         kind, op = tokens[i]
@@ -131,7 +142,8 @@ def parse_filter(text: str | None) -> list[Clause]:
         i += 1
         if op == "NOT" and i < len(tokens) and tokens[i][1].upper() == "IN":
             op, i = "NOT IN", i + 1
-        allowed = _NUMBER_OPS if _is_numeric(entity, key) else _TEXT_OPS
+        numeric = _is_numeric(entity, key, number_attributes)
+        allowed = _NUMBER_OPS if numeric else _TEXT_OPS
         if op not in allowed:
             raise BadInput(
                 f"filter: comparator {op!r} is not supported for {entity} {key!r} "
@@ -159,7 +171,7 @@ def parse_filter(text: str | None) -> list[Clause]:
                 raise BadInput(f"filter: {where!r} has no value", field="filter")
             vkind, vtext = tokens[i]
             i += 1
-            if _is_numeric(entity, key):
+            if numeric:
                 try:
                     value = float(vtext)
                 except ValueError:
@@ -171,8 +183,12 @@ def parse_filter(text: str | None) -> list[Clause]:
         clauses.append(Clause(entity, key, op, value))
         if i < len(tokens):
             if tokens[i][1].upper() != "AND":
+                # MLflow's own server refuses OR in run and experiment filters too
+                # (SearchUtils accepts comparisons joined by AND only).
                 raise BadInput(
-                    f"filter: expected AND before {tokens[i][1]!r} (OR is not supported)", field="filter"
+                    f"filter: expected AND before {tokens[i][1]!r} (MLflow's filter grammar has no OR; "
+                    "run one search per alternative)",
+                    field="filter",
                 )
             i += 1
             if i >= len(tokens):
@@ -230,13 +246,15 @@ def matches(clauses: list[Clause], view: RunView) -> bool:
     return all(_holds(c, _lookup(view, c.entity, c.key)) for c in clauses)
 
 
-def parse_order_by(items: list[str] | None) -> list[OrderKey]:
+def parse_order_by(
+    items: list[str] | None, attributes: frozenset[str] = _TEXT_ATTRIBUTES | _NUMBER_ATTRIBUTES
+) -> list[OrderKey]:
     keys: list[OrderKey] = []
     for item in items or []:
         tokens = _tokens(item)
         if not tokens:
             raise BadInput(f"order_by: {item!r} should be '<key> [ASC|DESC]'", field="order_by")
-        entity, key, i = _identifier(tokens, 0, item)
+        entity, key, i = _identifier(tokens, 0, item, attributes)
         descending = False
         if i < len(tokens):
             direction = tokens[i][1].upper()
@@ -251,9 +269,14 @@ def _sortable(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-def sort_runs(views: list[RunView], order: list[OrderKey]) -> list[RunView]:
-    """Sorted by ``order`` then newest first (MLflow's default); missing values sort last."""
-    keys = [*order, OrderKey("attribute", "start_time", True), OrderKey("attribute", "run_id", True)]
+def sort_runs(views: list[RunView], order: list[OrderKey], default: str = "run_id") -> list[RunView]:
+    """Sorted by ``order`` then newest first (MLflow's default); missing values sort last.
+    ``default`` names the id attribute the last tie-break uses (``experiment_id`` for
+    experiments, which sort by it ascending, as MLflow's search_experiments does)."""
+    if default == "run_id":
+        keys = [*order, OrderKey("attribute", "start_time", True), OrderKey("attribute", "run_id", True)]
+    else:
+        keys = [*order, OrderKey("attribute", default, False)]
     result = list(views)
     for key in reversed(keys):
         present = [v for v in result if _sortable(_lookup(v, key.entity, key.key))]
@@ -261,7 +284,7 @@ def sort_runs(views: list[RunView], order: list[OrderKey]) -> list[RunView]:
 
         def sort_key(v: RunView, k: OrderKey = key) -> Any:
             value = _lookup(v, k.entity, k.key)
-            if k.entity == "attribute" and k.key == "run_id":
+            if k.entity == "attribute" and k.key in ("run_id", "experiment_id"):
                 return int(value)
             return value
 

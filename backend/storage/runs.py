@@ -30,6 +30,7 @@ def _to_domain(row: RunRow) -> Run:
         last_step=row.last_step,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        deleted_at=row.deleted_at,
     )
 
 
@@ -86,6 +87,13 @@ class RunStore:
             return existing, False
         return _to_domain(row), True
 
+    def named(self, project_id: int, name: str) -> list[Run]:
+        """The project's runs called exactly ``name``, newest first."""
+        rows = self.session.scalars(
+            select(RunRow).where(RunRow.project_id == project_id, RunRow.name == name).order_by(RunRow.id.desc())
+        )
+        return [_to_domain(r) for r in rows]
+
     def _by_external_id(self, project_id: int, external_id: str) -> Run | None:
         row = self.session.scalar(
             select(RunRow).where(RunRow.project_id == project_id, RunRow.external_id == external_id)
@@ -128,7 +136,7 @@ class RunStore:
         cursor: str | None = None,
     ) -> RunPage:
         """Newest first. ``cursor`` is the opaque value from the previous page's ``next_cursor``."""
-        stmt = select(RunRow).where(RunRow.project_id == project_id)
+        stmt = select(RunRow).where(RunRow.project_id == project_id, RunRow.deleted_at.is_(None))
         if q:
             pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             stmt = stmt.where(
@@ -163,8 +171,12 @@ class RunStore:
         name: str | None = None,
         tags: list[str] | None = None,
         config: dict[str, Any] | None = None,
+        deleted: bool | None = None,
+        replace_config: bool = False,
     ) -> Run:
-        """Change fields; ``config`` is deep-merged into the stored config."""
+        """Change fields; ``config`` is deep-merged into the stored config; ``deleted`` marks the
+        run deleted (it leaves lists and searches, its data is kept) or restores it;
+        ``replace_config`` stores ``config`` as the whole config instead."""
         row = self.session.get(RunRow, run_id) if is_row_id(run_id) else None
         if row is None:
             raise NotFound(f"run {run_id} not found")
@@ -175,7 +187,9 @@ class RunStore:
         if tags is not None:
             row.tags = tags
         if config is not None:
-            row.config = merge_config(dict(row.config or {}), config)
+            row.config = dict(config) if replace_config else merge_config(dict(row.config or {}), config)
+        if deleted is not None:
+            row.deleted_at = utcnow() if deleted else None
         row.updated_at = utcnow()
         self.session.flush()
         return _to_domain(row)

@@ -69,6 +69,7 @@ async function request(method, path, { query, body, auth = true, as = 'json', ca
   }
   if (response.status === 204) return null;
   if (as === 'text') return response.text();
+  if (as === 'blob') return response.blob();
   return response.json();
 }
 
@@ -81,6 +82,13 @@ export const runSummaries = (slug, query) =>
   request('GET', `/api/v1/projects/${encodeURIComponent(slug)}/run-summaries`, { query });
 
 export const run = (id) => request('GET', `/api/v1/runs/${Number(id)}`);
+
+export const runArtifacts = (id) => request('GET', `/api/v1/runs/${Number(id)}/artifacts`);
+
+/** One artifact's bytes, fetched with the browser's token (a plain link would carry none). */
+export const runArtifact = (id, path) =>
+  request('GET', `/api/v1/runs/${Number(id)}/artifacts/${path.split('/').map(encodeURIComponent).join('/')}`,
+    { as: 'blob' });
 
 export const runKeys = (id) => request('GET', `/api/v1/runs/${Number(id)}/keys`);
 

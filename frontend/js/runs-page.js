@@ -75,6 +75,7 @@ function renderRows(runs) {
       h('td', { title: created.toISOString() }, created.toLocaleString()),
       h('td', { class: 'num' }, run.last_step ?? '—'),
       h('td', {}, sparkline(run.sparkline)),
+      h('td', { class: 'open' }, h('a', { href: `/runs/${Number(run.id)}`, 'aria-label': `open run ${run.name}` }, 'files')),
     ));
   }
 }

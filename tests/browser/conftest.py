@@ -61,7 +61,8 @@ def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     url = f"sqlite:///{path}"
     upgrade(url)
     database = Database(make_engine(url))
-    server = LiveServer(Settings(database_url=url, public_reads=True), database)
+    artifacts = tmp_path_factory.mktemp("browser-artifacts")
+    server = LiveServer(Settings(database_url=url, public_reads=True, artifact_root=str(artifacts)), database)
     server.start()
     yield Server(server.url, database)
     server.stop()

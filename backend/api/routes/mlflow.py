@@ -10,34 +10,29 @@ described in ``backend.mlflow_compat.entities``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from backend.api.deps import OptionalToken, SessionDep, SettingsDep, check_read, check_write
-from backend.api.errors import is_data_error, is_sqlite_overflow
+from backend.api.mlflow_errors import EndpointNotFound, MlflowRoute
 from backend.domain import PointBatch, Project, Run, Scope, Token
-from backend.errors import (
-    BadInput,
-    Conflict,
-    Forbidden,
-    NotAuthenticated,
-    NotFound,
-    ParityScopeError,
-    SchemaOutOfDate,
-    TooLarge,
-)
+from backend.errors import BadInput, Conflict, Forbidden, NotAuthenticated, NotFound
 from backend.ingest import check_key, check_step
 from backend.mlflow_compat import entities as ml
-from backend.mlflow_compat.search import RunView, matches, parse_filter, parse_order_by, sort_runs
+from backend.mlflow_compat.search import (
+    EXPERIMENT_NUMBER_ATTRIBUTES,
+    EXPERIMENT_TEXT_ATTRIBUTES,
+    RunView,
+    matches,
+    parse_filter,
+    parse_order_by,
+    sort_runs,
+)
 from backend.settings import Settings
+from backend.storage.logged_models import LoggedModelStore
 from backend.storage.metrics import MetricStore
 from backend.storage.mlflow import TrackingStore
 from backend.storage.projects import ProjectStore
@@ -46,82 +41,6 @@ from parityscope.wire import MAX_KEY_LENGTH
 
 PREFIX = "/api/2.0/mlflow"
 MAX_SEARCH_RESULTS = 50_000
-
-
-class EndpointNotFound(NotFound):
-    pass
-
-
-_ERROR_CODES: list[tuple[type[ParityScopeError], str, int]] = [
-    (EndpointNotFound, "ENDPOINT_NOT_FOUND", 404),
-    (NotFound, "RESOURCE_DOES_NOT_EXIST", 404),
-    (BadInput, "INVALID_PARAMETER_VALUE", 400),
-    (TooLarge, "INVALID_PARAMETER_VALUE", 400),
-    (Conflict, "RESOURCE_ALREADY_EXISTS", 400),
-    (NotAuthenticated, "UNAUTHENTICATED", 401),
-    (Forbidden, "PERMISSION_DENIED", 403),
-    (SchemaOutOfDate, "TEMPORARILY_UNAVAILABLE", 503),
-]
-
-
-def mlflow_error(error_code: str, message: str, status: int) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error_code": error_code, "message": message}, status_code=status, headers=headers)
-
-
-def _describe(error: dict[str, Any]) -> str:
-    loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query")]
-    return f"{'.'.join(loc) or 'request'}: {error.get('msg', 'invalid')}"
-
-
-class MlflowAnswer(Exception):
-    """An error already in MLflow's format, answered as is by the handler ``install`` adds."""
-
-    def __init__(self, response: JSONResponse) -> None:
-        super().__init__(bytes(response.body).decode())
-        self.response = response
-
-
-def install(app: FastAPI) -> None:
-    """Answer ``MlflowAnswer`` with its response (after the request's session rolled back)."""
-
-    @app.exception_handler(MlflowAnswer)
-    async def _mlflow_answer(_request: Request, exc: MlflowAnswer) -> JSONResponse:
-        return exc.response
-
-
-class MlflowRoute(APIRoute):
-    """Answers every error of these endpoints in MLflow's format instead of the core API's."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def answer(request: Request) -> Response:
-            # Errors are raised, not returned: the request's session then sees the failure and
-            # rolls back whatever the endpoint wrote before it (a run created before a bad tag).
-            try:
-                return await handler(request)
-            except ParityScopeError as exc:
-                for kind, code, status in _ERROR_CODES:
-                    if isinstance(exc, kind):
-                        raise MlflowAnswer(mlflow_error(code, exc.message, status)) from exc
-                raise MlflowAnswer(mlflow_error("BAD_REQUEST", exc.message, exc.status_code)) from exc
-            except RequestValidationError as exc:
-                errors = exc.errors()
-                if any(e.get("type") == "json_invalid" for e in errors):
-                    raise MlflowAnswer(mlflow_error("MALFORMED_REQUEST", "body: not valid JSON", 400)) from exc
-                message = "; ".join(_describe(e) for e in errors[:5])
-                raise MlflowAnswer(mlflow_error("INVALID_PARAMETER_VALUE", message, 400)) from exc
-            except DBAPIError as exc:
-                if is_data_error(exc):
-                    raise MlflowAnswer(mlflow_error("INVALID_PARAMETER_VALUE", f"value rejected by the database: {exc.orig}", 400)) from exc
-                raise
-            except OverflowError as exc:
-                if is_sqlite_overflow(exc):
-                    raise MlflowAnswer(mlflow_error("INVALID_PARAMETER_VALUE", f"value rejected by the database: {exc}", 400)) from exc
-                raise
-
-        return answer
 
 
 router = APIRouter(prefix=PREFIX, tags=["mlflow"], route_class=MlflowRoute)
@@ -198,6 +117,72 @@ class LogParam(RunRef):
 class SetTag(RunRef):
     key: str
     value: str
+
+
+class DeleteTag(RunRef):
+    key: str
+
+
+class SearchExperiments(MlflowBody):
+    max_results: int = 1000
+    page_token: str | None = None
+    filter: str | None = None
+    order_by: list[str] = Field(default_factory=list)
+    view_type: str | None = None
+
+
+class DatasetIn(MlflowBody):
+    name: str
+    digest: str
+    source_type: str = ""
+    source: str = ""
+    dataset_schema: str | None = Field(default=None, alias="schema")
+    profile: str | None = None
+
+
+class DatasetInputIn(MlflowBody):
+    tags: list[KeyValue] = Field(default_factory=list)
+    dataset: DatasetIn
+
+
+class ModelRef(MlflowBody):
+    model_id: str
+    step: int = 0
+
+
+class LogInputs(RunRef):
+    datasets: list[DatasetInputIn] = Field(default_factory=list)
+    models: list[ModelRef] = Field(default_factory=list)
+
+
+class LogOutputs(RunRef):
+    models: list[ModelRef] = Field(default_factory=list)
+
+
+class CreateLoggedModel(MlflowBody):
+    experiment_id: str
+    name: str | None = None
+    model_type: str | None = None
+    source_run_id: str | None = None
+    params: list[KeyValue] = Field(default_factory=list)
+    tags: list[KeyValue] = Field(default_factory=list)
+
+
+class FinalizeLoggedModel(MlflowBody):
+    status: str
+
+
+class LoggedModelTags(MlflowBody):
+    tags: list[KeyValue] = Field(default_factory=list)
+
+
+class LoggedModelParams(MlflowBody):
+    params: list[KeyValue] = Field(default_factory=list)
+
+
+class SearchLoggedModels(MlflowBody):
+    experiment_ids: list[str] = Field(default_factory=list)
+    max_results: int = 100
 
 
 class SearchRuns(MlflowBody):
@@ -413,10 +398,14 @@ def search_runs(body: SearchRuns, session: SessionDep, settings: SettingsDep, to
     order = parse_order_by(body.order_by)
     offset = _page_start(body.page_token)
     projects = [_project_for(session, token, settings, e, write=False) for e in body.experiment_ids]
-    if (body.run_view_type or "ACTIVE_ONLY").upper() == "DELETED_ONLY":
-        return {"runs": []}
+    view_type = (body.run_view_type or "ACTIVE_ONLY").upper()
+    if view_type not in ("ACTIVE_ONLY", "DELETED_ONLY", "ALL"):
+        raise BadInput(f"run_view_type: {body.run_view_type!r} is not ACTIVE_ONLY, DELETED_ONLY or ALL",
+                       field="run_view_type")
     store = TrackingStore(session)
     runs = RunStore(session).get_many(store.run_ids(sorted({p.id for p in projects})))
+    if view_type != "ALL":
+        runs = [r for r in runs if (r.deleted_at is not None) == (view_type == "DELETED_ONLY")]
     latest = store.latest_values([r.id for r in runs])
     by_id = {r.id: r for r in runs}
     views = []
@@ -512,6 +501,208 @@ def get_metric_history(
     if max_results is not None and len(points) == max_results:
         response["next_page_token"] = str(points[-1].step + 1)
     return response
+
+
+# -- run lifecycle, tags, inputs -------------------------------------------------------------
+
+
+@router.post("/runs/delete")
+def delete_run(body: RunRef, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
+    """The run leaves the dashboard's lists and MLflow's searches; its data is kept."""
+    run = _run_for(session, token, settings, body.ref, write=True)
+    TrackingStore(session).lock_run(run.id)
+    RunStore(session).update(run.id, deleted=True)
+    return {}
+
+
+@router.post("/runs/restore")
+def restore_run(body: RunRef, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
+    run = _run_for(session, token, settings, body.ref, write=True)
+    TrackingStore(session).lock_run(run.id)
+    RunStore(session).update(run.id, deleted=False)
+    return {}
+
+
+@router.post("/runs/delete-tag")
+def delete_tag(body: DeleteTag, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
+    run = _run_for(session, token, settings, body.ref, write=True)
+    locked = TrackingStore(session).lock_run(run.id)
+    if body.key not in ml.run_tags(locked) or body.key == ml.RUN_NAME_TAG:
+        raise NotFound(f"No tag with name: {body.key} in run with id {run.id}", field="key")
+    config, tags = ml.without_tag(locked, body.key)
+    RunStore(session).update(run.id, config=config, replace_config=True, tags=tags)
+    return {}
+
+
+@router.post("/runs/log-inputs")
+def log_inputs(body: LogInputs, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
+    run = _run_for(session, token, settings, body.ref, write=True)
+    locked = TrackingStore(session).lock_run(run.id)
+    datasets = [
+        {"tags": [t.model_dump() for t in d.tags], "dataset": d.dataset.model_dump(by_alias=True, exclude_none=True)}
+        for d in body.datasets
+    ]
+    models = [{"model_id": m.model_id} for m in body.models]
+    config = ml.with_inputs(locked, datasets, models)
+    if config is not None:
+        RunStore(session).update(run.id, config=config)
+    return {}
+
+
+@router.post("/runs/outputs")
+def log_outputs(body: LogOutputs, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
+    run = _run_for(session, token, settings, body.ref, write=True)
+    models = LoggedModelStore(session)
+    for output in body.models:
+        model = _model_for(session, token, settings, output.model_id, write=True)
+        details = dict(model.details, output_step=output.step)
+        models.update(model.id, details=details)
+        if model.run_id is None:
+            models.set_run(model.id, run.id)
+    return {}
+
+
+# -- experiments search -------------------------------------------------------------------
+
+
+@router.get("/experiments/search")
+def search_experiments_by_query(
+    request: Request, session: SessionDep, settings: SettingsDep, token: OptionalToken
+) -> dict[str, Any]:
+    query: dict[str, Any] = dict(request.query_params)
+    query["order_by"] = request.query_params.getlist("order_by")
+    try:
+        body = SearchExperiments.model_validate(query)
+    except ValueError as exc:
+        raise BadInput(f"query: {exc}", field="query") from None
+    return _search_experiments(body, session, settings, token)
+
+
+@router.post("/experiments/search")
+def search_experiments(
+    body: SearchExperiments, session: SessionDep, settings: SettingsDep, token: OptionalToken
+) -> dict[str, Any]:
+    return _search_experiments(body, session, settings, token)
+
+
+def _search_experiments(
+    body: SearchExperiments, session: Session, settings: Settings, token: Token | None
+) -> dict[str, Any]:
+    if not 1 <= body.max_results <= MAX_SEARCH_RESULTS:
+        raise BadInput(f"max_results: must be between 1 and {MAX_SEARCH_RESULTS}", field="max_results")
+    if token is None and not settings.reads_are_public:
+        raise NotAuthenticated("authorization: a read token is required")
+    clauses = parse_filter(body.filter, EXPERIMENT_TEXT_ATTRIBUTES, EXPERIMENT_NUMBER_ATTRIBUTES)
+    order = parse_order_by(body.order_by, EXPERIMENT_TEXT_ATTRIBUTES | EXPERIMENT_NUMBER_ATTRIBUTES)
+    offset = _page_start(body.page_token)
+    if (body.view_type or "ACTIVE_ONLY").upper() == "DELETED_ONLY":
+        return {"experiments": []}  # projects are never deleted through MLflow
+    visible = None
+    if token is not None and token.scope != Scope.ADMIN and not settings.reads_are_public:
+        visible = {token.project_id or -1}
+    projects = ProjectStore(session).list(visible)
+    views = []
+    for project in projects:
+        experiment = ml.experiment_json(project)
+        views.append(RunView(
+            attributes={k: experiment[k] for k in ("name", "experiment_id", "creation_time", "last_update_time")},
+            tags={t["key"]: t["value"] for t in experiment["tags"]},
+        ))
+    by_id = {str(p.id): p for p in projects}
+    selected = sort_runs([v for v in views if matches(clauses, v)], order, default="experiment_id")
+    page = selected[offset : offset + body.max_results]
+    response: dict[str, Any] = {"experiments": [ml.experiment_json(by_id[v.attributes["experiment_id"]]) for v in page]}
+    if offset + body.max_results < len(selected):
+        response["next_page_token"] = str(offset + body.max_results)
+    return response
+
+
+# -- logged models (what mlflow.<flavor>.log_model calls) ------------------------------------
+
+
+def _model_for(session: Session, token: Token | None, settings: Settings, model_id: str, *, write: bool):  # type: ignore[no-untyped-def]
+    model = LoggedModelStore(session).get(model_id[:64])
+    _check_access(token, settings, model.project_id, write=write)
+    return model
+
+
+_MODEL_STATUSES = {"LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED",
+                   "LOGGED_MODEL_STATUS_UNSPECIFIED"}
+
+
+@router.post("/logged-models")
+def create_logged_model(
+    body: CreateLoggedModel, session: SessionDep, settings: SettingsDep, token: OptionalToken
+) -> dict[str, Any]:
+    if token is None:
+        raise NotAuthenticated("authorization: a write token is required")
+    project = _project_for(session, token, settings, body.experiment_id, write=True)
+    run_id = None
+    if body.source_run_id:
+        run = _run_for(session, token, settings, body.source_run_id, write=True)
+        if run.project_id != project.id:
+            raise BadInput("source_run_id: the run belongs to another experiment", field="source_run_id")
+        run_id = run.id
+    name = body.name or f"model-{secrets.token_hex(3)}"
+    if len(name) > 500:
+        raise BadInput("name: a model name is at most 500 characters", field="name")
+    details = ml.model_details(body.model_type, body.params, body.tags, {}, [])
+    model = LoggedModelStore(session).create(project.id, run_id, name, "LOGGED_MODEL_PENDING", details)
+    return {"model": ml.logged_model_json(model)}
+
+
+@router.get("/logged-models/{model_id}")
+def get_logged_model(model_id: str, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
+    return {"model": ml.logged_model_json(_model_for(session, token, settings, model_id, write=False))}
+
+
+@router.patch("/logged-models/{model_id}")
+def finalize_logged_model(
+    model_id: str, body: FinalizeLoggedModel, session: SessionDep, settings: SettingsDep, token: OptionalToken
+) -> dict[str, Any]:
+    model = _model_for(session, token, settings, model_id, write=True)
+    if body.status not in _MODEL_STATUSES:
+        raise BadInput(f"status: {body.status!r} is not one of {', '.join(sorted(_MODEL_STATUSES))}", field="status")
+    return {"model": ml.logged_model_json(LoggedModelStore(session).update(model.id, status=body.status))}
+
+
+@router.patch("/logged-models/{model_id}/tags")
+def set_logged_model_tags(
+    model_id: str, body: LoggedModelTags, session: SessionDep, settings: SettingsDep, token: OptionalToken
+) -> dict[str, Any]:
+    model = _model_for(session, token, settings, model_id, write=True)
+    details = ml.model_details(None, [], body.tags, model.details, [])
+    LoggedModelStore(session).update(model.id, details=details)
+    return {}
+
+
+@router.delete("/logged-models/{model_id}/tags/{key}")
+def delete_logged_model_tag(
+    model_id: str, key: str, session: SessionDep, settings: SettingsDep, token: OptionalToken
+) -> dict[str, Any]:
+    model = _model_for(session, token, settings, model_id, write=True)
+    if key not in model.details.get("tags", {}):
+        raise NotFound(f"No tag with key {key!r} on logged model {model_id}", field="key")
+    LoggedModelStore(session).update(model.id, details=ml.model_details(None, [], [], model.details, [key]))
+    return {}
+
+
+@router.post("/logged-models/{model_id}/params")
+def log_logged_model_params(
+    model_id: str, body: LoggedModelParams, session: SessionDep, settings: SettingsDep, token: OptionalToken
+) -> dict[str, Any]:
+    model = _model_for(session, token, settings, model_id, write=True)
+    LoggedModelStore(session).update(model.id, details=ml.model_details(None, body.params, [], model.details, []))
+    return {}
+
+
+@router.post("/logged-models/search")
+def search_logged_models(
+    body: SearchLoggedModels, session: SessionDep, settings: SettingsDep, token: OptionalToken
+) -> dict[str, Any]:
+    projects = [_project_for(session, token, settings, e, write=False) for e in body.experiment_ids]
+    models = LoggedModelStore(session).of_projects([p.id for p in projects])
+    return {"models": [ml.logged_model_json(m) for m in models[: max(1, body.max_results)]]}
 
 
 @router.api_route(

@@ -70,6 +70,11 @@ def runs_page_slash(slug: str) -> RedirectResponse:
     return RedirectResponse(f"/projects/{slug}", status_code=308)
 
 
+@router.get("/runs/{run_id}")
+def run_page(run_id: int) -> HTMLResponse:
+    return _page("run.html")
+
+
 @router.get("/compare")
 def compare_page() -> HTMLResponse:
     return _page("compare.html")
