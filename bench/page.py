@@ -8,10 +8,10 @@ PostgreSQL database: a reference, a replica and a drifting candidate), starts
 time is the page's own `parityscope:panels-drawn` performance mark (set when Plotly has drawn
 the fourth panel), measured from navigation start, median over --repeats.
 
-Each repeat uses a fresh browser context (a cold cache: the page, its modules and the 4.8 MB
-plotly.min.js are all fetched) and then navigates again in the same context (warm: the browser
+Each repeat uses a fresh browser context (a cold cache: the page, its modules and the 1.2 MB
+plotly-basic.min.js are all fetched) and then navigates again in the same context (warm: the browser
 revalidates its cached files). The baseline, measured the same way in the same run, is a blank
-page that loads only plotly.min.js from the same server: the floor any Plotly page pays.
+page that loads only the Plotly.js bundle from the same server: the floor any Plotly page pays.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-first-run"]
 BLANK_PAGE = (
     '<!doctype html><html><head><meta charset="utf-8"><title>blank</title>'
-    '<script src="/static/vendor/plotly.min.js"></script></head><body>'
+    '<script src="/static/vendor/plotly-basic.min.js"></script></head><body>'
     "<script>performance.mark('blank:plotly-ready')</script></body></html>"
 )
 DRAWN = "performance.getEntriesByName('parityscope:panels-drawn')[0].startTime"
@@ -55,7 +55,7 @@ def measure(browser, base: str, token: str, compare_path: str, repeats: int) -> 
         for kind in ("blank", "page"):
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             context.add_init_script(f"localStorage.setItem('parityscope.token', {token!r})")
-            # The blank page is served by the browser itself; plotly.min.js comes from the server.
+            # The blank page is served by the browser itself; Plotly.js comes from the server.
             context.route(f"{base}/bench-blank", lambda route: route.fulfill(
                 status=200, content_type="text/html", body=BLANK_PAGE))
             page = context.new_page()
