@@ -121,6 +121,10 @@ class SparklineStore:
             "ORDER BY m.step LIMIT 1) AS step FROM t) "
             "SELECT s.run_id, s.step, p.value FROM s JOIN metric_point p "
             "ON p.run_id = s.run_id AND p.key_id = s.key_id AND p.step = s.step "
+            # The runs again as constants: every read of metric_point names its runs, so the
+            # planner probes them by index instead of merging the whole table, and a table
+            # distributed or partitioned by run_id is pruned to them (docs/SCALING.md).
+            f"WHERE p.run_id IN ({', '.join(str(r) for r in sorted({int(t[0]) for t in targets}))}) "
             "ORDER BY s.run_id, s.step"
         )
         return self.session.execute(text(sql)).all()
