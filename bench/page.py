@@ -12,17 +12,23 @@ Each repeat uses a fresh browser context (a cold cache: the page, its modules an
 plotly-basic.min.js are all fetched) and then navigates again in the same context (warm: the browser
 revalidates its cached files). The baseline, measured the same way in the same run, is a blank
 page that loads only the Plotly.js bundle from the same server: the floor any Plotly page pays.
-A second blank page loads the full `plotly.min.js` of the plotly package (what the pages served
-before the partial bundle), handed to the browser by Playwright from disk, uncompressed: the
-saving of the partial bundle, measured in the same run.
+The bundles alone, measured the same way in the same run: a blank page loading the partial
+bundle and one loading the full `plotly.min.js` of the plotly package (what the pages served
+before), both from one plain local HTTP server (uncompressed, loopback), so the two differ only
+in the file.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import http.server
 import os
+import shutil
 import statistics
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -46,36 +52,30 @@ BLANK_PAGE = (
     '<script src="/static/vendor/plotly-basic.min.js"></script></head><body>'
     "<script>performance.mark('blank:plotly-ready')</script></body></html>"
 )
-FULL_PLOTLY = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-BLANK_FULL_PAGE = BLANK_PAGE.replace("/static/vendor/plotly-basic.min.js", "/bench-full/plotly.min.js")
+BUNDLES = {"basic": ROOT / "frontend" / "vendor" / "plotly-basic.min.js",
+           "full": Path(plotly.__file__).parent / "package_data" / "plotly.min.js"}
 DRAWN = "performance.getEntriesByName('parityscope:panels-drawn')[0].startTime"
 BLANK_READY = "performance.getEntriesByName('blank:plotly-ready')[0].startTime"
 
 
 def measure(browser, base: str, token: str, compare_path: str, repeats: int) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
     samples: dict[str, list[float]] = {
-        name: [] for name in ("page cold", "page warm", "blank cold", "blank warm", "full cold", "full warm",
-                              "data cold", "data warm",
+        name: [] for name in ("page cold", "page warm", "blank cold", "blank warm", "data cold", "data warm",
                               "plotly cold", "plotly warm", "compare request", "payload KiB")
     }
     for _ in range(repeats):
-        for kind in ("full", "blank", "page"):
+        for kind in ("blank", "page"):
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             context.add_init_script(f"localStorage.setItem('parityscope.token', {token!r})")
             # The blank page is served by the browser itself; Plotly.js comes from the server.
             context.route(f"{base}/bench-blank", lambda route: route.fulfill(
                 status=200, content_type="text/html", body=BLANK_PAGE))
-            context.route(f"{base}/bench-full-blank", lambda route: route.fulfill(
-                status=200, content_type="text/html", body=BLANK_FULL_PAGE))
-            context.route(f"{base}/bench-full/plotly.min.js", lambda route: route.fulfill(
-                status=200, content_type="text/javascript", body=FULL_PLOTLY.read_bytes(),
-                headers={"Cache-Control": "public, max-age=31536000, immutable"}))
             page = context.new_page()
             for warmth in ("cold", "warm"):
-                if kind in ("blank", "full"):
-                    page.goto(f"{base}/bench-blank" if kind == "blank" else f"{base}/bench-full-blank")
+                if kind == "blank":
+                    page.goto(f"{base}/bench-blank")
                     page.wait_for_function(f"() => {BLANK_READY} > 0")
-                    samples[f"{kind} {warmth}"].append(page.evaluate(f"() => {BLANK_READY}"))
+                    samples[f"blank {warmth}"].append(page.evaluate(f"() => {BLANK_READY}"))
                 else:
                     page.goto(f"{base}{compare_path}")
                     page.wait_for_selector("#panels[data-drawn='4']", timeout=60000)
@@ -95,6 +95,37 @@ def measure(browser, base: str, token: str, compare_path: str, repeats: int) -> 
                         samples["compare request"].append(request[0])
                         samples["payload KiB"].append(request[1] / 1024)
             context.close()
+    return samples
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+def measure_bundles(browser, repeats: int) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
+    """Blank pages loading each bundle from one plain HTTP server, cold then warm, alternating."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, path in BUNDLES.items():
+            shutil.copyfile(path, Path(tmp) / f"{name}.js")
+            (Path(tmp) / f"{name}.html").write_text(BLANK_PAGE.replace("/static/vendor/plotly-basic.min.js", f"/{name}.js"))
+        handler = functools.partial(_QuietHandler, directory=tmp)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        samples: dict[str, list[float]] = {f"{n} {w}": [] for n in BUNDLES for w in ("cold", "warm")}
+        try:
+            for _ in range(repeats):
+                for name in BUNDLES:
+                    context = browser.new_context()
+                    page = context.new_page()
+                    for warmth in ("cold", "warm"):
+                        page.goto(f"{base}/{name}.html")
+                        page.wait_for_function(f"() => {BLANK_READY} > 0")
+                        samples[f"{name} {warmth}"].append(page.evaluate(f"() => {BLANK_READY}"))
+                    context.close()
+        finally:
+            server.shutdown()
     return samples
 
 
@@ -124,12 +155,13 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             measure(browser, base, token, compare_path, 1)  # warm-up: server caches, disk
             samples = measure(browser, base, token, compare_path, args.repeats)
+            bundles = measure_bundles(browser, args.repeats)
             browser.close()
     drop_postgres(DATABASE)
 
     median = {name: statistics.median(values) for name, values in samples.items()}
     print(f"median of {args.repeats}, ms from navigation start")
-    for name in ("page cold", "page warm", "blank cold", "blank warm", "full cold", "full warm"):
+    for name in ("page cold", "page warm", "blank cold", "blank warm"):
         values = ", ".join(f"{v:.0f}" for v in samples[name])
         print(f"  {name:<11} {median[name]:7.0f} ms   [{values}]")
     print(f"  compare request alone (httpx, no browser): {statistics.median(alone):.0f} ms")
@@ -141,8 +173,12 @@ def main() -> None:
     print(f"all four panels drawn, cold: {median['page cold']:.0f} ms (target ≤ 1500 ms); "
           f"ratio to the blank Plotly page: {median['page cold'] / median['blank cold']:.2f} cold, "
           f"{median['page warm'] / median['blank warm']:.2f} warm")
-    print(f"blank page, partial bundle / full plotly.min.js: {median['blank cold'] / median['full cold']:.2f} cold, "
-          f"{median['blank warm'] / median['full warm']:.2f} warm")
+    bundle = {name: statistics.median(values) for name, values in bundles.items()}
+    for name in BUNDLES:
+        print(f"  blank page, {name} bundle from a plain server: cold {bundle[name + ' cold']:.0f} ms, "
+              f"warm {bundle[name + ' warm']:.0f} ms")
+    print(f"basic bundle / full plotly.min.js: {bundle['basic cold'] / bundle['full cold']:.2f} cold, "
+          f"{bundle['basic warm'] / bundle['full warm']:.2f} warm")
 
 
 if __name__ == "__main__":
