@@ -68,9 +68,15 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="TCP port [default: PARITYSCOPE_PORT or 8000]")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="server processes [default: PARITYSCOPE_WORKERS or 1]"),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Run the API and the dashboard."""
+    import os
+
     import uvicorn
 
     from backend.app import create_app
@@ -78,9 +84,19 @@ def serve(
     settings = _settings(database_url)
     host = settings.host if host is None else host
     port = settings.port if port is None else port
+    workers = settings.workers if workers is None else workers
     database = _open(settings)
-    typer.echo(f"ParityScope on http://{host}:{port}/  (database: {database.engine.url.render_as_string()})")
-    uvicorn.run(create_app(settings, database), host=host, port=port, log_level="warning")
+    where = database.engine.url.render_as_string()
+    typer.echo(f"ParityScope on http://{host}:{port}/  (database: {where}, {workers} worker(s))")
+    if workers == 1:
+        uvicorn.run(create_app(settings, database), host=host, port=port, log_level="warning")
+        return
+    # Each worker process builds its own app from the environment, so the database chosen here
+    # (perhaps by --database-url) travels to it there; the schema was checked above, once.
+    database.engine.dispose()
+    os.environ["PARITYSCOPE_DATABASE_URL"] = settings.database_url
+    uvicorn.run("backend.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")
 
 
 @db_app.command("upgrade")

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # Where ``parityscope serve`` listens unless --host/--port say otherwise.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Server processes behind the one port (uvicorn workers). Each process is stateless apart
+    # from its series cache, which is keyed on each run's updated_at and so stays correct
+    # whichever process served the last ingest (docs/ARCHITECTURE.md, "A compare").
+    workers: int = Field(default=1, ge=1, le=64)
     # Request limits (the fixed ones are in backend/limits.py; docs/SECURITY.md lists them all).
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_values_per_request: int = Field(default=100_000, ge=1)

@@ -41,6 +41,8 @@ def test_compose_services() -> None:
     assert services["migrate"]["command"] == ["parityscope", "db", "upgrade"]
     assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # More than one server process; `parityscope serve` reads the count from its settings.
+    assert int(services["api"]["environment"]["PARITYSCOPE_WORKERS"]) > 1
     assert "--engines" in services["worker-cpu"]["command"] and "torch" in services["worker-cpu"]["command"]
     for name, engine, image in [("worker-vllm-v0", "vllm-v0", "vllm/vllm-openai:v0.8.5"),
                                 ("worker-vllm-v1", "vllm-v1", "vllm/vllm-openai:v0.")]:

@@ -139,7 +139,7 @@ export const shareRuns = (token) =>
   request('GET', `/api/v1/s/${encodeURIComponent(token)}/runs`, { auth: false });
 
 /** Plotly.js's own source (the page's preloaded URL, so from the browser's cache), to inline. */
-export function plotlySource(url = '/static/vendor/plotly.min.js') {
+export function plotlySource(url = '/static/vendor/plotly-basic.min.js') {
   const { pathname, search } = new URL(url, window.location.href);
   return request('GET', pathname + search, { auth: false, as: 'text', cache: 'default' });
 }

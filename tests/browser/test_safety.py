@@ -55,7 +55,7 @@ def test_an_xss_named_run_renders_as_text(new_page, seeded) -> None:  # type: ig
 def test_pages_and_static_files_carry_security_headers(new_page, seeded) -> None:  # type: ignore[no-untyped-def]
     page = new_page()
     for path in ("/", f"/projects/{seeded.project.slug}", "/compare?reference=1", "/s/pss_unknown",
-                 "/static/js/api.js", "/static/vendor/plotly.min.js"):
+                 "/static/js/api.js", "/static/vendor/plotly-basic.min.js"):
         response = page.request.get(f"{seeded.url}{path}")
         assert response.status == 200, path
         headers = response.headers

@@ -1,8 +1,9 @@
 """The dashboard's pages and static files.
 
 Pages are plain HTML files from ``frontend/``; everything they show comes from the REST API
-through ``frontend/js/api.js``. Plotly.js is the plotly package's own bundled ``plotly.min.js``
-(no CDN, no build step). Pages carry no data, so serving them needs no token: the API calls
+through ``frontend/js/api.js``. Plotly.js is Plotly's own "basic" partial bundle, vendored
+unmodified in ``frontend/vendor/`` with its origin, version and licence in the README there (no
+CDN, no build step). Pages carry no data, so serving them needs no token: the API calls
 they make are checked as usual, and a share page reads only through its share link.
 """
 
@@ -12,13 +13,12 @@ import gzip
 from functools import lru_cache
 from pathlib import Path
 
-import plotly
 import swagger_ui_bundle
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-__all__ = ["PLOTLY_JS", "frontend_dir", "mount_static", "router"]
+__all__ = ["PLOTLY_JS", "PLOTLY_JS_SHA256", "PLOTLY_JS_TRACES", "PLOTLY_JS_VERSION", "frontend_dir", "mount_static", "router"]
 
 
 def frontend_dir() -> Path:
@@ -29,7 +29,13 @@ def frontend_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "frontend"
 
 
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+# The partial bundle: the cartesian traces the pages draw and Plotly's core, a quarter of the full
+# plotly.min.js, so a cold visit compiles far less (docs/PERFORMANCE.md, "Compare page").
+PLOTLY_JS = frontend_dir() / "vendor" / "plotly-basic.min.js"
+PLOTLY_JS_VERSION = "4.1.1"
+PLOTLY_JS_SHA256 = "99784e3abfb07b142a15e521a439e6d9addceadb3f79553fd24c72774f0649ba"
+# The trace types the bundle registers; figures must use no other.
+PLOTLY_JS_TRACES = frozenset({"scatter", "bar", "pie"})
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,10 +44,10 @@ router = APIRouter(include_in_schema=False)
 _NO_CACHE = {"Cache-Control": "no-cache"}
 
 
-# Pages ask for Plotly.js with the plotly release in its URL, so browsers may keep it for good
+# Pages ask for Plotly.js with its release in the URL, so browsers may keep it for good
 # (and keep its compiled code): a new release is a new URL.
-_PLOTLY_SRC = "/static/vendor/plotly.min.js"
-_PLOTLY_VERSIONED = f"{_PLOTLY_SRC}?v={plotly.__version__}"
+_PLOTLY_SRC = "/static/vendor/plotly-basic.min.js"
+_PLOTLY_VERSIONED = f"{_PLOTLY_SRC}?v={PLOTLY_JS_VERSION}"
 _IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -94,20 +100,20 @@ def share_page(token: str) -> HTMLResponse:
 @lru_cache(maxsize=1)
 def _plotly_gzip() -> bytes:
     # Compressed once per process rather than by the gzip middleware on every cold load
-    # (4.8 MB → about 1.4 MB).
+    # (1.2 MB → about 0.4 MB).
     return gzip.compress(PLOTLY_JS.read_bytes(), compresslevel=6, mtime=0)
 
 
-_PLOTLY_ETAG = f'"plotly-{plotly.__version__}"'
+_PLOTLY_ETAG = f'"plotly-{PLOTLY_JS_VERSION}"'
 
 
 @router.get(_PLOTLY_SRC)
 def plotly_js(request: Request, v: str | None = None) -> Response:
-    """The plotly package's own ``plotly.min.js``; immutable when asked for by release."""
+    """The vendored Plotly.js bundle; immutable when asked for by release."""
     headers = {
         "ETag": _PLOTLY_ETAG,
         "Vary": "Accept-Encoding",
-        "Cache-Control": _IMMUTABLE if v == plotly.__version__ else "no-cache",
+        "Cache-Control": _IMMUTABLE if v == PLOTLY_JS_VERSION else "no-cache",
     }
     if request.headers.get("if-none-match") == _PLOTLY_ETAG:
         return Response(status_code=304, headers=headers)
