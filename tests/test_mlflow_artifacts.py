@@ -99,18 +99,18 @@ def test_artifact_size_is_bounded_and_a_refused_upload_leaves_nothing(
     from tests.conftest import make_project
 
     settings = Settings(database_url=database_url, public_reads=False, artifact_root=str(tmp_path / "art"),
-                        max_artifact_bytes=1000, max_body_bytes=100)
+                        max_artifact_bytes=2000, max_body_bytes=1024)
     project = make_project(database)
     with TestClient(create_app(settings, database)) as client:
         run_id = client.post(f"{API}/runs/create", json={"experiment_id": "0"}, headers=project.auth()).json()["run"]["info"]["run_id"]
         path = f"{ART}/{project.id}/{run_id}/artifacts/big.bin"
-        r = client.put(path, content=b"x" * 1000, headers=project.auth())  # over max_body_bytes: artifacts have their own limit
+        r = client.put(path, content=b"x" * 2000, headers=project.auth())  # over max_body_bytes: artifacts have their own limit
         assert r.status_code == 200, r.text
-        r = client.put(path.replace("big", "bigger"), content=b"x" * 1001, headers=project.auth())
-        assert r.status_code == 413 and "1000 bytes" in r.json()["message"]
+        r = client.put(path.replace("big", "bigger"), content=b"x" * 2001, headers=project.auth())
+        assert r.status_code == 413 and "2000 bytes" in r.json()["message"]
 
         def chunks():  # no content-length: the limit holds while streaming
-            for _ in range(20):
+            for _ in range(30):
                 yield b"y" * 100
 
         r = client.put(path.replace("big", "streamed"), content=chunks(), headers=project.auth())
