@@ -4,7 +4,7 @@ It goes through the same doors a real deployment uses: the API served over HTTP 
 thread), the job submitted with a project write token, and a worker that claims the legs over
 HTTP and posts their metrics. Only the worker runs in this process instead of on a GPU host, and
 its engine is the built-in torch engine on CPU, emulating the vLLM V0 → V1 migration with the
-real mechanisms (DESIGN.md §6). GPU workers run the same job with ``vllm-v0``/``vllm-v1`` legs.
+real mechanisms (docs/WORKERS.md). GPU workers run the same job with ``vllm-v0``/``vllm-v1`` legs.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class DemoFailed(ParityScopeError):
 
 
 def demo_job(steps: int | None = None) -> dict[str, Any]:
-    """The demo job body from the worker package's demo legs (DESIGN.md §6, issue 3 §6)."""
+    """The demo job body from the worker package's demo legs (docs/WORKERS.md, "The demo, measured")."""
     from workers.demo import DEMO_LEGS, DEMO_WORKLOAD
 
     workload = dict(DEMO_WORKLOAD)

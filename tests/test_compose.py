@@ -1,5 +1,5 @@
 """docker-compose.yml validates offline with Debian's docker-compose (1.29) and has the services
-DESIGN.md §3 names. Skipped where the binary is missing, except in CI (CI=true), which installs it."""
+the README's compose section names. Skipped where the binary is missing, except in CI (CI=true), which installs it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The demo job: one workload, four legs on the torch engine (issue 3 §6).
+"""The demo job: one workload, four legs on the torch engine (docs/WORKERS.md).
 
 - ``reference``: V0-like settings: processed logprobs, fp32 head, no prefix cache, no async
   scheduling, blocking weight update.

@@ -2,7 +2,7 @@
 
 It is a real transformers model saved with ``save_pretrained``, so the same checkpoint directory
 loads in the trainer, in the built-in torch engine and, on a GPU host, in vLLM. The sizes come from
-DESIGN.md §6: a bf16 head only moves logprobs by more than GSPO's ε once the model has enough
+docs/WORKERS.md, "Policy size": a bf16 head only moves logprobs by more than GSPO's ε once the model has enough
 width, so the size is part of the experiment, not a detail.
 """
 

@@ -1,4 +1,4 @@
-"""The per-step metrics, exactly as DESIGN.md §1 defines them, under PipelineRL's names.
+"""The per-step metrics, exactly as docs/ARCHITECTURE.md §1 defines them, under PipelineRL's names.
 
 Every function here is pure and works on whole-batch tensors so that the definitions can be
 checked on hand-made numbers. Means run over completion tokens only.

@@ -1,7 +1,7 @@
 """The trainer step: recompute logprobs, take the clipped policy-gradient step, log the metrics.
 
 One call to :meth:`Trainer.step` consumes one batch of rollouts and returns the step's metrics
-under PipelineRL's names (DESIGN.md §1) plus the ``parity/*`` metrics. The batch may be split into
+under PipelineRL's names (docs/ARCHITECTURE.md §1) plus the ``parity/*`` metrics. The batch may be split into
 minibatches, each its own optimizer step, as PPO-style trainers do; the later minibatches then see
 a policy that has already moved, which is the trainer-side source of a nonzero clip rate in an
 otherwise exact run, and what makes the reference replicas' band real.

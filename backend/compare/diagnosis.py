@@ -1,6 +1,6 @@
 """The layer-by-layer diagnosis of one candidate: correctness before corrections.
 
-Layers are judged in the order DESIGN.md §1 gives, and the first failing one is where to start:
+Layers are judged in the order docs/ARCHITECTURE.md §1 gives, and the first failing one is where to start:
 
 1. workload: a different model, data, seed, batch, length, learning rate or step count makes
    the comparison not like-for-like, and that is said before anything else;

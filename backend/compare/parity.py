@@ -1,4 +1,4 @@
-"""What the parity metrics say about the backend, read as DESIGN.md §5 prescribes.
+"""What the parity metrics say about the backend, read as docs/ARCHITECTURE.md §1 ("The canonical metrics") and docs/COMPARE.md describe.
 
 Workers (and some trainers) log, per step, over the tokens generated with the trainer's current
 weights: ``logprob_diff_mean`` (rollout − trainer), ``logprob_abs_diff_mean``,

@@ -1,4 +1,4 @@
-"""Which layer of the stack a configuration key belongs to (DESIGN.md §5).
+"""Which layer of the stack a configuration key belongs to (docs/ARCHITECTURE.md §1).
 
 Keys are matched however a trainer spells them: nested (``vllm_config.vllm_kwargs.x``) or flat
 (``x``), with ``.`` or ``/`` between levels, ``-`` or ``_`` inside names, any letter case. A

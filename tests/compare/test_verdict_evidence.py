@@ -38,7 +38,7 @@ def test_the_recorded_runs_carry_no_configuration():
 
 
 def test_raw_logprobs_without_config_are_semantic():
-    # Offset about a third of the absolute difference, as DESIGN.md's T = 0.7 case.
+    # Offset about a third of the absolute difference, as raw logprobs at T = 0.7 give.
     diagnosis = diagnosis_of("raw-logprobs")
     assert diagnosis.starting_layer == "semantic"
     semantic = diagnosis.verdicts[1]

@@ -1,4 +1,4 @@
-"""The demo's claim, measured on a short run of its four legs (issue 3 §8).
+"""The demo's claim, measured on a short run of its four legs (docs/WORKERS.md, "The demo, measured").
 
 - ``v1-initial``'s clip rate and KL stand above the reference's from the first steps;
 - ``v1-fixed`` stays within the seed-to-seed spread of the reference and its replica, while
