@@ -25,7 +25,7 @@ test: install
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 # The vLLM adapters against the released vLLM 0.8.5 and 0.18.1 wheels (docs/VLLM.md): fetches the
-# wheels once into $$PARITYSCOPE_VLLM_WHEELS (default .parityscope-cache/vllm-wheels), then checks.
+# wheels once into $$PARITYSCOPE_VLLM_WHEELS (default ~/.cache/parityscope/vllm-wheels), then checks.
 CONTRACT_STAMP := $(VENV)/.installed-vllm-contract
 $(CONTRACT_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[worker,dev,vllm-contract]'

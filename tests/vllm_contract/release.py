@@ -5,7 +5,8 @@ sources of the releases they target. Parsing is enough: a field, a literal value
 argument or an environment variable is either in the release's source or it is not.
 
 ``python -m tests.vllm_contract.release`` fetches the wheels into the cache directory
-(``$PARITYSCOPE_VLLM_WHEELS``, default ``.parityscope-cache/vllm-wheels``) and exits non-zero
+(``$PARITYSCOPE_VLLM_WHEELS``, default ``~/.cache/parityscope/vllm-wheels``, kept between
+checkouts) and exits non-zero
 with the reason when it cannot.
 """
 
@@ -23,11 +24,11 @@ from pathlib import Path
 __all__ = ["RELEASES", "VllmRelease", "fetch", "wheel_dir"]
 
 RELEASES: tuple[str, ...] = ("0.8.5", "0.18.1")
-_REPO = Path(__file__).resolve().parents[2]
 
 
 def wheel_dir() -> Path:
-    return Path(os.environ.get("PARITYSCOPE_VLLM_WHEELS") or _REPO / ".parityscope-cache" / "vllm-wheels")
+    default = Path.home() / ".cache" / "parityscope" / "vllm-wheels"
+    return Path(os.environ.get("PARITYSCOPE_VLLM_WHEELS") or default)
 
 
 def wheel_path(version: str) -> Path | None:

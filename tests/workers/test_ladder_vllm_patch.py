@@ -1,22 +1,21 @@
 """The ladder's patch as vLLM arguments, checked against vLLM 0.18.1's released source.
 
-The wheel is read where it has been fetched into the git-ignored cache
-(``pip download --no-deps vllm==0.18.1 -d .parityscope-cache/vllm``); without it the name check
-is skipped and the mapping checks still run.
+The wheel is read where the vLLM contract tier fetches it (``make test-vllm-contract``,
+docs/VLLM.md); without it the name check is skipped and the mapping checks still run.
 """
 
 from __future__ import annotations
 
 import ast
 import zipfile
-from pathlib import Path
 
 import pytest
 
 from backend.ladder import vllm_patch
 from tests.tiny_job import TINY_WORKLOAD, V1_INITIAL
+from tests.vllm_contract.release import wheel_path
 
-WHEEL = next(iter((Path(__file__).parents[2] / ".parityscope-cache" / "vllm").glob("vllm-0.18.1-*.whl")), None)
+WHEEL = wheel_path("0.18.1")
 REFERENCE = {"logprobs_mode": "processed", "prefix_caching": False, "async_scheduling": False,
              "weight_update": "blocking", "lm_head_dtype": "fp32"}
 
@@ -50,7 +49,7 @@ def _function_kwargs(source: str, name: str) -> set[str]:
     return {a.arg for a in node.args.kwonlyargs + node.args.args}
 
 
-@pytest.mark.skipif(WHEEL is None, reason="vllm 0.18.1 wheel not in .parityscope-cache/vllm")
+@pytest.mark.skipif(WHEEL is None, reason="the vllm 0.18.1 wheel has not been fetched (make test-vllm-contract)")
 def test_patch_names_exist_in_vllm_0_18_1() -> None:
     with zipfile.ZipFile(WHEEL) as wheel:
         engine_args = _class_fields(wheel.read("vllm/engine/arg_utils.py").decode(), "EngineArgs")
