@@ -24,11 +24,13 @@ from backend.compare.response import comparison_to_json
 from backend.compare.run_series import RunSeries
 from backend.domain import Run, Sparkline
 from backend.errors import BadInput
+from backend.series_summary import level_for
 from backend.storage.metrics import MetricStore
 from backend.storage.registry import ProjectRegistryStore
 from backend.storage.runs import RunStore
 from backend.storage.series_cache import SeriesCache
 from backend.storage.sparklines import SparklineStore
+from backend.storage.summaries import SummaryStore
 
 __all__ = [
     "FIGURE_KINDS",
@@ -37,6 +39,7 @@ __all__ = [
     "compare_runs",
     "load_comparable_runs",
     "load_run_series",
+    "FULL_RESOLUTION_STEPS",
     "run_sparklines",
 ]
 
@@ -45,6 +48,11 @@ MAX_RUNS_PER_COMPARISON = 50
 its legs (at most 32), so this must not be lower than a job's leg limit."""
 
 FIGURE_KINDS: tuple[str, ...] = ("overlay", "diff")
+
+FULL_RESOLUTION_STEPS = 16_384
+"""A window of at most this many steps (or at most ``max_points``) is compared point by point;
+a longer one from the series summaries, at a cost bounded by ``max_points`` rather than by the
+run's length (docs/ARCHITECTURE.md, "Summaries")."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,73 @@ def load_comparable_runs(
     for project_id in {run.project_id for run in [*references, *candidates]}:
         check(project_id)
     return references, candidates, _one_project([*references, *candidates])
+
+
+def _wanted_keys(
+    store: MetricStore, run: Run, metric_names: Sequence[str], table: AliasTable
+) -> list[str]:
+    available = set(store.key_names(run.id))
+    return sorted(
+        {
+            key
+            for name in [*metric_names, *PARITY_METRICS]
+            if (key := table.resolve(name, available)) is not None
+        }
+    )
+
+
+def _overview_window(
+    session: Session,
+    runs: Sequence[Run],
+    wanted: Mapping[int, list[str]],
+    options: CompareOptions,
+) -> tuple[int, int] | None:
+    """The step window to compare from summaries, or None to compare point by point."""
+    ids = MetricStore(session).key_ids(sorted({k for keys in wanted.values() for k in keys}), create=False)
+    summaries = SummaryStore(session)
+    extents = [
+        found
+        for run in runs
+        if (found := summaries.extent(run.id, [ids[k] for k in wanted[run.id] if k in ids]))
+    ]
+    if not extents:
+        return None
+    lo = options.start if options.start is not None else min(e[0] for e in extents)
+    hi = options.end if options.end is not None else max(e[1] for e in extents)
+    if hi - lo + 1 <= max(options.max_points, FULL_RESOLUTION_STEPS):
+        return None
+    return lo, hi
+
+
+def load_run_summaries(
+    session: Session,
+    runs: Sequence[Run],
+    wanted: Mapping[int, list[str]],
+    window: tuple[int, int],
+    max_points: int,
+) -> list[RunSeries]:
+    """Each run with the bucket rows of its wanted keys covering ``window`` exactly, at the
+    coarsest level no wider than a pixel: about ``max_points`` rows a series, whatever the
+    run's length."""
+    lo, hi = window
+    level = level_for(hi - lo + 1, max(1, (max_points - 2) // 2))
+    ids = MetricStore(session).key_ids(sorted({k for keys in wanted.values() for k in keys}), create=False)
+    names = {key_id: name for name, key_id in ids.items()}
+    store = SummaryStore(session)
+    loaded = []
+    for run in runs:
+        rows = store.read_window(run.id, [ids[k] for k in wanted[run.id] if k in ids], lo, hi, level)
+        loaded.append(
+            RunSeries(
+                run_id=run.id,
+                name=run.name,
+                label=run.label,
+                config=run.config,
+                engine=run.engine or {},
+                summaries={names[key_id]: found for key_id, found in rows.items() if len(found)},
+            )
+        )
+    return loaded
 
 
 def load_run_series(
@@ -168,8 +243,20 @@ def compare_runs(
     aliases = registry.aliases(project_id)
     names = options.metric_names
     window = (options.start, options.end)
-    reference_series = load_run_series(session, references, names, aliases, *window, cache)
-    candidate_series = load_run_series(session, candidates, names, aliases, *window, cache)
+    table = AliasTable(aliases)
+    store = MetricStore(session)
+    wanted = {run.id: _wanted_keys(store, run, names, table) for run in [*references, *candidates]}
+    overview = _overview_window(session, [*references, *candidates], wanted, options)
+    if overview is None:
+        # A zoomed window of a long run reads only that window; whole series are cached only
+        # for runs short enough to be compared point by point.
+        if any((run.last_step or 0) >= FULL_RESOLUTION_STEPS for run in [*references, *candidates]):
+            cache = None
+        reference_series = load_run_series(session, references, names, aliases, *window, cache)
+        candidate_series = load_run_series(session, candidates, names, aliases, *window, cache)
+    else:
+        reference_series = load_run_summaries(session, references, wanted, overview, options.max_points)
+        candidate_series = load_run_summaries(session, candidates, wanted, overview, options.max_points)
     comparison = build_comparison(
         reference_series,
         candidate_series,
@@ -183,8 +270,10 @@ def compare_runs(
         extra_aliases=aliases,
         extra_rules=registry.rules(project_id),
         figures=options.figures,
+        window=overview,
     )
     body = comparison_to_json(comparison)
+    body["settings"]["resolution"] = "points" if overview is None else "summaries"
     reference_ids = {run.id for run in references}
     body["runs"] = {
         str(run.id): {

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from backend.domain import IngestResult, KeySummary, PointBatch
 from backend.models import MetricKeyRow, MetricPointRow, RunRow, utcnow
+from backend.storage.summaries import SummaryStore
 from backend.storage.values import from_storage
 
 
@@ -89,6 +90,8 @@ class MetricStore:
                 updated_at=utcnow(),
             )
         )
+        # After the run's row is updated: its lock serialises writers of one run until commit.
+        SummaryStore(self.session).refresh(run_id, key_ids, steps)
         return IngestResult(accepted=len(steps), replaced=replaced)
 
     def _ingest_sqlite(

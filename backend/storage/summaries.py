@@ -1,0 +1,368 @@
+"""Series summaries: the stored multi-resolution buckets of each run's series.
+
+``refresh`` runs in the ingesting transaction after the points are written (and after the run's
+row is updated, which holds its lock until commit, so two writers of one run refresh one after
+the other and each sees the other's points). It recomputes only the buckets the batch touched:
+the finest level from the points of those buckets, each coarser level from the rows of the
+level below. Appends and replacements take the same path. Every statement filters by
+``run_id``. See ``backend/series_summary.py`` for what a bucket holds and docs/ARCHITECTURE.md,
+"Summaries", for how the comparison reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import fields
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.models import MetricPointRow, MetricSummaryRow
+from backend.series_summary import LEVELS, NO_STEP, BucketStats, merge_buckets, point_buckets
+
+__all__ = ["SummaryStore"]
+
+_STAT_FIELDS = [f.name for f in fields(BucketStats) if f.name != "bucket"]
+_STEP_FIELDS = {"min_step", "max_step", "nan_step"}
+_INT_FIELDS = {"first_step", "last_step", "count", "finite_count", *_STEP_FIELDS}
+
+# Binary COPY layouts (PostgreSQL) of the two reads; NULLs are mapped to NaN / NO_STEP in SQL,
+# so every tuple has the same layout.
+_POINT_ROW = np.dtype(
+    [("n", ">i2"), ("l1", ">i4"), ("key", ">i4"), ("l2", ">i4"), ("step", ">i8"),
+     ("l3", ">i4"), ("value", ">f8")]
+)
+_SUMMARY_ROW = np.dtype(
+    [("n", ">i2"), ("l_key", ">i4"), ("key", ">i4"), ("l_level", ">i4"), ("level", ">i4"),
+     ("l_bucket", ">i4"), ("bucket", ">i8")]
+    + [
+        item
+        for name in _STAT_FIELDS
+        for item in (
+            (f"l_{name}", ">i4"),
+            (name, ">i4" if name in ("count", "finite_count") else ">i8" if name in _INT_FIELDS else ">f8"),
+        )
+    ]
+)
+_COPY_HEADER = 19  # signature (11) + flags (4) + header extension length (4)
+
+
+def _spans(keys: np.ndarray, buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unique sorted (key, bucket) pairs as runs of consecutive buckets: (key, first, last)."""
+    if keys.size == 0:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty
+    order = np.lexsort((buckets, keys))
+    keys, buckets = keys[order], buckets[order]
+    new = np.ones(keys.size, dtype=bool)
+    new[1:] = (keys[1:] != keys[:-1]) | (buckets[1:] > buckets[:-1] + 1)
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], keys.size) - 1
+    return keys[starts], buckets[starts], buckets[ends]
+
+
+def _groups(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Group numbers, changing wherever the key or the id changes (rows sorted by both)."""
+    change = np.ones(keys.size, dtype=np.int64)
+    if keys.size:
+        change[1:] = (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])
+    return np.cumsum(change)
+
+
+class SummaryStore:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def _postgresql(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    def refresh(self, run_id: int, key_ids: np.ndarray, steps: np.ndarray) -> None:
+        """Recompute every bucket, at every level, that holds one of the written points.
+
+        ``key_ids`` and ``steps`` are the written points' (any order); the points themselves
+        must already be in ``metric_point``.
+        """
+        key_ids = np.asarray(key_ids, dtype=np.int64)
+        steps = np.asarray(steps, dtype=np.int64)
+        if steps.size == 0:
+            return
+        finest = LEVELS[0]
+        span_keys, first, last = _spans(key_ids, steps >> finest)
+        point_keys, point_steps, point_values = self._read_points(
+            run_id, span_keys, first << finest, ((last + 1) << finest) - 1
+        )
+        keys = point_keys
+        rows = point_buckets(point_steps, point_values, _groups(point_keys, point_steps >> finest))
+        rows = BucketStats(**{**_as_dict(rows), "bucket": point_steps[_firsts(rows)] >> finest})
+        keys = point_keys[_firsts(rows)]
+        written: list[tuple[int, np.ndarray, BucketStats]] = [(finest, keys, rows)]
+        for finer, level in zip(LEVELS, LEVELS[1:], strict=False):
+            shift = level - finer
+            span_keys, first, last = _spans(key_ids, steps >> level)
+            old_keys, old_rows = self._read_summaries(
+                run_id, finer, span_keys, first << shift, ((last + 1) << shift) - 1
+            )
+            fresh = set(zip(keys.tolist(), rows.bucket.tolist(), strict=True))
+            stale = np.fromiter(
+                ((k, b) in fresh for k, b in zip(old_keys.tolist(), old_rows.bucket.tolist(), strict=True)),
+                dtype=bool,
+                count=old_keys.size,
+            )
+            both_keys = np.concatenate([old_keys[~stale], keys])
+            both = BucketStats.concat([old_rows.take(~stale), rows])
+            order = np.lexsort((both.bucket, both_keys))
+            both_keys, both = both_keys[order], both.take(order)
+            parent = both.bucket >> shift
+            rows = merge_buckets(both, _groups(both_keys, parent), parent)
+            keys = both_keys[_firsts_of(_groups(both_keys, parent))]
+            written.append((level, keys, rows))
+        self._write(run_id, written)
+
+    def rebuild(self, run_id: int) -> None:
+        """Recompute every summary of a run from all its points."""
+        found = self.session.execute(
+            select(MetricPointRow.key_id, MetricPointRow.step).where(MetricPointRow.run_id == run_id)
+        ).all()
+        if found:
+            keys, steps = np.asarray(found, dtype=np.int64).T
+            self.refresh(run_id, keys, steps)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def extent(self, run_id: int, key_ids: Sequence[int]) -> tuple[int, int] | None:
+        """The first and last step any of ``key_ids`` has in the run, from the coarsest level
+        (a few rows per key), or None when they have no points."""
+        if not key_ids:
+            return None
+        table = MetricSummaryRow
+        lo, hi = self.session.execute(
+            select(func.min(table.first_step), func.max(table.last_step)).where(
+                table.run_id == run_id,
+                table.key_id.in_(sorted(key_ids)),
+                table.level == LEVELS[-1],
+            )
+        ).one()
+        return None if lo is None else (int(lo), int(hi))
+
+    def read_window(
+        self, run_id: int, key_ids: Sequence[int], lo: int, hi: int, level: int | None
+    ) -> dict[int, BucketStats]:
+        """Per key, bucket rows covering exactly the steps ``lo..hi``, in step order.
+
+        Whole buckets of ``level`` inside the window come from the summary; the window's ragged
+        ends (and the whole window when ``level`` is None) come from the points, one row per
+        point (level None) or one row per partial bucket.
+        """
+        keys = np.asarray(sorted(key_ids), dtype=np.int64)
+        out: dict[int, list[BucketStats]] = {int(k): [] for k in keys}
+        if keys.size == 0 or hi < lo:
+            return {}
+        if level is None:
+            point_keys, steps, values = self._read_points(
+                run_id, keys, np.full(keys.size, lo), np.full(keys.size, hi)
+            )
+            for key in out:
+                mine = point_keys == key
+                out[key].append(point_buckets(steps[mine], values[mine], steps[mine]))
+        else:
+            first_whole = -(-lo >> level)  # ceil(lo / 2**level)
+            last_whole = ((hi + 1) >> level) - 1
+            edges = []
+            if first_whole > last_whole:
+                edges.append((lo, hi))
+            else:
+                if lo < first_whole << level:
+                    edges.append((lo, (first_whole << level) - 1))
+                if hi > ((last_whole + 1) << level) - 1:
+                    edges.append(((last_whole + 1) << level, hi))
+            parts_keys = []
+            parts = []
+            for edge_lo, edge_hi in edges:
+                point_keys, steps, values = self._read_points(
+                    run_id, keys, np.full(keys.size, edge_lo), np.full(keys.size, edge_hi)
+                )
+                if steps.size:
+                    rows = point_buckets(steps, values, _groups(point_keys, steps >> level))
+                    parts_keys.append(point_keys[_firsts(rows)])
+                    parts.append(rows)
+            if first_whole <= last_whole:
+                whole_keys, whole = self._read_summaries(
+                    run_id, level, keys, np.full(keys.size, first_whole), np.full(keys.size, last_whole)
+                )
+                parts_keys.append(whole_keys)
+                parts.append(whole)
+            if parts:
+                all_keys = np.concatenate(parts_keys)
+                rows = BucketStats.concat(parts)
+                order = np.lexsort((rows.first_step, all_keys))
+                all_keys, rows = all_keys[order], rows.take(order)
+                for key in out:
+                    out[key].append(rows.take(all_keys == key))
+        return {key: BucketStats.concat(parts) for key, parts in out.items()}
+
+    # -- SQL ----------------------------------------------------------------------------------
+
+    def _read_points(
+        self, run_id: int, keys: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Points of ``run_id`` with ``key = keys[i]`` and ``lo[i] <= step <= hi[i]``, sorted by
+        key and step (the spans must not overlap)."""
+        if keys.size == 0:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
+        if self._postgresql:
+            query = (
+                "COPY (SELECT p.key_id, p.step, coalesce(p.value, 'NaN'::float8)"
+                " FROM unnest(%s::int[], %s::int8[], %s::int8[]) AS s(k, lo, hi)"
+                " JOIN metric_point AS p ON p.run_id = %s AND p.key_id = s.k"
+                " AND p.step BETWEEN s.lo AND s.hi ORDER BY p.key_id, p.step)"
+                " TO STDOUT (FORMAT BINARY)"
+            )
+            data = self._copy_out(query, (keys.tolist(), lo.tolist(), hi.tolist(), run_id))
+            rows = np.frombuffer(data, dtype=_POINT_ROW, offset=_COPY_HEADER,
+                                 count=(len(data) - _COPY_HEADER - 2) // _POINT_ROW.itemsize)
+            return (rows["key"].astype(np.int64), rows["step"].astype(np.int64),
+                    rows["value"].astype(np.float64))
+        found: list[tuple[int, int, float | None]] = []
+        for key, first, last in zip(keys.tolist(), lo.tolist(), hi.tolist(), strict=True):
+            found.extend(
+                self.session.execute(
+                    select(MetricPointRow.key_id, MetricPointRow.step, MetricPointRow.value)
+                    .where(
+                        MetricPointRow.run_id == run_id,
+                        MetricPointRow.key_id == key,
+                        MetricPointRow.step.between(first, last),
+                    )
+                    .order_by(MetricPointRow.step)
+                )
+            )
+        found.sort(key=lambda row: (row[0], row[1]))
+        return (
+            np.fromiter((r[0] for r in found), np.int64, len(found)),
+            np.fromiter((r[1] for r in found), np.int64, len(found)),
+            np.fromiter((np.nan if r[2] is None else r[2] for r in found), np.float64, len(found)),
+        )
+
+    def _read_summaries(
+        self, run_id: int, level: int, keys: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, BucketStats]:
+        """Rows of ``level`` with ``key = keys[i]`` and ``lo[i] <= bucket <= hi[i]``, sorted by
+        key and bucket."""
+        if keys.size == 0:
+            return np.empty(0, np.int64), BucketStats.concat([])
+        if self._postgresql:
+            columns = ", ".join(
+                f"coalesce(m.{name}, {NO_STEP})" if name in _STEP_FIELDS
+                else f"coalesce(m.{name}, 'NaN'::float8)" if name not in _INT_FIELDS
+                else f"m.{name}"
+                for name in _STAT_FIELDS
+            )
+            query = (
+                f"COPY (SELECT m.key_id, m.level::int4, m.bucket, {columns}"
+                " FROM unnest(%s::int[], %s::int8[], %s::int8[]) AS s(k, lo, hi)"
+                " JOIN metric_summary AS m ON m.run_id = %s AND m.key_id = s.k AND m.level = %s"
+                " AND m.bucket BETWEEN s.lo AND s.hi ORDER BY m.key_id, m.bucket)"
+                " TO STDOUT (FORMAT BINARY)"
+            )
+            data = self._copy_out(query, (keys.tolist(), lo.tolist(), hi.tolist(), run_id, level))
+            rows = np.frombuffer(data, dtype=_SUMMARY_ROW, offset=_COPY_HEADER,
+                                 count=(len(data) - _COPY_HEADER - 2) // _SUMMARY_ROW.itemsize)
+            stats = {"bucket": rows["bucket"].astype(np.int64)}
+            for name in _STAT_FIELDS:
+                stats[name] = rows[name].astype(np.int64 if name in _INT_FIELDS else np.float64)
+            return rows["key"].astype(np.int64), BucketStats(**stats)
+        table = MetricSummaryRow
+        found = []
+        for key, first, last in zip(keys.tolist(), lo.tolist(), hi.tolist(), strict=True):
+            found.extend(
+                self.session.execute(
+                    select(table.key_id, table.bucket, *[getattr(table, n) for n in _STAT_FIELDS])
+                    .where(
+                        table.run_id == run_id,
+                        table.key_id == key,
+                        table.level == level,
+                        table.bucket.between(first, last),
+                    )
+                    .order_by(table.bucket)
+                )
+            )
+        found.sort(key=lambda row: (row[0], row[1]))
+        stats = {"bucket": np.fromiter((r[1] for r in found), np.int64, len(found))}
+        for index, name in enumerate(_STAT_FIELDS, start=2):
+            if name in _INT_FIELDS:
+                missing = NO_STEP if name in _STEP_FIELDS else 0
+                stats[name] = np.fromiter(
+                    (missing if r[index] is None else r[index] for r in found), np.int64, len(found)
+                )
+            else:
+                stats[name] = np.fromiter(
+                    (np.nan if r[index] is None else r[index] for r in found), np.float64, len(found)
+                )
+        return np.fromiter((r[0] for r in found), np.int64, len(found)), BucketStats(**stats)
+
+    def _copy_out(self, query: str, params: tuple) -> bytes:
+        conn = self.session.connection().connection.driver_connection
+        chunks = []
+        with conn.cursor() as cur, cur.copy(query, params) as copy:
+            for chunk in copy:
+                chunks.append(bytes(chunk))
+        return b"".join(chunks)
+
+    def _write(self, run_id: int, levels: list[tuple[int, np.ndarray, BucketStats]]) -> None:
+        columns = ["key_id", "level", "bucket", *_STAT_FIELDS]
+        arrays: dict[str, list] = {name: [] for name in columns}
+        for level, keys, rows in levels:
+            arrays["key_id"].extend(keys.tolist())
+            arrays["level"].extend([level] * len(rows))
+            arrays["bucket"].extend(rows.bucket.tolist())
+            for name in _STAT_FIELDS:
+                values = getattr(rows, name)
+                if name in _STEP_FIELDS:
+                    arrays[name].extend(None if v == NO_STEP else v for v in values.tolist())
+                elif name in _INT_FIELDS:
+                    arrays[name].extend(values.tolist())
+                else:
+                    arrays[name].extend(None if v != v else v for v in values.tolist())
+        if not arrays["key_id"]:
+            return
+        updates = ", ".join(f"{name} = excluded.{name}" for name in _STAT_FIELDS)
+        names = ", ".join(columns)
+        if self._postgresql:
+            casts = ["int[]", "int2[]", "int8[]"] + [
+                "int4[]" if n in ("count", "finite_count") else "int8[]" if n in _INT_FIELDS else "float8[]"
+                for n in _STAT_FIELDS
+            ]
+            unnest = ", ".join(f"%s::{cast}" for cast in casts)
+            conn = self.session.connection().connection.driver_connection
+            with conn.cursor() as cur:
+                cur.execute(
+                    f"INSERT INTO metric_summary (run_id, {names}) SELECT %s, * FROM unnest({unnest})"
+                    f" ON CONFLICT (run_id, key_id, level, bucket) DO UPDATE SET {updates}",
+                    (run_id, *[arrays[name] for name in columns]),
+                )
+            return
+        rows = list(zip(*[arrays[name] for name in columns], strict=True))
+        marks = ", ".join("?" for _ in columns)
+        cursor = self.session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(
+            f"INSERT INTO metric_summary (run_id, {names}) VALUES ({run_id}, {marks})"
+            f" ON CONFLICT (run_id, key_id, level, bucket) DO UPDATE SET {updates}",
+            rows,
+        )
+        cursor.close()
+
+
+def _as_dict(rows: BucketStats) -> dict[str, np.ndarray]:
+    return {f.name: getattr(rows, f.name) for f in fields(BucketStats)}
+
+
+def _firsts(rows: BucketStats) -> np.ndarray:
+    """Index of each bucket's first point in the point arrays the rows were built from."""
+    return np.concatenate(([0], np.cumsum(rows.count)[:-1])).astype(np.int64)
+
+
+def _firsts_of(group: np.ndarray) -> np.ndarray:
+    return np.concatenate(([0], np.flatnonzero(np.diff(group)) + 1)).astype(np.int64)
