@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from backend.compare.aliases import DEFAULT_METRICS, PARITY_METRICS, AliasTable
@@ -130,15 +131,23 @@ def _overview_window(
     runs: Sequence[Run],
     wanted: Mapping[int, list[str]],
     options: CompareOptions,
+    cache: SeriesCache | None = None,
 ) -> tuple[int, int] | None:
     """The step window to compare from summaries, or None to compare point by point."""
     ids = MetricStore(session).key_ids(sorted({k for keys in wanted.values() for k in keys}), create=False)
     summaries = SummaryStore(session)
-    extents = [
-        found
-        for run in runs
-        if (found := summaries.extent(run.id, [ids[k] for k in wanted[run.id] if k in ids]))
-    ]
+    extents = []
+    for run in runs:
+        keys = [ids[k] for k in wanted[run.id] if k in ids]
+        name = "\x00extent " + " ".join(map(str, sorted(keys)))
+        hit = cache.get(run.id, name, run.updated_at) if cache is not None else None
+        if hit is None:
+            found = summaries.extent(run.id, keys)
+            hit = (np.asarray(found or (), dtype=np.int64),)
+            if cache is not None:
+                cache.put(run.id, name, run.updated_at, hit)
+        if hit[0].size:
+            extents.append((int(hit[0][0]), int(hit[0][1])))
     if not extents:
         return None
     lo = options.start if options.start is not None else min(e[0] for e in extents)
@@ -154,6 +163,7 @@ def load_run_summaries(
     wanted: Mapping[int, list[str]],
     window: tuple[int, int],
     max_points: int,
+    cache: SeriesCache | None = None,
 ) -> list[RunSeries]:
     """Each run with the bucket rows of its wanted keys covering ``window`` exactly, at the
     coarsest level no wider than a pixel: about ``max_points`` rows a series, whatever the
@@ -164,8 +174,21 @@ def load_run_summaries(
     names = {key_id: name for name, key_id in ids.items()}
     store = SummaryStore(session)
     loaded = []
+    # Cached under a name no metric key can have (keys exclude control characters).
     for run in runs:
-        rows = store.read_window(run.id, [ids[k] for k in wanted[run.id] if k in ids], lo, hi, level)
+        keys = [ids[k] for k in wanted[run.id] if k in ids]
+        rows = {}
+        if cache is not None:
+            for key_id in keys:
+                hit = cache.get(run.id, f"\x00summary {level} {lo} {hi} {names[key_id]}", run.updated_at)
+                if hit is not None:
+                    rows[key_id] = hit
+        missing = [key_id for key_id in keys if key_id not in rows]
+        if missing:
+            for key_id, found in store.read_window(run.id, missing, lo, hi, level).items():
+                rows[key_id] = found
+                if cache is not None:
+                    cache.put(run.id, f"\x00summary {level} {lo} {hi} {names[key_id]}", run.updated_at, found)
         loaded.append(
             RunSeries(
                 run_id=run.id,
@@ -246,7 +269,7 @@ def compare_runs(
     table = AliasTable(aliases)
     store = MetricStore(session)
     wanted = {run.id: _wanted_keys(store, run, names, table) for run in [*references, *candidates]}
-    overview = _overview_window(session, [*references, *candidates], wanted, options)
+    overview = _overview_window(session, [*references, *candidates], wanted, options, cache)
     if overview is None:
         # A zoomed window of a long run reads only that window; whole series are cached only
         # for runs short enough to be compared point by point.
@@ -255,8 +278,12 @@ def compare_runs(
         reference_series = load_run_series(session, references, names, aliases, *window, cache)
         candidate_series = load_run_series(session, candidates, names, aliases, *window, cache)
     else:
-        reference_series = load_run_summaries(session, references, wanted, overview, options.max_points)
-        candidate_series = load_run_summaries(session, candidates, wanted, overview, options.max_points)
+        reference_series = load_run_summaries(
+            session, references, wanted, overview, options.max_points, cache
+        )
+        candidate_series = load_run_summaries(
+            session, candidates, wanted, overview, options.max_points, cache
+        )
     comparison = build_comparison(
         reference_series,
         candidate_series,

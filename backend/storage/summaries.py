@@ -27,25 +27,18 @@ _STAT_FIELDS = [f.name for f in fields(BucketStats) if f.name != "bucket"]
 _STEP_FIELDS = {"min_step", "max_step", "nan_step"}
 _INT_FIELDS = {"first_step", "last_step", "count", "finite_count", *_STEP_FIELDS}
 
-# Binary COPY layouts (PostgreSQL) of the two reads; NULLs are mapped to NaN / NO_STEP in SQL,
-# so every tuple has the same layout.
-_POINT_ROW = np.dtype(
-    [("n", ">i2"), ("l1", ">i4"), ("key", ">i4"), ("l2", ">i4"), ("step", ">i8"),
-     ("l3", ">i4"), ("value", ">f8")]
-)
-_SUMMARY_ROW = np.dtype(
-    [("n", ">i2"), ("l_key", ">i4"), ("key", ">i4"), ("l_level", ">i4"), ("level", ">i4"),
-     ("l_bucket", ">i4"), ("bucket", ">i8")]
-    + [
-        item
-        for name in _STAT_FIELDS
-        for item in (
-            (f"l_{name}", ">i4"),
-            (name, ">i4" if name in ("count", "finite_count") else ">i8" if name in _INT_FIELDS else ">f8"),
-        )
-    ]
-)
-_COPY_HEADER = 19  # signature (11) + flags (4) + header extension length (4)
+# How each column travels packed from PostgreSQL: its send function, NULL replaced by NaN or
+# NO_STEP so every value has the same width, and its wire type.
+_WIRE = {
+    name: ">i4" if name in ("count", "finite_count") else ">i8" if name in _INT_FIELDS else ">f8"
+    for name in _STAT_FIELDS
+} | {"bucket": ">i8"}
+_SEND = {name: {">i4": "int4send", ">i8": "int8send", ">f8": "float8send"}[w] for name, w in _WIRE.items()}
+_MISSING = {
+    name: str(NO_STEP) if name in _STEP_FIELDS else "0" if name in _INT_FIELDS or name == "bucket"
+    else "'NaN'::float8"
+    for name in _WIRE
+}
 
 
 def _spans(keys: np.ndarray, buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -214,18 +207,20 @@ class SummaryStore:
         if keys.size == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
         if self._postgresql:
-            query = (
-                "COPY (SELECT p.key_id, p.step, coalesce(p.value, 'NaN'::float8)"
+            # The ordered subquery feeds the aggregates in step order (one sort, not one per
+            # column); ``_packed`` re-sorts should a plan ever deliver another order.
+            found = self._packed(
+                "SELECT key_id, string_agg(int8send(step), ''::bytea),"
+                " string_agg(float8send(coalesce(value, 'NaN'::float8)), ''::bytea)"
+                " FROM (SELECT p.key_id, p.step, p.value"
                 " FROM unnest(%s::int[], %s::int8[], %s::int8[]) AS s(k, lo, hi)"
                 " JOIN metric_point AS p ON p.run_id = %s AND p.key_id = s.k"
-                " AND p.step BETWEEN s.lo AND s.hi ORDER BY p.key_id, p.step)"
-                " TO STDOUT (FORMAT BINARY)"
+                " AND p.step BETWEEN s.lo AND s.hi ORDER BY p.key_id, p.step) AS ordered"
+                " GROUP BY key_id ORDER BY key_id",
+                (keys.tolist(), lo.tolist(), hi.tolist(), run_id),
+                [">i8", ">f8"],
             )
-            data = self._copy_out(query, (keys.tolist(), lo.tolist(), hi.tolist(), run_id))
-            rows = np.frombuffer(data, dtype=_POINT_ROW, offset=_COPY_HEADER,
-                                 count=(len(data) - _COPY_HEADER - 2) // _POINT_ROW.itemsize)
-            return (rows["key"].astype(np.int64), rows["step"].astype(np.int64),
-                    rows["value"].astype(np.float64))
+            return found[0], found[1].astype(np.int64), found[2].astype(np.float64)
         found: list[tuple[int, int, float | None]] = []
         for key, first, last in zip(keys.tolist(), lo.tolist(), hi.tolist(), strict=True):
             found.extend(
@@ -254,26 +249,25 @@ class SummaryStore:
         if keys.size == 0:
             return np.empty(0, np.int64), BucketStats.concat([])
         if self._postgresql:
+            names = ["bucket", *_STAT_FIELDS]
             columns = ", ".join(
-                f"coalesce(m.{name}, {NO_STEP})" if name in _STEP_FIELDS
-                else f"coalesce(m.{name}, 'NaN'::float8)" if name not in _INT_FIELDS
-                else f"m.{name}"
-                for name in _STAT_FIELDS
+                f"string_agg({_SEND[name]}(coalesce({name}, {_MISSING[name]})), ''::bytea)"
+                for name in names
             )
-            query = (
-                f"COPY (SELECT m.key_id, m.level::int4, m.bucket, {columns}"
+            found = self._packed(
+                f"SELECT key_id, {columns} FROM (SELECT m.key_id, {', '.join('m.' + n for n in names)}"
                 " FROM unnest(%s::int[], %s::int8[], %s::int8[]) AS s(k, lo, hi)"
                 " JOIN metric_summary AS m ON m.run_id = %s AND m.key_id = s.k AND m.level = %s"
-                " AND m.bucket BETWEEN s.lo AND s.hi ORDER BY m.key_id, m.bucket)"
-                " TO STDOUT (FORMAT BINARY)"
+                " AND m.bucket BETWEEN s.lo AND s.hi ORDER BY m.key_id, m.bucket) AS ordered"
+                " GROUP BY key_id ORDER BY key_id",
+                (keys.tolist(), lo.tolist(), hi.tolist(), run_id, level),
+                [_WIRE[name] for name in ["bucket", *_STAT_FIELDS]],
             )
-            data = self._copy_out(query, (keys.tolist(), lo.tolist(), hi.tolist(), run_id, level))
-            rows = np.frombuffer(data, dtype=_SUMMARY_ROW, offset=_COPY_HEADER,
-                                 count=(len(data) - _COPY_HEADER - 2) // _SUMMARY_ROW.itemsize)
-            stats = {"bucket": rows["bucket"].astype(np.int64)}
-            for name in _STAT_FIELDS:
-                stats[name] = rows[name].astype(np.int64 if name in _INT_FIELDS else np.float64)
-            return rows["key"].astype(np.int64), BucketStats(**stats)
+            stats = {
+                name: column.astype(np.int64 if name == "bucket" or name in _INT_FIELDS else np.float64)
+                for name, column in zip(["bucket", *_STAT_FIELDS], found[1:], strict=True)
+            }
+            return found[0], BucketStats(**stats)
         table = MetricSummaryRow
         found = []
         for key, first, last in zip(keys.tolist(), lo.tolist(), hi.tolist(), strict=True):
@@ -303,13 +297,26 @@ class SummaryStore:
                 )
         return np.fromiter((r[0] for r in found), np.int64, len(found)), BucketStats(**stats)
 
-    def _copy_out(self, query: str, params: tuple) -> bytes:
+    def _packed(self, query: str, params: tuple, wire: list[str]) -> list[np.ndarray]:
+        """Run a query returning one row per key, each further column a bytea of packed
+        big-endian values; returns the key per value and each column as one array."""
         conn = self.session.connection().connection.driver_connection
-        chunks = []
-        with conn.cursor() as cur, cur.copy(query, params) as copy:
-            for chunk in copy:
-                chunks.append(bytes(chunk))
-        return b"".join(chunks)
+        with conn.cursor(binary=True) as cur:
+            cur.execute(query, params)
+            rows = cur.fetchall()
+        columns: list[list[np.ndarray]] = [[] for _ in wire]
+        keys = []
+        for key, *blobs in rows:
+            packed = [np.frombuffer(blob, dtype=dtype) for blob, dtype in zip(blobs, wire, strict=True)]
+            if packed[0].size > 1 and np.any(packed[0][1:] < packed[0][:-1]):
+                order = np.argsort(packed[0], kind="stable")
+                packed = [column[order] for column in packed]
+            for index, column in enumerate(packed):
+                columns[index].append(column)
+            keys.append(np.full(packed[0].size, key, dtype=np.int64))
+        if not rows:
+            return [np.empty(0, np.int64), *(np.empty(0, dtype=d) for d in wire)]
+        return [np.concatenate(keys), *(np.concatenate(parts) for parts in columns)]
 
     def _write(self, run_id: int, levels: list[tuple[int, np.ndarray, BucketStats]]) -> None:
         columns = ["key_id", "level", "bucket", *_STAT_FIELDS]
