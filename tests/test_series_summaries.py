@@ -124,8 +124,10 @@ def test_compare_over_a_long_window_reads_summaries_and_draws_spikes_and_the_las
     assert xs[-1] == int(steps[-1]) and xs[0] == 0
     assert 9.0 in candidate["y"]
     divergence = metric["candidates"][str(ids[2])]
-    # One pixel is 60,000 / 99 steps wide.
-    assert abs(divergence["first_divergence_step"] - 30_000) <= 607
+    # One pixel is a 99th of the window (steps 0 to 59,960): 606 steps wide.
+    assert abs(divergence["first_divergence_step"] - 30_000) <= 606
+    (marker,) = metric["markers"]
+    assert marker["bucket_steps"] == 606 and "means of 606 steps above the band" in marker["summary"]
     # A zoomed window is compared point by point.
     zoomed = client.get(
         "/api/v1/compare",

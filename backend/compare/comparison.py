@@ -310,9 +310,10 @@ def _compare_metric(
         diff = downsample_series(
             steps, _smoothed(candidate_values - reference_values, pixel_smoothing), max_points
         )
-        compared.append(
-            CandidateMetric(run.run_id, diff, first_divergence(band, series, divergence_k))
-        )
+        divergence = first_divergence(band, series, divergence_k)
+        if overview is not None:
+            divergence = replace(divergence, bucket_steps=overview.pixel_steps(name))
+        compared.append(CandidateMetric(run.run_id, diff, divergence))
     return MetricComparison(name, runs, band, band_display, compared, figures={})
 
 
@@ -487,6 +488,10 @@ class _Overview:
         key = self.aliases.resolve(name, run.keys())
         assert key is not None
         return drawn_series(self._pixels_of(run, name, key))
+
+    def pixel_steps(self, name: str) -> int:
+        grid = self._grid(name)
+        return -(-grid.width // grid.pixels)
 
     def points_per_pixel(self, name: str) -> float:
         counts = []
