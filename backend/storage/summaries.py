@@ -93,12 +93,20 @@ class SummaryStore:
         rows = BucketStats(**{**_as_dict(rows), "bucket": point_steps[_firsts(rows)] >> finest})
         keys = point_keys[_firsts(rows)]
         written: list[tuple[int, np.ndarray, BucketStats]] = [(finest, keys, rows)]
+        # Every level's rows below the touched buckets in one statement: the spans depend only
+        # on the written steps.
+        spans = []
+        for finer, level in zip(LEVELS, LEVELS[1:], strict=False):
+            span_keys, first, last = _spans(key_ids, steps >> level)
+            shift = level - finer
+            spans.append((np.full(span_keys.size, finer), span_keys, first << shift, ((last + 1) << shift) - 1))
+        all_levels, all_keys, all_rows = self._read_summaries(
+            run_id, *(np.concatenate(parts) for parts in zip(*spans, strict=True))
+        )
         for finer, level in zip(LEVELS, LEVELS[1:], strict=False):
             shift = level - finer
-            span_keys, first, last = _spans(key_ids, steps >> level)
-            old_keys, old_rows = self._read_summaries(
-                run_id, finer, span_keys, first << shift, ((last + 1) << shift) - 1
-            )
+            mine = all_levels == finer
+            old_keys, old_rows = all_keys[mine], all_rows.take(mine)
             fresh = set(zip(keys.tolist(), rows.bucket.tolist(), strict=True))
             stale = np.fromiter(
                 ((k, b) in fresh for k, b in zip(old_keys.tolist(), old_rows.bucket.tolist(), strict=True)),
@@ -183,8 +191,9 @@ class SummaryStore:
                     parts_keys.append(point_keys[_firsts(rows)])
                     parts.append(rows)
             if first_whole <= last_whole:
-                whole_keys, whole = self._read_summaries(
-                    run_id, level, keys, np.full(keys.size, first_whole), np.full(keys.size, last_whole)
+                _, whole_keys, whole = self._read_summaries(
+                    run_id, np.full(keys.size, level), keys, np.full(keys.size, first_whole),
+                    np.full(keys.size, last_whole),
                 )
                 parts_keys.append(whole_keys)
                 parts.append(whole)
@@ -242,38 +251,40 @@ class SummaryStore:
         )
 
     def _read_summaries(
-        self, run_id: int, level: int, keys: np.ndarray, lo: np.ndarray, hi: np.ndarray
-    ) -> tuple[np.ndarray, BucketStats]:
-        """Rows of ``level`` with ``key = keys[i]`` and ``lo[i] <= bucket <= hi[i]``, sorted by
-        key and bucket."""
+        self, run_id: int, levels: np.ndarray, keys: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, BucketStats]:
+        """``(level, key, rows)`` of the rows with ``level = levels[i]``, ``key = keys[i]`` and
+        ``lo[i] <= bucket <= hi[i]``, sorted by key, level and bucket."""
         if keys.size == 0:
-            return np.empty(0, np.int64), BucketStats.concat([])
+            return np.empty(0, np.int64), np.empty(0, np.int64), BucketStats.concat([])
         if self._postgresql:
             names = ["bucket", *_STAT_FIELDS]
             columns = ", ".join(
                 f"string_agg({_SEND[name]}(coalesce({name}, {_MISSING[name]})), ''::bytea)"
                 for name in names
             )
+            # Grouped per key and level, both packed into one number (levels are below 32).
             found = self._packed(
-                f"SELECT key_id, {columns} FROM (SELECT m.key_id, {', '.join('m.' + n for n in names)}"
-                " FROM unnest(%s::int[], %s::int8[], %s::int8[]) AS s(k, lo, hi)"
-                " JOIN metric_summary AS m ON m.run_id = %s AND m.key_id = s.k AND m.level = %s"
-                " AND m.bucket BETWEEN s.lo AND s.hi ORDER BY m.key_id, m.bucket) AS ordered"
-                " GROUP BY key_id ORDER BY key_id",
-                (keys.tolist(), lo.tolist(), hi.tolist(), run_id, level),
+                f"SELECT key_id::int8 * 32 + level, {columns}"
+                f" FROM (SELECT m.key_id, m.level, {', '.join('m.' + n for n in names)}"
+                " FROM unnest(%s::int2[], %s::int[], %s::int8[], %s::int8[]) AS s(l, k, lo, hi)"
+                " JOIN metric_summary AS m ON m.run_id = %s AND m.key_id = s.k AND m.level = s.l"
+                " AND m.bucket BETWEEN s.lo AND s.hi ORDER BY m.key_id, m.level, m.bucket) AS ordered"
+                " GROUP BY key_id, level ORDER BY key_id, level",
+                (levels.tolist(), keys.tolist(), lo.tolist(), hi.tolist(), run_id),
                 [_WIRE[name] for name in ["bucket", *_STAT_FIELDS]],
             )
             stats = {
                 name: column.astype(np.int64 if name == "bucket" or name in _INT_FIELDS else np.float64)
                 for name, column in zip(["bucket", *_STAT_FIELDS], found[1:], strict=True)
             }
-            return found[0], BucketStats(**stats)
+            return found[0] % 32, found[0] // 32, BucketStats(**stats)
         table = MetricSummaryRow
         found = []
-        for key, first, last in zip(keys.tolist(), lo.tolist(), hi.tolist(), strict=True):
+        for level, key, first, last in zip(levels.tolist(), keys.tolist(), lo.tolist(), hi.tolist(), strict=True):
             found.extend(
                 self.session.execute(
-                    select(table.key_id, table.bucket, *[getattr(table, n) for n in _STAT_FIELDS])
+                    select(table.key_id, table.bucket, table.level, *[getattr(table, n) for n in _STAT_FIELDS])
                     .where(
                         table.run_id == run_id,
                         table.key_id == key,
@@ -283,9 +294,9 @@ class SummaryStore:
                     .order_by(table.bucket)
                 )
             )
-        found.sort(key=lambda row: (row[0], row[1]))
+        found.sort(key=lambda row: (row[0], row[2], row[1]))
         stats = {"bucket": np.fromiter((r[1] for r in found), np.int64, len(found))}
-        for index, name in enumerate(_STAT_FIELDS, start=2):
+        for index, name in enumerate(_STAT_FIELDS, start=3):
             if name in _INT_FIELDS:
                 missing = NO_STEP if name in _STEP_FIELDS else 0
                 stats[name] = np.fromiter(
@@ -295,7 +306,11 @@ class SummaryStore:
                 stats[name] = np.fromiter(
                     (np.nan if r[index] is None else r[index] for r in found), np.float64, len(found)
                 )
-        return np.fromiter((r[0] for r in found), np.int64, len(found)), BucketStats(**stats)
+        return (
+            np.fromiter((r[2] for r in found), np.int64, len(found)),
+            np.fromiter((r[0] for r in found), np.int64, len(found)),
+            BucketStats(**stats),
+        )
 
     def _packed(self, query: str, params: tuple, wire: list[str]) -> list[np.ndarray]:
         """Run a query returning one row per key, each further column a bytea of packed
@@ -320,37 +335,66 @@ class SummaryStore:
 
     def _write(self, run_id: int, levels: list[tuple[int, np.ndarray, BucketStats]]) -> None:
         columns = ["key_id", "level", "bucket", *_STAT_FIELDS]
-        arrays: dict[str, list] = {name: [] for name in columns}
-        for level, keys, rows in levels:
-            arrays["key_id"].extend(keys.tolist())
-            arrays["level"].extend([level] * len(rows))
-            arrays["bucket"].extend(rows.bucket.tolist())
-            for name in _STAT_FIELDS:
-                values = getattr(rows, name)
-                if name in _STEP_FIELDS:
-                    arrays[name].extend(None if v == NO_STEP else v for v in values.tolist())
-                elif name in _INT_FIELDS:
-                    arrays[name].extend(values.tolist())
-                else:
-                    arrays[name].extend(None if v != v else v for v in values.tolist())
-        if not arrays["key_id"]:
+        keys = np.concatenate([k for _, k, _ in levels])
+        if keys.size == 0:
             return
+        level_column = np.concatenate([np.full(len(rows), level) for level, _, rows in levels])
+        merged = BucketStats.concat([rows for _, _, rows in levels])
         updates = ", ".join(f"{name} = excluded.{name}" for name in _STAT_FIELDS)
         names = ", ".join(columns)
         if self._postgresql:
-            casts = ["int[]", "int2[]", "int8[]"] + [
-                "int4[]" if n in ("count", "finite_count") else "int8[]" if n in _INT_FIELDS else "float8[]"
-                for n in _STAT_FIELDS
-            ]
-            unnest = ", ".join(f"%s::{cast}" for cast in casts)
+            # One binary COPY built by numpy into a temporary table (NaN and NO_STEP stand for
+            # NULL there, so every tuple has one layout), then one merge.
+            layout = np.dtype(
+                [("n", ">i2"), ("l_key", ">i4"), ("key_id", ">i4"), ("l_level", ">i4"), ("level", ">i4"),
+                 ("l_bucket", ">i4"), ("bucket", ">i8")]
+                + [item for name in _STAT_FIELDS for item in ((f"l_{name}", ">i4"), (name, _WIRE[name]))]
+            )
+            tuples = np.empty(keys.size, dtype=layout)
+            tuples["n"] = len(columns)
+            tuples["l_key"], tuples["key_id"] = 4, keys
+            tuples["l_level"], tuples["level"] = 4, level_column
+            tuples["l_bucket"], tuples["bucket"] = 8, merged.bucket
+            for name in _STAT_FIELDS:
+                tuples[f"l_{name}"] = int(_WIRE[name][-1])
+                tuples[name] = getattr(merged, name)
+            payload = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + tuples.tobytes() + b"\xff\xff"
+            selected = ", ".join(
+                f"NULLIF({name}, {NO_STEP})" if name in _STEP_FIELDS
+                else f"NULLIF({name}, 'NaN'::float8)" if name not in _INT_FIELDS else name
+                for name in _STAT_FIELDS
+            )
             conn = self.session.connection().connection.driver_connection
             with conn.cursor() as cur:
                 cur.execute(
-                    f"INSERT INTO metric_summary (run_id, {names}) SELECT %s, * FROM unnest({unnest})"
+                    "CREATE TEMP TABLE IF NOT EXISTS ingest_summary (key_id int4, level int4,"
+                    " bucket int8, "
+                    + ", ".join(
+                        f"{name} {'int4' if _WIRE[name] == '>i4' else 'int8' if _WIRE[name] == '>i8' else 'float8'}"
+                        for name in _STAT_FIELDS
+                    )
+                    + ") ON COMMIT DELETE ROWS; TRUNCATE ingest_summary"
+                )
+                with cur.copy("COPY ingest_summary FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.write(payload)
+                cur.execute(
+                    f"INSERT INTO metric_summary (run_id, {names})"
+                    f" SELECT %s, key_id, level, bucket, {selected} FROM ingest_summary"
                     f" ON CONFLICT (run_id, key_id, level, bucket) DO UPDATE SET {updates}",
-                    (run_id, *[arrays[name] for name in columns]),
+                    (run_id,),
                 )
             return
+        arrays: dict[str, list] = {
+            "key_id": keys.tolist(), "level": level_column.tolist(), "bucket": merged.bucket.tolist()
+        }
+        for name in _STAT_FIELDS:
+            values = getattr(merged, name).tolist()
+            if name in _STEP_FIELDS:
+                arrays[name] = [None if v == NO_STEP else v for v in values]
+            elif name in _INT_FIELDS:
+                arrays[name] = values
+            else:
+                arrays[name] = [None if v != v else v for v in values]
         rows = list(zip(*[arrays[name] for name in columns], strict=True))
         marks = ", ".join("?" for _ in columns)
         cursor = self.session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
