@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp
 
 from backend import __version__
-from backend.api.errors import install_error_handlers
+from backend.api.body import BoundedBody
+from backend.api.errors import (
+    UnhandledErrors,
+    declare_error_responses,
+    install_error_handlers,
+    is_outage,
+    outage_response,
+)
 from backend.api.routes import (
     compare,
     imports,
     jobs,
+    ladders,
     legs,
     meta,
     metrics,
@@ -39,47 +48,71 @@ ROUTERS += [compare.router, registry.router]
 # Trainer integrations: the MLflow-compatible tracking API, history imports.
 ROUTERS += [mlflow_routes.router, imports.router]
 # Paired jobs and the workers that run their legs.
-ROUTERS += [jobs.router, legs.router]
+ROUTERS += [jobs.router, legs.router, ladders.router]
 # The dashboard: its API, then its pages (after every API route).
 ROUTERS += [meta.router, summaries.router, notes.router, shares.router, pages.router]
+
+
+class ParityScopeApp(FastAPI):
+    """FastAPI with two layers outside Starlette's own last-resort error handler, so that even
+    a 500 is JSON, keeps its connection and carries the security headers."""
+
+    retry_after_seconds = 2
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(UnhandledErrors(super().build_middleware_stack(), self.retry_after_seconds))
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     """Build the app. Opening the database migrates SQLite and refuses a stale PostgreSQL."""
     settings = settings or get_settings()
     if database is None:
-        database = Database(prepare_database(settings.database_url))
-    app = FastAPI(
+        database = Database(
+            prepare_database(
+                settings.database_url,
+                statement_timeout=settings.db_statement_timeout_seconds,
+                connect_timeout=settings.db_connect_timeout_seconds,
+            )
+        )
+    app = ParityScopeApp(
         title="ParityScope",
         version=__version__,
         description="Compare RL training runs across inference backends.",
+        # /docs is the dashboard's own page (backend/api/routes/pages.py), with Swagger UI from
+        # a Python package: FastAPI's default pages load it from a CDN, which the CSP blocks.
+        docs_url=None,
+        redoc_url=None,
     )
+    app.retry_after_seconds = settings.retry_after_seconds
     app.state.settings = settings
     app.state.database = database
     app.state.series_cache = SeriesCache(settings.series_cache_mb * 1024 * 1024)
-    install_error_handlers(app)
+    install_error_handlers(app, settings.retry_after_seconds)
     mlflow_routes.install(app)
     # Compare payloads and series reads are large and compress well.
     app.add_middleware(GZipMiddleware, minimum_size=4096, compresslevel=5)
 
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_body_bytes:
-            return JSONResponse(
-                {"detail": f"body: {length} bytes exceeds the limit of {settings.max_body_bytes} bytes"},
-                status_code=413,
-            )
-        return await call_next(request)
-
     for router in ROUTERS:
         app.include_router(router)
     pages.mount_static(app)
-    app.add_middleware(SecurityHeaders)
+    # Outside compression: a refused body is answered before anything else runs.
+    app.add_middleware(BoundedBody, settings=settings, database=database)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
+        """The process is alive; it does not touch the database (see /readyz)."""
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        """Ready to serve: the database answers a query (503 with Retry-After when it does not)."""
+        try:
+            database.ping()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            return outage_response("/readyz", exc, settings.retry_after_seconds)
+        return JSONResponse({"status": "ready", "database": "ok"})
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -92,6 +125,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 for name, sub in model_schema.pop("$defs", {}).items():
                     components.setdefault(name, sub)
                 components[model.__name__] = model_schema
+            declare_error_responses(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

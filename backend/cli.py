@@ -46,7 +46,13 @@ def _fail(message: str) -> NoReturn:
 
 def _open(settings: Settings) -> Database:
     try:
-        return Database(prepare_database(settings.database_url))
+        return Database(
+            prepare_database(
+                settings.database_url,
+                statement_timeout=settings.db_statement_timeout_seconds,
+                connect_timeout=settings.db_connect_timeout_seconds,
+            )
+        )
     except ParityScopeError as exc:
         _fail(exc.message)
         raise  # unreachable; keeps type checkers quiet
@@ -138,6 +144,7 @@ def worker(
     flush_steps: Annotated[int, typer.Option(min=1, help="post metrics every N steps (and every 2 s)")] = 10,
     torch_threads: Annotated[int, typer.Option(min=0, help="torch intra-op threads (0: torch's default)")] = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="a progress bar per leg")] = True,
+    device: Annotated[str, typer.Option(help="torch engine and trainer device: auto (cuda when available), cpu or cuda")] = "auto",
 ) -> None:
     """Claim job legs for ENGINES over HTTP, run them, post their metrics."""
     from workers.job_loop import Worker, check_engines_available
@@ -151,7 +158,8 @@ def worker(
         _fail(str(exc))
     runner = Worker(url, token, name=name, engines=declared, lease_seconds=lease_seconds,
                     checkpoint_dir=checkpoint_dir, poll_seconds=poll_seconds, flush_steps=flush_steps,
-                    progress=progress, torch_threads=torch_threads or None, log=typer.echo)
+                    progress=progress, torch_threads=torch_threads or None, log=typer.echo,
+                    device=None if device == "auto" else device)
     typer.echo(f"worker {runner.name}: engines {', '.join(declared)} at {url}")
     try:
         if once:
@@ -244,6 +252,12 @@ def demo(
     for row in result.summary:
         typer.echo(f"{row['label']:<20} {row['run_id']:>5} {row['clip_rate']:>10.4f} {row['kl']:>10.2e} "
                    f"{row['reward_first']:>11.3f} → {row['reward_last']:.3f}")
+    if result.ladder_job is not None:
+        from backend.ladder_cli import ladder_lines
+
+        typer.echo(f"\nparity ladder over v1-initial (job {result.ladder_job['id']}):")
+        for line in ladder_lines(result.ladder_job["ladder"]):
+            typer.echo(line)
     typer.echo(f"\ncomparison: {result.url}{result.compare_path}")
     typer.echo(f"dashboard:  {result.url}/   (project {result.job['project']})")
     typer.echo(f"write token for project {result.job['project']}:\n{result.token}")
@@ -259,6 +273,11 @@ from backend.trainer_commands import import_app, sync  # noqa: E402
 
 app.command("sync")(sync)
 app.add_typer(import_app, name="import")
+
+# The parity ladder (docs/LADDER.md).
+from backend.ladder_cli import ladder  # noqa: E402
+
+app.command("ladder")(ladder)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -24,7 +24,7 @@ from backend.compare.downsample import DEFAULT_MAX_POINTS
 from backend.compare.response import comparison_to_json
 from backend.compare.run_series import RunSeries
 from backend.domain import Run, Sparkline
-from backend.errors import BadInput
+from backend.errors import BadInput, NotFound
 from backend.series_summary import level_for
 from backend.storage.metrics import MetricStore
 from backend.storage.registry import ProjectRegistryStore
@@ -38,6 +38,7 @@ __all__ = [
     "MAX_RUNS_PER_COMPARISON",
     "CompareOptions",
     "compare_runs",
+    "known_runs",
     "load_comparable_runs",
     "load_run_series",
     "FULL_RESOLUTION_STEPS",
@@ -72,6 +73,8 @@ class CompareOptions:
     band_k: float = DEFAULT_BAND_K
     divergence_k: int = DEFAULT_DIVERGENCE_K
     figures: tuple[str, ...] = FIGURE_KINDS
+    partial: bool = False
+    """Compare what is valid: a metric no run has is left out and named in ``missing``."""
 
     @property
     def metric_names(self) -> list[str]:
@@ -202,6 +205,24 @@ def load_run_summaries(
     return loaded
 
 
+def known_runs(
+    session: Session, reference_ids: Sequence[int], candidate_ids: Sequence[int]
+) -> tuple[list[int], list[int], list[dict[str, Any]]]:
+    """The ids that name runs, and a ``missing`` entry for each that does not. With no known
+    reference left there is nothing to compare against: ``NotFound``, as without ``partial``."""
+    found = {run.id for run in RunStore(session).find_many([*reference_ids, *candidate_ids])}
+    missing = [
+        {"kind": "run", "id": run_id, "role": role, "detail": f"run {run_id} not found"}
+        for role, ids in (("reference", reference_ids), ("candidate", candidate_ids))
+        for run_id in ids
+        if run_id not in found
+    ]
+    known_references = [i for i in reference_ids if i in found]
+    if not known_references:
+        raise NotFound(f"run {reference_ids[0]} not found")
+    return known_references, [i for i in candidate_ids if i in found], missing
+
+
 def load_run_series(
     session: Session,
     runs: Sequence[Run],
@@ -297,10 +318,17 @@ def compare_runs(
         extra_aliases=aliases,
         extra_rules=registry.rules(project_id),
         figures=options.figures,
+        unknown_metrics="skip" if options.partial else "refuse",
         window=overview,
     )
     body = comparison_to_json(comparison)
     body["settings"]["resolution"] = "points" if overview is None else "summaries"
+    body["project"] = references[0].project_slug
+    if options.partial:
+        body["missing"] = [
+            {"kind": "metric", "name": name, "detail": f"unknown metric {name!r}: no run has it"}
+            for name in comparison.skipped_metrics
+        ]
     reference_ids = {run.id for run in references}
     body["runs"] = {
         str(run.id): {

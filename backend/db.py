@@ -27,12 +27,16 @@ def migrations_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, statement_timeout: float | None = None, connect_timeout: int = 5) -> Engine:
+    """An engine whose connection attempts give up after ``connect_timeout`` seconds and, with
+    ``statement_timeout``, whose statements after that many seconds, so an outage answers 503
+    in bounded time instead of holding requests (docs/RELIABILITY.md). Migrations run without
+    a statement timeout."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": statement_timeout or 30.0})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
@@ -53,7 +57,17 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    connect_args: dict[str, object] = {"connect_timeout": connect_timeout}
+    if statement_timeout is not None:
+        connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_timeout=statement_timeout or 30.0,
+        connect_args=connect_args,
+    )
 
 
 def alembic_config(url: str) -> Config:
@@ -87,11 +101,11 @@ def check_schema(engine: Engine, url: str) -> None:
         )
 
 
-def prepare_database(url: str) -> Engine:
+def prepare_database(url: str, *, statement_timeout: float | None = None, connect_timeout: int = 5) -> Engine:
     """Open the database; migrate SQLite in place (embedded use), refuse a stale PostgreSQL."""
     if url.startswith("sqlite"):
         upgrade(url)
-    engine = make_engine(url)
+    engine = make_engine(url, statement_timeout=statement_timeout, connect_timeout=connect_timeout)
     check_schema(engine, url)
     return engine
 
@@ -115,3 +129,8 @@ class Database:
             raise
         finally:
             session.close()
+
+    def ping(self) -> None:
+        """Run a trivial query; raises the driver's error when the database cannot answer."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")

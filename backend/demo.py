@@ -105,6 +105,7 @@ class DemoResult:
     compare_path: str
     seconds: float
     summary: list[dict[str, Any]]
+    ladder_job: dict[str, Any] | None = None
 
 
 def _demo_token(database: Database) -> str:
@@ -163,10 +164,34 @@ def run_demo(
                 "reward_first": series["reward"]["values"][0],
                 "reward_last": series["reward"]["values"][-1],
             })
+        ladder_job = _demo_ladder(api, server.url, token, job, progress, echo)
     finally:
         api.close()
     references = [str(leg["run_id"]) for leg in job["legs"] if leg["role"] == "reference"]
     candidates = [str(leg["run_id"]) for leg in job["legs"] if leg["role"] == "candidate"]
-    compare_path = f"/compare?reference={','.join(references)}&candidates={','.join(candidates)}"
+    compare_path = (f"/compare?reference={','.join(references)}&candidates={','.join(candidates)}"
+                    f"&ladder={ladder_job['id']}")
     return DemoResult(job=job, token=token, url=server.url, compare_path=compare_path,
-                      seconds=time.perf_counter() - started, summary=summary)
+                      seconds=time.perf_counter() - started, summary=summary, ladder_job=ladder_job)
+
+
+def _demo_ladder(api: Any, url: str, token: str, job: dict[str, Any], progress: bool,
+                 echo: Callable[[str], None]) -> dict[str, Any]:
+    """The parity ladder over v1-initial against the reference pair, every rung run
+    (docs/LADDER.md): which of its five settings close the gap."""
+    from workers.job_loop import Worker
+
+    references = [leg["run_id"] for leg in job["legs"] if leg["role"] == "reference"]
+    candidate = next(leg["run_id"] for leg in job["legs"] if leg["label"] == "v1-initial")
+    ladder_job = api.ladder({"reference": references, "candidate": candidate, "stop_at_parity": False})
+    echo(f"ladder job {ladder_job['id']} over v1-initial: {ladder_job['ladder']['leg_count']} legs")
+    worker = Worker(url, token, name="demo-worker", engines=["torch"], poll_seconds=0.2,
+                    progress=progress, log=echo)
+    try:
+        worker.run(stop=lambda: api.job(ladder_job["id"])["status"] in ("finished", "failed"))
+    finally:
+        worker.close()
+    ladder_job = api.job(ladder_job["id"])
+    if ladder_job["status"] != "finished":
+        raise DemoFailed(f"demo: ladder job {ladder_job['id']} {ladder_job['status']}")
+    return ladder_job

@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from backend.errors import TooLarge
+from backend.limits import MAX_KEYS_PER_REQUEST
+
 
 class Scope(StrEnum):
     READ = "read"
@@ -170,6 +173,9 @@ class LegStatus(StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
+    # A ladder's held and skipped rungs (docs/LADDER.md, stop_at_parity).
+    WAITING = "waiting"
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
@@ -253,6 +259,11 @@ class PointBatch:
     def key_index(self, key: str) -> int:
         index = self._index.get(key)
         if index is None:
+            if len(self.names) >= MAX_KEYS_PER_REQUEST:
+                raise TooLarge(
+                    f"keys: more than {MAX_KEYS_PER_REQUEST} distinct metric keys in one request",
+                    field="keys",
+                )
             index = self._index[key] = len(self.names)
             self.names.append(key)
         return index

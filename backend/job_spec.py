@@ -26,6 +26,7 @@ from parityscope.jobspec import (
     UnsupportedSetting,
     Workload,
     check_supported,
+    check_workload_for_engine,
 )
 
 __all__ = ["LegRequest", "normalise_workload", "plan_legs", "replica_label"]
@@ -70,11 +71,23 @@ def _normalise_settings(where: str, engine: str, settings: Mapping[str, Any]) ->
     return parsed.to_dict()
 
 
-def plan_legs(reference: LegRequest, candidates: list[LegRequest]) -> list[LegPlan]:
+def _check_workload_for_engine(where: str, engine: str, workload: Mapping[str, Any]) -> None:
+    """Refuse a workload that an engine's leg would refuse when it starts (vLLM legs need the
+    shared instruction to fill two 16-token prefix blocks), naming the workload field."""
+    try:
+        check_workload_for_engine(engine, Workload.from_dict(workload))
+    except InvalidWorkload as exc:
+        raise BadInput(f"workload.{exc.field}: {where} runs on {engine}: {str(exc).split(': ', 1)[-1]}",
+                       field=f"workload.{exc.field}") from None
+
+
+def plan_legs(reference: LegRequest, candidates: list[LegRequest],
+              workload: Mapping[str, Any] | None = None) -> list[LegPlan]:
     """The job's legs in order: reference replicas first, then candidates.
 
     Each leg samples with its own seed (its position + 1), as two engines never share a random
-    stream; everything else a leg needs comes from the shared workload.
+    stream; everything else a leg needs comes from the shared workload (checked against each
+    leg's engine when given).
     """
     known = ENGINE_NAMES
     sides = [("reference", reference)] + [(f"candidates[{i}]", c) for i, c in enumerate(candidates)]
@@ -91,6 +104,8 @@ def plan_legs(reference: LegRequest, candidates: list[LegRequest]) -> list[LegPl
                 field=f"{where}.engine",
             )
         settings = _normalise_settings(where, side.engine, side.settings)
+        if workload is not None:
+            _check_workload_for_engine(where, side.engine, workload)
         role = "reference" if where == "reference" else "candidate"
         for replica in range(side.replicas):
             label = replica_label(side.label, replica)

@@ -24,9 +24,20 @@ class Settings(BaseSettings):
     # Where ``parityscope serve`` listens unless --host/--port say otherwise.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    # Request limits of the ingestion API.
-    max_body_bytes: int = 16 * 1024 * 1024
-    max_values_per_request: int = 100_000
+    # Request limits (the fixed ones are in backend/limits.py; docs/SECURITY.md lists them all).
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_values_per_request: int = Field(default=100_000, ge=1)
+    # A body must arrive completely within this many seconds, or the request is a 408.
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Write requests (POST, PUT, PATCH, DELETE) per second per token; None turns the limit off.
+    write_rate_per_second: float | None = Field(default=None, gt=0)
+    write_rate_burst: int = Field(default=50, ge=1)
+    # Database: how long one statement may run (PostgreSQL statement_timeout; on SQLite, how
+    # long a statement waits for a lock), how long opening a connection may take, and the
+    # Retry-After a 503 suggests while the database is unreachable (docs/RELIABILITY.md).
+    db_statement_timeout_seconds: float = Field(default=30.0, gt=0)
+    db_connect_timeout_seconds: int = Field(default=5, ge=1)
+    retry_after_seconds: int = Field(default=2, ge=1)
     # Memory for full-resolution series kept between compare requests.
     series_cache_mb: int = 512
     # Job legs: how long a claim holds without a heartbeat, and how many claims a leg gets

@@ -47,7 +47,7 @@ from workers.rollouts import RolloutBatch  # noqa: E402
 from workers.task import EOS, PAD, get_task  # noqa: E402
 from workers.trainer import Trainer  # noqa: E402
 from workers.warm_start import warm_started_checkpoint  # noqa: E402
-from workers.workload import Workload  # noqa: E402
+from workers.workload import Workload, task_for  # noqa: E402
 
 REFERENCE = DEMO_LEGS[0].settings
 V1_INITIAL = next(leg.settings for leg in DEMO_LEGS if leg.label == "v1-initial")
@@ -68,7 +68,7 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
 def speed(repeats: int, checkpoint_dir: Path) -> None:
     workload = Workload.from_dict(DEMO_WORKLOAD)
     checkpoint = warm_started_checkpoint(workload, checkpoint_dir)
-    task = get_task(workload.task)
+    task = task_for(workload)
     prompts = [p for p in task.rl_prompts(workload.seed, 0, workload.batch_size) for _ in range(workload.group_size)]
     sampling = SamplingSettings(workload.temperature, workload.top_p, workload.top_k, workload.max_tokens, EOS)
 
@@ -160,7 +160,7 @@ def leg_table(results: dict[str, tuple[list[dict[str, float]], float, float]]) -
         )
 
 
-def demo(steps: int, threads: int | None) -> None:
+def demo(steps: int, threads: int | None, device: str = "cpu") -> None:
     workload = {**DEMO_WORKLOAD, "steps": steps}
     started, cpu_started = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as fresh:
@@ -169,7 +169,8 @@ def demo(steps: int, threads: int | None) -> None:
         results = {}
         for leg in DEMO_LEGS:
             cpu = time.process_time()
-            result = run_leg(workload, leg.settings, leg.sampling_seed, checkpoint_dir=Path(fresh), torch_threads=threads)
+            result = run_leg(workload, leg.settings, leg.sampling_seed, checkpoint_dir=Path(fresh), torch_threads=threads,
+                             device=device)
             results[leg.label] = (result.metrics, result.seconds, time.process_time() - cpu)
     total = time.perf_counter() - started
     cpu_total = time.process_time() - cpu_started
@@ -197,7 +198,7 @@ def spread_table(legs: dict[str, list[dict[str, float]]]) -> None:
         print(f"| {label} | " + " | ".join(f"{r:.2f}" for r in ratios) + " |")
 
 
-def ablation(steps: int, threads: int | None, checkpoint_dir: Path) -> None:
+def ablation(steps: int, threads: int | None, checkpoint_dir: Path, device: str = "cpu") -> None:
     workload = {**DEMO_WORKLOAD, "steps": steps}
     variants = {
         "reference": {},
@@ -213,7 +214,8 @@ def ablation(steps: int, threads: int | None, checkpoint_dir: Path) -> None:
     for label, change in variants.items():
         settings = EngineSettings.from_dict({**REFERENCE.to_dict(), **change})
         cpu = time.process_time()
-        result = run_leg(workload, settings, DEMO_LEGS[0].sampling_seed, checkpoint_dir=checkpoint_dir, torch_threads=threads)
+        result = run_leg(workload, settings, DEMO_LEGS[0].sampling_seed, checkpoint_dir=checkpoint_dir, torch_threads=threads,
+                         device=device)
         results[label] = (result.metrics, result.seconds, time.process_time() - cpu)
     print(f"\nablation: {steps} steps, reference sampling seed")
     leg_table(results)
@@ -274,6 +276,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads; 0 = torch's default")
     parser.add_argument("--checkpoint-dir", type=Path, default=Path(tempfile.gettempdir()) / "parityscope-bench")
+    parser.add_argument("--device", default="cpu", help="demo and ablation: cpu or cuda (see bench/gpu.py)")
     args = parser.parse_args()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
@@ -283,9 +286,9 @@ def main() -> None:
         with small_model_cpu_math(threads):
             speed(args.repeats, args.checkpoint_dir)
     elif args.what == "demo":
-        demo(args.steps or DEMO_WORKLOAD["steps"], threads)
+        demo(args.steps or DEMO_WORKLOAD["steps"], threads, args.device)
     elif args.what == "ablation":
-        ablation(args.steps or 30, threads, args.checkpoint_dir)
+        ablation(args.steps or 30, threads, args.checkpoint_dir, args.device)
     else:
         sizes(args.steps or 5, threads, args.checkpoint_dir)
 

@@ -246,6 +246,11 @@ class Run:
                 records.append({"kind": "status", "status": contents.status})
             self._send(records)
         except ClientError as exc:
+            if self._sent:
+                # Keep only what the server has not acknowledged: a server that takes a few
+                # requests at a time (a rate limit) then sees progress, not the same first ones.
+                self._spool.remove()
+                self._spool.append(self._header, records[self._sent :])
             self._failed(exc)
             return
         self._spool.remove()
@@ -263,7 +268,11 @@ class Run:
             )
             return
         self._backoff = min(self._max_backoff, max(0.5, self._backoff * 2))
-        self._retry_at = time.monotonic() + self._backoff
+        wait = self._backoff
+        if isinstance(exc, ServerUnavailable) and exc.retry_after is not None:
+            # The server said when to come back (a rate limit, a database outage).
+            wait = max(wait, exc.retry_after)
+        self._retry_at = time.monotonic() + wait
         if not self._announced_outage:
             self._announced_outage = True
             log.warning(

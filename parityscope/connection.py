@@ -4,10 +4,11 @@
 Every failure is a ``ClientError``: ``ServerUnavailable`` when trying again later may help (the
 server could not be reached, or answered 5xx, 408 or 429), ``LeaseLost`` when a leg report is
 refused because the leg went to another claim (409), a plain ``ClientError`` for any other
-refusal (4xx). One retry policy: with ``retries`` > 0, a request that could not be sent, or that
-a proxy in front of a restarting server answered 502 or 504, is sent again after 0.5 s, doubling
-up to 10 s. The server's own 503 (a database behind its migrations, a server without the worker
-extra) is not transient and is not retried. Every call is safe to repeat: metric posts are
+refusal (4xx). One retry policy: with ``retries`` > 0, a request that could not be sent, that a
+proxy in front of a restarting server answered 502 or 504, that a rate limit answered 429, or that
+the server answered 503 with a ``Retry-After`` (its database is unreachable) is sent again after
+0.5 s, doubling up to 10 s, and never sooner than the ``Retry-After`` the server gave. A 503
+without ``Retry-After`` (a database behind its migrations) is not transient and is not retried. Every call is safe to repeat: metric posts are
 idempotent per (run, key, step), runs per ``external_id``, and a repeated heartbeat only extends
 the lease again.
 """
@@ -15,6 +16,7 @@ the lease again.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -23,8 +25,9 @@ import httpx
 
 __all__ = ["ClientError", "Connection", "LeaseLost", "ServerUnavailable"]
 
-RETRY_STATUS = frozenset({502, 504})
+RETRY_STATUS = frozenset({502, 504, 429})
 MAX_RETRY_DELAY = 10.0
+MAX_RETRY_AFTER = 300.0
 MAX_ERROR_LENGTH = 20_000  # the tail of a leg's failure that is reported
 
 
@@ -38,7 +41,21 @@ class ClientError(Exception):
 
 
 class ServerUnavailable(ClientError):
-    """The server could not be reached, or answered 5xx/408/429: worth trying again later."""
+    """The server could not be reached, or answered 5xx/408/429: worth trying again later, not
+    before ``retry_after`` seconds when the server said so."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """A ``Retry-After`` given in seconds (the form ParityScope sends), capped; None otherwise."""
+    try:
+        seconds = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER) if math.isfinite(seconds) else None
 
 
 class LeaseLost(ClientError):
@@ -67,8 +84,14 @@ class Connection:
                 if last:
                     raise ServerUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from None
             else:
-                if response.status_code not in RETRY_STATUS or last:
+                wait = retry_after(response)
+                transient = response.status_code in RETRY_STATUS or (
+                    response.status_code == 503 and wait is not None
+                )
+                if not transient or last:
                     return response
+                if wait is not None:
+                    delay = max(delay, wait)
             time.sleep(delay)
             delay = min(delay * 2, MAX_RETRY_DELAY)
         raise AssertionError("unreachable")
@@ -77,7 +100,9 @@ class Connection:
         response = self._send(method, path, **kwargs)
         status = response.status_code
         if status >= 500 or status in (408, 429):
-            raise ServerUnavailable(f"{self.url}{path}: HTTP {status}", status)
+            raise ServerUnavailable(
+                f"{self.url}{path}: HTTP {status}", status, retry_after=retry_after(response)
+            )
         if status >= 400:
             try:
                 detail = response.json().get("detail", response.text)
@@ -117,6 +142,10 @@ class Connection:
 
     def job(self, job_id: int) -> dict[str, Any]:
         return self._request("GET", f"/api/v1/jobs/{job_id}")
+
+    def ladder(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /api/v1/ladders: a ladder job from runs (or its plan, with ``dry_run``)."""
+        return self._request("POST", "/api/v1/ladders", json=dict(body))
 
     def claim(
         self, worker: str, engines: list[str], lease_seconds: int, description: Mapping[str, Any]

@@ -19,9 +19,13 @@ __all__ = [
     "ENGINE_NAMES",
     "MAX_LEGS",
     "MAX_REPLICAS",
+    "METRIC_AGGREGATIONS",
+    "MODEL_MAX_POSITIONS",
     "MODEL_NAMES",
     "OBJECTIVES",
     "TASK_ANSWER_LENGTHS",
+    "TASK_QUESTION_LENGTHS",
+    "VLLM_BLOCK_SIZE",
     "EngineSettings",
     "InvalidEngineSettings",
     "InvalidWorkload",
@@ -29,6 +33,7 @@ __all__ = [
     "UnsupportedSetting",
     "Workload",
     "check_supported",
+    "check_workload_for_engine",
 ]
 
 ENGINE_NAMES: tuple[str, ...] = ("torch", "vllm-v0", "vllm-v1")
@@ -37,10 +42,28 @@ ENGINE_NAMES: tuple[str, ...] = ("torch", "vllm-v0", "vllm-v1")
 MODEL_NAMES: tuple[str, ...] = ("llama-84k", "llama-0.4m", "llama-15m")
 """The policy sizes a workload may name (their shapes live with the worker's policy)."""
 
+MODEL_MAX_POSITIONS: dict[str, int] = dict.fromkeys(MODEL_NAMES, 128)
+"""The longest sequence (prompt plus completion) each policy size can hold."""
+
 TASK_ANSWER_LENGTHS: dict[str, int] = {"sort4": 5}
 """Each task a workload may name, with the tokens a full answer takes (four digits, ``<eos>``)."""
 
-OBJECTIVES: tuple[str, ...] = ("gspo", "ppo", "grpo")
+TASK_QUESTION_LENGTHS: dict[str, int] = {"sort4": 5}
+"""The prompt tokens after the shared instruction (four digits and ``=``)."""
+
+MIN_INSTRUCTION_TOKENS = 8
+"""The instruction's own words; ``instruction_tokens`` above this pads it with filler tokens."""
+
+VLLM_BLOCK_SIZE = 16
+"""vLLM's prefix cache keeps only full blocks of this many tokens."""
+
+OBJECTIVES: tuple[str, ...] = ("gspo", "ppo", "grpo", "gspo_pipelinerl")
+"""``gspo`` as the paper defines it (uniform sequence weights); ``gspo_pipelinerl`` is
+PipelineRL's length-weighted, leave-one-out variant (docs/WORKERS.md)."""
+
+METRIC_AGGREGATIONS: tuple[str, ...] = ("sequence_mean", "token_mean")
+"""How the ``rl/*`` metrics aggregate: PipelineRL's mean over sequences of each sequence's token
+mean, or the mean over all tokens."""
 
 MAX_LEGS = 32
 MAX_REPLICAS = 16
@@ -48,7 +71,8 @@ MAX_REPLICAS = 16
 LogprobsMode = Literal["raw", "processed"]
 WeightUpdate = Literal["blocking", "inflight"]
 HeadDtype = Literal["fp32", "bf16"]
-Objective = Literal["gspo", "ppo", "grpo"]
+ModelDtype = Literal["float32", "bfloat16"]
+Objective = Literal["gspo", "ppo", "grpo", "gspo_pipelinerl"]
 
 
 class JobSpecError(ValueError):
@@ -91,6 +115,10 @@ _ALIASES: dict[str, dict[str, Any]] = {
         "fp32": "fp32", "float32": "fp32",
         "bf16": "bf16", "bfloat16": "bf16",
     },
+    "dtype": {
+        "float32": "float32", "fp32": "float32",
+        "bfloat16": "bfloat16", "bf16": "bfloat16",
+    },
 }
 _SWITCHES: dict[Any, bool] = {True: True, False: False, "on": True, "off": False,
                               "true": True, "false": False}
@@ -100,8 +128,10 @@ _SWITCHES: dict[Any, bool] = {True: True, False: False, "on": True, "off": False
 class EngineSettings:
     """The backend settings a leg runs with. Defaults are the reference (V0-like) behaviour.
 
-    The five settings are the same for every engine; ``logprobs_mode`` belongs to the semantic
-    layer, the other four to the inference path (see docs/WORKERS.md).
+    The settings are the same for every engine; ``logprobs_mode`` belongs to the semantic
+    layer, the others to the inference path (see docs/WORKERS.md). ``lm_head_dtype`` is the
+    precision of the final projection alone, on every engine; ``dtype`` is the model's own dtype,
+    a separate inference-path setting (an engine that cannot run a dtype refuses it).
     """
 
     logprobs_mode: LogprobsMode = "processed"
@@ -109,9 +139,10 @@ class EngineSettings:
     async_scheduling: bool = False
     weight_update: WeightUpdate = "blocking"
     lm_head_dtype: HeadDtype = "fp32"
+    dtype: ModelDtype = "float32"
 
     def __post_init__(self) -> None:
-        for name in ("logprobs_mode", "weight_update", "lm_head_dtype"):
+        for name in ("logprobs_mode", "weight_update", "lm_head_dtype", "dtype"):
             value = getattr(self, name)
             if value not in set(_ALIASES[name].values()):
                 allowed = ", ".join(sorted(set(_ALIASES[name].values())))
@@ -158,8 +189,13 @@ def check_supported(engine: str, settings: EngineSettings) -> None:
 
     vLLM 0.8.5's V0 engine computes logprobs only after processing, has no async scheduling and
     loads weights between batches only; a reference that is not what it claims would poison
-    every comparison made against it, so these are refused instead of ignored.
+    every comparison made against it, so these are refused instead of ignored. The torch engine
+    runs the model body in float32 only (``lm_head_dtype`` rounds the head).
     """
+    if engine == "torch" and settings.dtype != "float32":
+        raise UnsupportedSetting(
+            engine, "dtype", "the torch engine runs the model body in float32 only; lm_head_dtype rounds the head"
+        )
     if engine != "vllm-v0":
         return
     if settings.logprobs_mode != "processed":
@@ -170,6 +206,14 @@ def check_supported(engine: str, settings: EngineSettings) -> None:
         raise UnsupportedSetting(
             engine, "weight_update", "the offline V0 engine loads weights between batches only"
         )
+
+
+# Upper bounds: a job far beyond them would hold a worker for years or exhaust its memory
+# before its first step, and is a typo rather than a plan (docs/WORKERS.md).
+MAX_STEPS = 1_000_000
+MAX_BATCH_SIZE = 65_536
+MAX_GROUP_SIZE = 1024
+MAX_TOKENS = 131_072
 
 
 @dataclass(frozen=True)
@@ -192,6 +236,12 @@ class Workload:
     top_k: int = 0
     minibatches: int = 1
     warm_start_steps: int = 40
+    # How the rl/* metrics aggregate (METRIC_AGGREGATIONS).
+    metric_aggregation: str = "sequence_mean"
+    # The shared instruction's length in tokens; vLLM legs need two full 16-token blocks.
+    instruction_tokens: int = MIN_INSTRUCTION_TOKENS
+    # The prefix cache's block size on every engine of the job (vLLM's is 16).
+    prefix_block_size: int = 4
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> Workload:
@@ -212,20 +262,25 @@ class Workload:
         workload = cls(
             model=_text(values, "model"),
             task=_text(values, "task"),
-            seed=_integer(values, "seed", minimum=0),
-            steps=_integer(values, "steps", minimum=1),
-            batch_size=_integer(values, "batch_size", minimum=1),
-            group_size=_integer(values, "group_size", minimum=2),
-            max_tokens=_integer(values, "max_tokens", minimum=1),
+            seed=_integer(values, "seed", minimum=0, maximum=2**32 - 1),
+            steps=_integer(values, "steps", minimum=1, maximum=MAX_STEPS),
+            batch_size=_integer(values, "batch_size", minimum=1, maximum=MAX_BATCH_SIZE),
+            group_size=_integer(values, "group_size", minimum=2, maximum=MAX_GROUP_SIZE),
+            max_tokens=_integer(values, "max_tokens", minimum=1, maximum=MAX_TOKENS),
             lr=_number(values, "lr", low=0.0, low_open=True),
             temperature=_number(values, "temperature", low=0.0, low_open=True),
             top_p=_number(values, "top_p", low=0.0, low_open=True, high=1.0),
             objective=_choice(values, "objective", OBJECTIVES),
             epsilon_low=_number(values, "epsilon_low", low=0.0, low_open=True, high=1.0, high_open=True),
             epsilon_high=_number(values, "epsilon_high", low=0.0, low_open=True),
-            top_k=_integer(values, "top_k", minimum=0),
-            minibatches=_integer(values, "minibatches", minimum=1),
-            warm_start_steps=_integer(values, "warm_start_steps", minimum=0),
+            top_k=_integer(values, "top_k", minimum=0, maximum=2**31 - 1),
+            minibatches=_integer(values, "minibatches", minimum=1, maximum=MAX_BATCH_SIZE),
+            warm_start_steps=_integer(values, "warm_start_steps", minimum=0, maximum=MAX_STEPS),
+            metric_aggregation=_choice(values, "metric_aggregation", METRIC_AGGREGATIONS),
+            instruction_tokens=_integer(
+                values, "instruction_tokens", minimum=MIN_INSTRUCTION_TOKENS, maximum=MAX_TOKENS
+            ),
+            prefix_block_size=_integer(values, "prefix_block_size", minimum=1, maximum=MAX_TOKENS),
         )
         if workload.model not in MODEL_NAMES:
             known_models = ", ".join(sorted(MODEL_NAMES))
@@ -243,6 +298,13 @@ class Workload:
                 "max_tokens",
                 f"task {workload.task} needs at least {answer_length} tokens for a full answer",
             )
+        positions = MODEL_MAX_POSITIONS[workload.model]
+        if workload.sequence_length > positions:
+            raise InvalidWorkload(
+                "max_tokens",
+                f"a prompt of {workload.prompt_length} tokens plus {workload.max_tokens} sampled ones "
+                f"exceeds {workload.model}'s {positions} positions",
+            )
         return workload
 
     def to_dict(self) -> dict[str, Any]:
@@ -251,6 +313,37 @@ class Workload:
     @property
     def sequences_per_step(self) -> int:
         return self.batch_size * self.group_size
+
+    @property
+    def prompt_length(self) -> int:
+        """The shared instruction plus the question, in tokens."""
+        return self.instruction_tokens + TASK_QUESTION_LENGTHS[self.task]
+
+    @property
+    def sequence_length(self) -> int:
+        """Prompt plus the longest completion: what an engine must hold per sequence."""
+        return self.prompt_length + self.max_tokens
+
+
+def check_workload_for_engine(engine: str, workload: Workload) -> None:
+    """Raise ``InvalidWorkload`` for a workload that ``engine``'s legs cannot run as written.
+
+    vLLM caches only full ``VLLM_BLOCK_SIZE``-token blocks and never serves a prompt's last token
+    from the cache, so a vLLM leg needs that block size and a shared instruction of at least two
+    blocks, or its prefix caching would be inert.
+    """
+    if engine not in ("vllm-v0", "vllm-v1"):
+        return
+    if workload.prefix_block_size != VLLM_BLOCK_SIZE:
+        raise InvalidWorkload(
+            "prefix_block_size", f"{engine} legs cache {VLLM_BLOCK_SIZE}-token blocks; "
+            f"set prefix_block_size to {VLLM_BLOCK_SIZE}, got {workload.prefix_block_size}"
+        )
+    if workload.instruction_tokens < 2 * VLLM_BLOCK_SIZE:
+        raise InvalidWorkload(
+            "instruction_tokens", f"{engine} legs need a shared instruction of at least two "
+            f"{VLLM_BLOCK_SIZE}-token blocks ({2 * VLLM_BLOCK_SIZE} tokens), got {workload.instruction_tokens}"
+        )
 
 
 def task_answer_length(name: str) -> int:
@@ -269,13 +362,15 @@ def _text(values: dict[str, Any], name: str) -> str:
     return value
 
 
-def _integer(values: dict[str, Any], name: str, *, minimum: int) -> int:
+def _integer(values: dict[str, Any], name: str, *, minimum: int, maximum: int) -> int:
     value = values[name]
     # bool is an int subclass; true/false for a step count is a mistake, not a 1/0.
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidWorkload(name, f"expected an integer, got {value!r}")
     if value < minimum:
         raise InvalidWorkload(name, f"must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise InvalidWorkload(name, f"must be at most {maximum}, got {value}")
     return value
 
 

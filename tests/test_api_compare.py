@@ -216,3 +216,52 @@ def test_run_ids_that_are_not_ascii_digits_are_refused(client: TestClient, proje
         assert r.json()["field"] == "reference"
         r = client.get("/api/v1/notes", params={"runs": raw}, headers=project.auth("read"))
         assert r.status_code == 422 and r.json()["field"] == "runs"
+
+
+def test_partial_compares_what_is_valid_and_names_the_rest(client: TestClient, project: ProjectFixture, demo_ids) -> None:
+    auth = project.auth("read")
+    ref, replica, cand = demo_ids["reference"], demo_ids["reference-replica"], demo_ids["v1-initial"]
+    params = {
+        "reference": f"{ref},{replica},999998",
+        "candidates": f"{cand},999999",
+        "metrics": "kl,no_such_metric,reward",
+        "include": "overlay",
+    }
+    # Strict by default, as documented for API clients: the first unknown run fails the request...
+    strict = client.get("/api/v1/compare", params=params, headers=auth)
+    assert strict.status_code == 404 and strict.json()["detail"] == "run 999998 not found"
+    # ...and the dashboard's partial request draws the valid runs and metrics and names the others.
+    r = client.get("/api/v1/compare", params=params | {"partial": "true"}, headers=auth)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["references"] == [ref, replica] and body["candidates"] == [cand]
+    assert list(body["metrics"]) == ["kl", "reward"] and set(body["figures"]) == {"kl", "reward"}
+    assert body["missing"] == [
+        {"kind": "run", "id": 999998, "role": "reference", "detail": "run 999998 not found"},
+        {"kind": "run", "id": 999999, "role": "candidate", "detail": "run 999999 not found"},
+        {"kind": "metric", "name": "no_such_metric", "detail": "unknown metric 'no_such_metric': no run has it"},
+    ]
+    assert body["project"] == project.slug
+    # Nothing missing: an empty list. Strict responses carry no `missing` at all.
+    clean = client.get("/api/v1/compare", params={"reference": ref, "partial": "true", "include": "overlay"}, headers=auth)
+    assert clean.status_code == 200 and clean.json()["missing"] == []
+    assert "missing" not in client.get("/api/v1/compare", params={"reference": ref, "include": "overlay"}, headers=auth).json()
+
+
+def test_partial_still_refuses_what_cannot_be_compared(client: TestClient, project: ProjectFixture, demo_ids) -> None:
+    auth = project.auth("read")
+    ref, cand = demo_ids["reference"], demo_ids["v1-initial"]
+
+    def status(params: dict) -> tuple[int, str]:
+        r = client.get("/api/v1/compare", params=params | {"partial": "true"}, headers=auth)
+        return r.status_code, r.json().get("detail", "")
+
+    # No known reference: nothing to compare against.
+    assert status({"reference": "999998", "candidates": cand}) == (404, "run 999998 not found")
+    # An impossible selection keeps its 422 and its reason.
+    assert status({"reference": ref, "candidates": ref}) == (422, f"candidates: run {ref} is also a reference")
+    code, detail = status({"reference": ref, "smoothing": 2})
+    assert code == 422 and "smoothing" in detail
+    r = client.get("/api/v1/compare", params={"reference": ref, "partial": "maybe"}, headers=auth)
+    assert r.status_code == 422
+    assert client.get("/api/v1/compare", params={"reference": ref, "partial": "true"}).status_code == 401

@@ -34,3 +34,19 @@ def test_metrics_body_forms_are_in_the_schema(client: TestClient) -> None:
     refs = {s["$ref"].rsplit("/", 1)[-1] for s in body["content"]["application/json"]["schema"]["oneOf"]}
     assert refs == {"RowsBody", "ColumnsBody"}
     assert {"RowsBody", "ColumnsBody"} <= set(schema["components"]["schemas"])
+
+
+def test_the_docs_page_is_served_from_here_with_no_inline_script(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    html = page.text
+    assert "<script>" not in html and "https://" not in html and "//cdn" not in html
+    for src in re.findall(r'(?:src|href)="(/static/[^"]+)"', html):
+        asset = client.get(src)
+        assert asset.status_code == 200, src
+        assert "default-src 'self'" in asset.headers["content-security-policy"]
+    assert client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js").headers["content-type"].startswith(
+        ("text/javascript", "application/javascript")
+    )
+    # FastAPI's own CDN pages are off.
+    assert client.get("/redoc").status_code == 404

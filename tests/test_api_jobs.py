@@ -20,6 +20,9 @@ from backend.storage.jobs import JobStore
 from tests.conftest import ProjectFixture, make_project
 from tests.tiny_job import TINY_WORKLOAD, V1_INITIAL
 
+# vLLM legs need a shared instruction of two 16-token prefix blocks (docs/VLLM.md).
+VLLM_WORKLOAD = dict(TINY_WORKLOAD, instruction_tokens=32, prefix_block_size=16)
+
 
 def job_body(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
@@ -66,7 +69,7 @@ def test_submit_splits_the_job_into_legs(client: TestClient, project: ProjectFix
     # Settings and workload are stored in the worker's normalised form, defaults filled in.
     assert legs[0]["settings"] == {
         "logprobs_mode": "processed", "prefix_caching": False, "async_scheduling": False,
-        "weight_update": "blocking", "lm_head_dtype": "fp32",
+        "weight_update": "blocking", "lm_head_dtype": "fp32", "dtype": "float32",
     }
     assert legs[2]["settings"]["logprobs_mode"] == "raw"
     assert job["workload"]["minibatches"] == 1 and job["workload"]["steps"] == 3
@@ -82,10 +85,19 @@ def test_submit_splits_the_job_into_legs(client: TestClient, project: ProjectFix
         ({"reference": {"engine": "torch", "settings": {"prefix_cache": True}}}, "reference.settings.prefix_cache"),
         ({"workload": {k: v for k, v in TINY_WORKLOAD.items() if k != "steps"}}, "workload.steps"),
         ({"workload": dict(TINY_WORKLOAD, steps=0)}, "workload.steps"),
+        ({"workload": dict(TINY_WORKLOAD, steps=10**12)}, "workload.steps"),
+        ({"workload": dict(TINY_WORKLOAD, batch_size=10**9)}, "workload.batch_size"),
         ({"workload": dict(TINY_WORKLOAD, model="gpt-5")}, "workload.model"),
         ({"candidates": [{"engine": "torch", "label": "reference"}]}, "candidates[0].label"),
         # vLLM 0.8.5's V0 engine cannot return raw logprobs: refused before any worker starts.
         ({"reference": {"engine": "vllm-v0", "settings": {"logprobs_mode": "raw"}}}, "reference.settings.logprobs_mode"),
+        ({"reference": {"engine": "torch", "settings": {"dtype": "bfloat16"}}}, "reference.settings.dtype"),
+        ({"reference": {"engine": "torch", "settings": {"dtype": "fp16"}}}, "reference.settings.dtype"),
+        ({"workload": dict(TINY_WORKLOAD, metric_aggregation="median")}, "workload.metric_aggregation"),
+        # vLLM caches whole 16-token blocks: a vLLM leg needs two blocks of shared instruction.
+        ({"candidates": [{"engine": "vllm-v1", "label": "v1"}]}, "workload.prefix_block_size"),
+        ({"workload": dict(TINY_WORKLOAD, prefix_block_size=16), "candidates": [{"engine": "vllm-v1", "label": "v1"}]},
+         "workload.instruction_tokens"),
     ],
 )
 def test_bad_submissions_name_the_field_and_store_nothing(
@@ -128,6 +140,7 @@ def test_who_may_submit(client: TestClient, database: Database, project: Project
 
 def test_a_leg_goes_only_to_a_worker_that_declared_its_engine(client: TestClient, project: ProjectFixture) -> None:
     body = job_body(
+        workload=VLLM_WORKLOAD,
         reference={"engine": "vllm-v0", "settings": {}, "label": "v0"},
         candidates=[{"engine": "torch", "settings": {}, "label": "torch"},
                     {"engine": "vllm-v1", "settings": {}, "label": "v1"}],
@@ -200,7 +213,7 @@ def test_progress_nested_too_deep_is_refused(client: TestClient, project: Projec
 
 
 def test_expired_lease_is_requeued_into_the_same_run(client: TestClient, project: ProjectFixture) -> None:
-    submit(client, project, job_body(candidates=[{"engine": "vllm-v1", "label": "v1"}]))
+    submit(client, project, job_body(workload=VLLM_WORKLOAD, candidates=[{"engine": "vllm-v1", "label": "v1"}]))
     first = claim(client, project, "crashed", lease_seconds=1).json()
     steps = {"steps": [0, 1], "values": {"reward": [0.1, 0.2]}}
     assert client.post(f"/api/v1/runs/{first['run_id']}/metrics", json=steps, headers=project.auth()).status_code == 200
@@ -282,7 +295,8 @@ def test_a_failed_leg_fails_the_job_and_stops_its_queue(client: TestClient, proj
 def test_a_leg_whose_claims_all_ran_out_is_failed(settings: Settings, database: Database, project: ProjectFixture) -> None:
     strict = settings.model_copy(update={"leg_max_attempts": 1})
     with TestClient(create_app(strict, database)) as client:
-        job = submit(client, project, job_body(reference={"engine": "torch"}, candidates=[{"engine": "vllm-v1", "label": "v1"}]))
+        job = submit(client, project, job_body(workload=VLLM_WORKLOAD, reference={"engine": "torch"},
+                                               candidates=[{"engine": "vllm-v1", "label": "v1"}]))
         claim(client, project, lease_seconds=1)
         time.sleep(1.2)
         state = client.get(f"/api/v1/jobs/{job['id']}", headers=project.auth()).json()

@@ -194,3 +194,44 @@ def test_bad_share_requests_store_nothing(client: TestClient, database: Database
     assert client.delete(f"/api/v1/shares/{made['id']}").status_code == 401
     r = client.get(f"/api/v1{made['url']}", params={"smoothing": 2})
     assert r.status_code == 422 and "smoothing" in r.json()["detail"]
+
+
+def test_a_comparison_lists_its_own_links(client: TestClient, project: ProjectFixture) -> None:
+    ref = _run(client, project, "reference", range(30))
+    cand = _run(client, project, "candidate", range(30), offset=0.5)
+    other = _run(client, project, "other", range(30), offset=0.2)
+    first = _share(client, project, {"reference": [ref], "candidates": [cand]}, frozen=True)
+    second = _share(client, project, {"reference": [ref], "candidates": [cand], "smoothing": 0.5}, expires_in_hours=24)
+    _share(client, project, {"reference": [ref], "candidates": [other]})  # another comparison
+    client.delete(f"/api/v1/shares/{first['id']}", headers=project.auth()).raise_for_status()
+
+    r = client.get("/api/v1/shares", params={"reference": ref, "candidates": cand}, headers=project.auth())
+    assert r.status_code == 200, r.text
+    links = r.json()
+    # Both links of this comparison, newest first; the first one revoked; no secrets.
+    assert [link["id"] for link in links] == [second["id"], first["id"]]
+    assert [link["frozen"] for link in links] == [False, True]
+    assert links[0]["expires_at"] is not None and links[0]["revoked_at"] is None
+    assert links[1]["revoked_at"] is not None
+    assert all(link["token"] is None and link["url"] is None for link in links)
+    # Run order does not make another comparison.
+    two = _share(client, project, {"reference": [ref], "candidates": [cand, other]})
+    swapped = client.get("/api/v1/shares", params={"reference": ref, "candidates": f"{other},{cand}"}, headers=project.auth())
+    assert [link["id"] for link in swapped.json()] == [two["id"]]
+
+
+def test_listing_a_comparisons_links_needs_a_write_token_and_good_ids(
+    client: TestClient, database: Database, project: ProjectFixture
+) -> None:
+    ref = _run(client, project, "reference", range(10))
+    assert client.get("/api/v1/shares", params={"reference": ref}).status_code == 401
+    assert client.get("/api/v1/shares", params={"reference": ref}, headers=project.auth("read")).status_code == 403
+    r = client.get("/api/v1/shares", params={"reference": "x"}, headers=project.auth())
+    assert r.status_code == 422 and "reference" in r.json()["detail"]
+    r = client.get("/api/v1/shares", params={"reference": 999999}, headers=project.auth())
+    assert r.status_code == 404
+    r = client.get("/api/v1/shares", params={"reference": ref, "candidates": ref}, headers=project.auth())
+    assert r.status_code == 422 and "also a reference" in r.json()["detail"]
+    assert client.get("/api/v1/shares", params={"reference": ref}, headers=project.auth()).json() == []
+    theirs = make_project(database, "theirs")
+    assert client.get("/api/v1/shares", params={"reference": ref}, headers=theirs.auth()).status_code == 403

@@ -42,3 +42,51 @@ def test_concurrent_writers_to_the_same_steps(database: Database, project: Proje
         steps, values = MetricStore(session).read_arrays(run.id, ["reward"])["reward"]
     assert steps.tolist() == list(range(1500))
     assert set(values.tolist()) <= {1.0, 2.0}
+
+
+def test_overlapping_writers_with_shuffled_keys_never_fail(live_server: str, project: ProjectFixture) -> None:
+    # Each writer posts the same run and steps with its keys in its own order: rows are merged
+    # in key-id-then-step order, so no two requests wait on each other in a cycle (and a
+    # deadlock that still occurs is retried inside the server, never answered 500).
+    import random
+
+    import httpx
+
+    auth = project.auth()
+    with httpx.Client(base_url=live_server, headers=auth, timeout=60) as http:
+        run = http.post(f"/api/v1/projects/{project.slug}/runs", json={"name": "overlap"}).json()["id"]
+    keys = [f"k{i:02d}" for i in range(24)]
+    writers, rounds, width = 8, 4, 300
+    statuses: list[int] = []
+    errors: list[BaseException] = []
+
+    def write(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            with httpx.Client(base_url=live_server, headers=auth, timeout=60) as http:
+                for round_ in range(rounds):
+                    barrier.wait(timeout=30)
+                    start = round_ * width // 2 + rng.randrange(0, width // 2)  # overlapping ranges
+                    steps = list(range(start, start + width))
+                    order = keys[:]
+                    rng.shuffle(order)
+                    points = [
+                        {"step": s, "values": {k: float(seed) for k in order}} for s in rng.sample(steps, len(steps))
+                    ]
+                    statuses.append(http.post(f"/api/v1/runs/{run}/metrics", json={"points": points}).status_code)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    barrier = threading.Barrier(writers)
+    threads = [threading.Thread(target=write, args=(seed,)) for seed in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert statuses == [200] * (writers * rounds)
+    with httpx.Client(base_url=live_server, headers=auth, timeout=60) as http:
+        summary = http.get(f"/api/v1/runs/{run}/keys").json()
+    assert [k["key"] for k in summary] == keys
+    # Every key has exactly one point per step any writer posted: the same count for all keys.
+    assert len({k["count"] for k in summary}) == 1

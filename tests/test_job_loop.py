@@ -57,7 +57,10 @@ def test_worker_runs_the_legs_for_its_engine_only(
 ) -> None:
     api = job_connection(live_server, project.write)
     job = api.submit(paired_job())
-    other = api.submit(paired_job([{"engine": "vllm-v0", "settings": {}, "label": "v0"}]))
+    vllm_job = paired_job([{"engine": "vllm-v0", "settings": {}, "label": "v0"}])
+    # A vLLM leg needs two 16-token blocks of shared instruction (docs/VLLM.md).
+    vllm_job["workload"].update(instruction_tokens=32, prefix_block_size=16)
+    other = api.submit(vllm_job)
     worker = Worker(live_server, project.write, name="cpu-1", engines=["torch"], lease_seconds=30,
                     checkpoint_dir=checkpoint_dir, poll_seconds=0.1, progress=False, log=lambda _: None)
     # Run until nothing is claimable: the vLLM V0 leg stays queued for a worker that has vLLM.

@@ -138,6 +138,7 @@ class Worker:
         progress: bool = True,
         torch_threads: int | None = 1,
         log: Callable[[str], None] = print,
+        device: str | None = None,  # torch engine and trainer: cpu | cuda | None (cuda if available)
     ) -> None:
         self.url = url
         self.token = token
@@ -150,6 +151,7 @@ class Worker:
         self.flush_seconds = flush_seconds
         self.progress = progress
         self.torch_threads = torch_threads
+        self.device = device
         self.log = log
         self.api = job_connection(url, token)
 
@@ -194,7 +196,8 @@ class Worker:
         try:
             # The run record names the engine that actually runs the leg from the start.
             self.api.heartbeat(leg, progress=heartbeat.progress,
-                               engine=describe_leg(leg["settings"], leg["engine"]))
+                               engine=describe_leg(leg["settings"], leg["engine"], workload=leg["workload"],
+                                                   device=self.device))
             heartbeat.start()
 
             def on_step(step: int, metrics: dict[str, float]) -> None:
@@ -214,6 +217,7 @@ class Worker:
                 on_step=on_step,
                 checkpoint_dir=self.checkpoint_dir,
                 torch_threads=self.torch_threads,
+                device=self.device,
             )
             buffer.flush()
             if heartbeat.lost.is_set():

@@ -18,17 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parityscope.jobspec import ENGINE_NAMES
+from parityscope.jobspec import ENGINE_NAMES, VLLM_BLOCK_SIZE, check_workload_for_engine
 from workers.cpu_math import small_model_cpu_math
 from workers.demo import DEMO_LEGS, DEMO_WORKLOAD, DemoLeg
+from workers.device import resolve_device
 from workers.engines.base import EngineSettings, RolloutEngine, SamplingSettings
 from workers.errors import InvalidWorkload
 from workers.policy import load_policy
 from workers.rollouts import RolloutBatch
-from workers.task import EOS, PAD, get_task
+from workers.task import EOS, PAD
 from workers.trainer import Trainer
 from workers.warm_start import warm_started_checkpoint
-from workers.workload import Workload
+from workers.workload import Workload, task_for
 
 __all__ = [
     "DEMO_LEGS",
@@ -37,6 +38,7 @@ __all__ = [
     "DemoLeg",
     "LegResult",
     "describe_leg",
+    "engine_options_for",
     "make_engine",
     "run_leg",
 ]
@@ -64,6 +66,7 @@ def run_leg(
     checkpoint_dir: Path | None = None,
     engine_options: Mapping[str, Any] | None = None,
     torch_threads: int | None = 1,
+    device: str | None = None,
 ) -> LegResult:
     """Run every step of one leg and call ``on_step(step, metrics)`` from ``start_step`` on.
 
@@ -73,10 +76,13 @@ def run_leg(
 
     ``torch_threads`` is the intra-op thread count while the leg runs (see ``cpu_math``); to use
     several cores, run legs in several processes.
+
+    ``device`` is where the trainer (and the torch engine) run: ``cpu``, ``cuda``, or None for
+    ``cuda`` when available, else ``cpu``.
     """
     with small_model_cpu_math(torch_threads):
         return _run_leg(workload, settings, sampling_seed, engine_name, on_step, start_step,
-                        checkpoint_dir, engine_options)
+                        checkpoint_dir, engine_options, device)
 
 
 def _run_leg(
@@ -88,6 +94,7 @@ def _run_leg(
     start_step: int,
     checkpoint_dir: Path | None,
     engine_options: Mapping[str, Any] | None,
+    device: str | None,
 ) -> LegResult:
     started = time.perf_counter()
     workload = workload if isinstance(workload, Workload) else Workload.from_dict(workload)
@@ -97,9 +104,11 @@ def _run_leg(
     if not 0 <= start_step <= workload.steps:
         raise InvalidWorkload("start_step", f"must lie in 0..{workload.steps}, got {start_step}")
 
-    task = get_task(workload.task)
+    task = task_for(workload)
+    device = resolve_device(device).type
+    options = engine_options_for(engine_name, workload, device, engine_options)
     checkpoint = warm_started_checkpoint(workload, checkpoint_dir)
-    engine = make_engine(engine_name, checkpoint, settings, sampling_seed, **dict(engine_options or {}))
+    engine = make_engine(engine_name, checkpoint, settings, sampling_seed, **options)
     trainer = Trainer(
         load_policy(checkpoint),
         objective=workload.objective,
@@ -108,6 +117,8 @@ def _run_leg(
         temperature=workload.temperature,
         lr=workload.lr,
         minibatches=workload.minibatches,
+        metric_aggregation=workload.metric_aggregation,
+        device=device,
     )
     sampling = SamplingSettings(
         temperature=workload.temperature,
@@ -121,7 +132,7 @@ def _run_leg(
         distinct = task.rl_prompts(workload.seed, step, workload.batch_size)
         return [prompt for prompt in distinct for _ in range(workload.group_size)]
 
-    result = LegResult(engine=engine.describe(), checkpoint=str(checkpoint))
+    result = LegResult(checkpoint=str(checkpoint))
     try:
         engine.submit(prompts(0), sampling)
         for step in range(workload.steps):
@@ -135,10 +146,34 @@ def _run_leg(
             result.metrics.append(metrics)
             if on_step is not None and step >= start_step:
                 on_step(step, metrics)
+        # Described after the run: what the engine loaded and which update paths it exercised.
+        result.engine = engine.describe()
     finally:
         engine.close()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def engine_options_for(
+    engine_name: str, workload: Workload, device: str | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The engine's constructor options that follow from the workload, plus ``engine_options``.
+
+    Every engine of a job caches prefixes in the workload's ``prefix_block_size`` blocks. vLLM
+    caches only full 16-token blocks and never serves a prompt's last token from the cache, so a
+    vLLM leg needs that block size and a shared instruction of at least two blocks, or its prefix
+    caching would be inert.
+    """
+    options = dict(engine_options or {})
+    if "prefix_block_size" in options or "block_size" in options:
+        raise InvalidWorkload("prefix_block_size", "the block size is the workload's prefix_block_size, for every leg")
+    if engine_name == "torch":
+        return {**options, "prefix_block_size": workload.prefix_block_size, "device": device}
+    if engine_name in ("vllm-v0", "vllm-v1"):
+        check_workload_for_engine(engine_name, workload)
+        return {"max_model_len": workload.sequence_length, "block_size": VLLM_BLOCK_SIZE, **options}
+    raise InvalidWorkload("engine", f"unknown engine {engine_name!r}; known: {', '.join(ENGINE_NAMES)}")
 
 
 def make_engine(
@@ -163,14 +198,26 @@ def describe_leg(
     settings: EngineSettings | Mapping[str, Any] | None,
     engine_name: str = "torch",
     engine_options: Mapping[str, Any] | None = None,
+    workload: Workload | Mapping[str, Any] | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
-    """The engine description for the run record, without starting the engine; equal to what
-    the started engine's ``describe()`` returns."""
+    """The engine description for the run record, without starting the engine.
+
+    For the torch engine it equals what the started engine's ``describe()`` returns when
+    ``workload`` (which sets the block size) is given. A vLLM engine adds what it read back from
+    its loaded model and the update paths it exercised once it has run (``loaded`` is None here).
+    """
     settings = settings if isinstance(settings, EngineSettings) else EngineSettings.from_dict(settings)
     if engine_name == "torch":
         from workers.engines import torch_engine
 
-        return torch_engine.describe(settings, **dict(engine_options or {}))
+        options = dict(engine_options or {})
+        if workload is not None:
+            workload = workload if isinstance(workload, Workload) else Workload.from_dict(workload)
+            options = engine_options_for(engine_name, workload, resolve_device(device).type, options)
+        else:
+            options["device"] = resolve_device(device).type
+        return torch_engine.describe(settings, **options)
     if engine_name == "vllm-v0":
         from workers.engines import vllm_v0
 

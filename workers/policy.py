@@ -36,7 +36,8 @@ class PolicyConfig:
     num_layers: int
     num_heads: int
     vocab_size: int
-    max_positions: int = 32
+    # Room for a 64-token instruction (two vLLM prefix blocks and more) plus the answer.
+    max_positions: int = 128
     rope_theta: float = 10000.0
     rms_norm_eps: float = 1e-6
 

@@ -1,7 +1,13 @@
 """The per-step metrics, exactly as DESIGN.md §1 defines them, under PipelineRL's names.
 
 Every function here is pure and works on whole-batch tensors so that the definitions can be
-checked on hand-made numbers. Token means run over completion tokens only.
+checked on hand-made numbers. Means run over completion tokens only.
+
+The ``rl/*`` metrics aggregate as PipelineRL's ``rl_step`` does by default: each sequence's token
+mean, then the mean over sequences (``sequence_mean``), so a long completion weighs as much as a
+short one. ``token_mean`` (every token of the batch weighs the same) is the other choice, recorded
+in the workload as ``metric_aggregation``. The two agree when completions have equal length. The
+``parity/*`` metrics are always token means over the tokens they select (docs/WORKERS.md).
 """
 
 from __future__ import annotations
@@ -10,11 +16,15 @@ import math
 
 import torch
 
+from parityscope.jobspec import METRIC_AGGREGATIONS
 from workers.objectives import clip_indicator
 
 __all__ = [
+    "METRIC_AGGREGATIONS",
+    "aggregate",
     "full_vocab_entropy",
     "masked_mean",
+    "sequence_mean",
     "parity_metrics",
     "ratio_metrics",
 ]
@@ -28,24 +38,56 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
     return float((values.to(torch.float64) * maskf).sum() / total)
 
 
+
+
+def sequence_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean over sequences (rows with at least one token) of each row's masked token mean."""
+    maskf = mask.to(torch.float64)
+    counts = maskf.sum(-1)
+    has_tokens = counts > 0
+    if not has_tokens.any():
+        return math.nan
+    per_sequence = (values.to(torch.float64) * maskf).sum(-1)[has_tokens] / counts[has_tokens]
+    return float(per_sequence.mean())
+
+
+def aggregate(values: torch.Tensor, mask: torch.Tensor, aggregation: str) -> float:
+    """``values`` [N, T] reduced to one number the way ``aggregation`` names."""
+    if aggregation == "sequence_mean":
+        return sequence_mean(values, mask)
+    if aggregation == "token_mean":
+        return masked_mean(values, mask)
+    raise ValueError(f"aggregation must be one of {', '.join(METRIC_AGGREGATIONS)}, got {aggregation!r}")
+
+
 def ratio_metrics(
-    delta: torch.Tensor, mask: torch.Tensor, objective: str, epsilon_low: float, epsilon_high: float
+    delta: torch.Tensor,
+    mask: torch.Tensor,
+    objective: str,
+    epsilon_low: float,
+    epsilon_high: float,
+    aggregation: str = "sequence_mean",
 ) -> dict[str, float]:
-    """Clip rate, k3 KL, mean |Δ| and mean ratio from Δ = new − old per token."""
+    """Clip rate, k3 KL, mean |Δ| and mean ratio from Δ = new − old per token.
+
+    Under ``sequence_mean`` PPO's and GRPO's clip rate is the mean over sequences of each
+    sequence's share of clipped tokens; GSPO's indicator is one value per sequence, so its clip
+    rate is the share of sequences under either aggregation.
+    """
     # float64: exp(Δ) − Δ − 1 for |Δ| near 1e-7 is below float32's resolution around 1 and
     # would come out negative, which a KL never is.
     delta = delta.to(torch.float64)
     clipped = clip_indicator(delta, mask, objective, epsilon_low, epsilon_high)
-    if objective == "gspo":
+    if clipped.dim() == 1:  # one indicator per sequence (GSPO)
         has_tokens = mask.any(-1)
         clip_rate = float(clipped[has_tokens].mean()) if has_tokens.any() else math.nan
     else:
-        clip_rate = masked_mean(clipped, mask)
+        clip_rate = aggregate(clipped, mask, aggregation)
     return {
         "clamp_log_ratio_new_old_indicator": clip_rate,
-        "kl_new_old": masked_mean(delta.exp() - delta - 1.0, mask),
-        "mean_abs_log_ratio_new_old": masked_mean(delta.abs(), mask),
-        "ratio_new_old": masked_mean(delta.exp(), mask),
+        "kl_new_old": aggregate(delta.exp() - delta - 1.0, mask, aggregation),
+        "mean_abs_log_ratio_new_old": aggregate(delta.abs(), mask, aggregation),
+        "ratio_new_old": aggregate(delta.exp(), mask, aggregation),
     }
 
 

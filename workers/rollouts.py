@@ -69,6 +69,18 @@ class RolloutBatch:
     def size(self) -> int:
         return self.input_ids.shape[0]
 
+    def to(self, device: torch.device | str) -> RolloutBatch:
+        """The same batch with every tensor on ``device``."""
+        return RolloutBatch(
+            input_ids=self.input_ids.to(device),
+            prompt_length=self.prompt_length,
+            completion_mask=self.completion_mask.to(device),
+            old_logprobs=self.old_logprobs.to(device),
+            weight_versions=self.weight_versions.to(device),
+            rewards=self.rewards.to(device),
+            group_ids=self.group_ids.to(device),
+        )
+
     def rows(self, start: int, stop: int) -> RolloutBatch:
         return RolloutBatch(
             input_ids=self.input_ids[start:stop],

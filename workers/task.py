@@ -6,6 +6,11 @@ digits sorted, then ``<eos>``. The instruction is a shared prefix, like a system
 whole prefix-cache blocks, so an engine with prefix caching reuses its keys and values on every
 request, which is what makes a cache that survives weight updates matter.
 
+The instruction is 8 tokens by default, two of the torch engine's 4-token blocks. vLLM caches
+only full 16-token blocks and never serves a prompt's last token from the cache, so a job with a
+vLLM leg lengthens it with ``instruction_tokens`` (the workload option of that name, at least 32:
+two vLLM blocks), padding it with a repeated filler word after ``<bos>``.
+
 The prompt order is a pure function of the workload seed and the step, so every leg of a job sees
 the same prompts in the same order whatever engine runs it.
 """
@@ -13,7 +18,7 @@ the same prompts in the same order whatever engine runs it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -25,6 +30,7 @@ __all__ = [
     "PAD",
     "TASKS",
     "VOCAB",
+    "INSTRUCTION_WORDS",
     "SortDigitsTask",
     "get_task",
 ]
@@ -32,11 +38,14 @@ __all__ = [
 VOCAB: tuple[str, ...] = (
     "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
     "<bos>", "<eos>", "<pad>", "=", ":",
-    "sort", "the", "digits", "in", "ascending", "order",
+    "sort", "the", "digits", "in", "ascending", "order", "please",
 )
 BOS = VOCAB.index("<bos>")
 EOS = VOCAB.index("<eos>")
 PAD = VOCAB.index("<pad>")
+
+INSTRUCTION_WORDS: tuple[str, ...] = ("<bos>", "sort", "the", "digits", "in", "ascending", "order", ":")
+_FILLER = "please"
 
 # Independent random streams derived from the workload seed: RL prompts and warm-start data must
 # never coincide by construction, or the warm start would memorise the RL prompts.
@@ -48,10 +57,18 @@ _WARM_START_STREAM = 1
 class SortDigitsTask:
     name: str = "sort4"
     num_digits: int = 4
+    instruction_tokens: int = len(INSTRUCTION_WORDS)
+
+    def __post_init__(self) -> None:
+        if self.instruction_tokens < len(INSTRUCTION_WORDS):
+            raise InvalidWorkload(
+                "instruction_tokens", f"must be at least {len(INSTRUCTION_WORDS)}, got {self.instruction_tokens}"
+            )
 
     @property
     def instruction(self) -> tuple[int, ...]:
-        words = ("<bos>", "sort", "the", "digits", "in", "ascending", "order", ":")
+        padding = (_FILLER,) * (self.instruction_tokens - len(INSTRUCTION_WORDS))
+        words = (INSTRUCTION_WORDS[0], *padding, *INSTRUCTION_WORDS[1:])
         return tuple(VOCAB.index(word) for word in words)
 
     @property
@@ -107,8 +124,12 @@ class SortDigitsTask:
 TASKS: dict[str, SortDigitsTask] = {"sort4": SortDigitsTask()}
 
 
-def get_task(name: str) -> SortDigitsTask:
+def get_task(name: str, instruction_tokens: int | None = None) -> SortDigitsTask:
+    """The task ``name``, with its shared instruction lengthened to ``instruction_tokens``."""
     try:
-        return TASKS[name]
+        task = TASKS[name]
     except KeyError:
         raise InvalidWorkload("task", f"unknown task {name!r}; known: {', '.join(TASKS)}") from None
+    if instruction_tokens is None or instruction_tokens == task.instruction_tokens:
+        return task
+    return replace(task, instruction_tokens=instruction_tokens)

@@ -9,6 +9,10 @@ otherwise exact run, and what makes the reference replicas' band real.
 The trainer's logprobs are those of the temperature-scaled distribution (the one the engine
 samples from), computed with the head in ``lm_head_dtype`` — fp32 by default, as production RL
 trainers run it.
+
+The ``rl/*`` metrics aggregate over sequences by default, as PipelineRL's do (``rl_metrics``);
+``metric_aggregation="token_mean"`` makes them token means. The trainer runs on ``device``
+(``cpu`` or ``cuda``; see ``workers.device``); the metrics are computed in float64 on that device.
 """
 
 from __future__ import annotations
@@ -16,9 +20,16 @@ from __future__ import annotations
 import torch
 from transformers import LlamaForCausalLM
 
+from workers.device import resolve_device
 from workers.lm_head import project_logits
-from workers.objectives import group_advantages, policy_loss
-from workers.rl_metrics import full_vocab_entropy, masked_mean, parity_metrics, ratio_metrics
+from workers.objectives import OBJECTIVES, objective_advantages, policy_loss
+from workers.rl_metrics import (
+    METRIC_AGGREGATIONS,
+    aggregate,
+    full_vocab_entropy,
+    parity_metrics,
+    ratio_metrics,
+)
 from workers.rollouts import RolloutBatch
 
 __all__ = ["METRIC_NAMES", "Trainer"]
@@ -51,10 +62,18 @@ class Trainer:
         lr: float,
         minibatches: int = 1,
         lm_head_dtype: str = "fp32",
+        metric_aggregation: str = "sequence_mean",
+        device: str | None = None,
     ) -> None:
-        if objective not in ("gspo", "ppo", "grpo"):
-            raise ValueError(f"objective must be gspo, ppo or grpo, got {objective!r}")
-        self.model = model.float().train()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        if metric_aggregation not in METRIC_AGGREGATIONS:
+            raise ValueError(
+                f"metric_aggregation must be one of {', '.join(METRIC_AGGREGATIONS)}, got {metric_aggregation!r}"
+            )
+        self.device = resolve_device(device)
+        self.model = model.float().to(self.device).train()
+        self.metric_aggregation = metric_aggregation
         self.objective = objective
         self.epsilon_low = epsilon_low
         self.epsilon_high = epsilon_high
@@ -65,6 +84,7 @@ class Trainer:
         self.version = 0
 
     def weights(self) -> dict[str, torch.Tensor]:
+        """The current weights, on the trainer's device (engines copy what they need)."""
         return {name: tensor.detach() for name, tensor in self.model.state_dict().items()}
 
     def token_logprobs(self, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,6 +101,7 @@ class Trainer:
     def step(self, batch: RolloutBatch) -> dict[str, float]:
         if batch.size % self.minibatches:
             raise ValueError("the batch does not split into the configured minibatches")
+        batch = batch.to(self.device)
         mask = batch.completion_mask
         with torch.no_grad():
             # The trainer's view of the rollout with the weights it has now, before this step
@@ -88,7 +109,7 @@ class Trainer:
             current_logprobs, _ = self.token_logprobs(batch)
         parity = parity_metrics(batch.old_logprobs, current_logprobs, mask, batch.weight_versions, self.version)
 
-        advantages = group_advantages(batch.rewards, batch.group_ids, normalize=self.objective != "ppo")
+        advantages = objective_advantages(self.objective, batch.rewards.cpu(), batch.group_ids.cpu()).to(self.device)
         deltas, entropies = [], []
         rows = batch.size // self.minibatches
         for start in range(0, batch.size, rows):
@@ -112,8 +133,9 @@ class Trainer:
         self.version += 1
 
         delta = torch.cat(deltas)
-        metrics = ratio_metrics(delta, mask, self.objective, self.epsilon_low, self.epsilon_high)
-        metrics["entropy"] = masked_mean(torch.cat(entropies), mask)
+        metrics = ratio_metrics(delta, mask, self.objective, self.epsilon_low, self.epsilon_high,
+                                self.metric_aggregation)
+        metrics["entropy"] = aggregate(torch.cat(entropies), mask, self.metric_aggregation)
         metrics["reward"] = float(batch.rewards.mean())
         metrics.update(parity)
         return metrics

@@ -4,7 +4,7 @@ Runs the demo workload for two steps as three legs, each in its own process (vLL
 and its GPU memory are per process):
 
 - ``reference``  on ``--reference-engine`` (default ``vllm-v0``) with the reference settings;
-- ``v1-initial`` on ``vllm-v1`` with V1's initial settings (raw logprobs, bf16 model, prefix
+- ``v1-initial`` on ``vllm-v1`` with V1's initial settings (raw logprobs, bf16 head, prefix
   caching, async scheduling);
 - ``v1-fixed``   on ``vllm-v1`` with the reference settings.
 
@@ -43,6 +43,10 @@ from workers.warm_start import default_checkpoint_dir, warm_started_checkpoint
 from workers.workload import Workload
 
 _MARK = "PARITYSCOPE-STEP "
+_ENGINE_MARK = "PARITYSCOPE-ENGINE "
+# vLLM caches full 16-token blocks only: a shared instruction of two blocks makes prefix caching
+# real on vLLM (workers.leg.engine_options_for).
+VLLM_WORKLOAD_OPTIONS = {"instruction_tokens": 32, "prefix_block_size": 16}
 _SUMMARY_KEYS = (
     "clamp_log_ratio_new_old_indicator",
     "kl_new_old",
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.url) != bool(args.token):
         parser.error("--url and --token go together")
 
-    workload = dict(DEMO_WORKLOAD, steps=args.steps)
+    workload = dict(DEMO_WORKLOAD, steps=args.steps, **VLLM_WORKLOAD_OPTIONS)
     checkpoint_dir = args.checkpoint_dir or default_checkpoint_dir()
     if args.run_leg:
         return _child(args.run_leg, args.leg_engine, workload, checkpoint_dir, args.reference_engine)
@@ -85,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     # Build the shared checkpoint once, before any vLLM process starts.
     print("checkpoint:", warm_started_checkpoint(Workload.from_dict(workload), checkpoint_dir), flush=True)
     results: dict[str, list[dict[str, float]]] = {}
+    engines: dict[str, dict[str, Any]] = {}
     for leg in smoke_legs(args.reference_engine):
         python = args.reference_python if leg["label"] == "reference" else args.candidate_python
         command = [
@@ -97,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
             assert child.stdout is not None
             for line in child.stdout:
+                if line.startswith(_ENGINE_MARK):
+                    engines[leg["label"]] = json.loads(line[len(_ENGINE_MARK):])
+                    print(f"  engine: {json.dumps(engines[leg['label']])}", flush=True)
                 if line.startswith(_MARK):
                     record = json.loads(line[len(_MARK):])
                     steps.append(record["metrics"])
@@ -108,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         results[leg["label"]] = steps
 
     if args.url:
-        _post(args.url, args.token, args.project, workload, results, args.reference_engine)
+        _post(args.url, args.token, args.project, workload, results, engines, args.reference_engine)
     return 0
 
 
@@ -118,12 +126,16 @@ def _child(label: str, engine: str, workload: dict[str, Any], checkpoint_dir: Pa
     def report(step: int, metrics: dict[str, float]) -> None:
         print(_MARK + json.dumps({"step": step, "metrics": metrics}), flush=True)
 
-    run_leg(workload, leg["settings"], leg["seed"], engine_name=engine, on_step=report, checkpoint_dir=checkpoint_dir)
+    result = run_leg(workload, leg["settings"], leg["seed"], engine_name=engine, on_step=report,
+                     checkpoint_dir=checkpoint_dir)
+    # What the engine loaded and which weight-update paths it exercised (docs/VLLM.md).
+    print(_ENGINE_MARK + json.dumps(result.engine), flush=True)
     return 0
 
 
 def _post(url: str, token: str, project: str, workload: dict[str, Any],
-          results: dict[str, list[dict[str, float]]], reference_engine: str) -> None:
+          results: dict[str, list[dict[str, float]]], engines: dict[str, dict[str, Any]],
+          reference_engine: str) -> None:
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"}
@@ -133,7 +145,7 @@ def _post(url: str, token: str, project: str, workload: dict[str, Any],
                 "name": f"vllm-smoke {leg['label']}",
                 "label": leg["label"],
                 "config": {"workload": workload, "engine_settings": leg["settings"].to_dict()},
-                "engine": describe_leg(leg["settings"], leg["engine"]),
+                "engine": engines.get(leg["label"]) or describe_leg(leg["settings"], leg["engine"]),
                 "tags": ["vllm-smoke"],
             })
             response.raise_for_status()

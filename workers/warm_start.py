@@ -29,8 +29,8 @@ from transformers import LlamaForCausalLM
 
 from workers.cpu_math import small_model_cpu_math
 from workers.policy import build_policy, policy_config, save_policy
-from workers.task import SortDigitsTask, get_task
-from workers.workload import Workload
+from workers.task import SortDigitsTask
+from workers.workload import Workload, task_for
 
 __all__ = ["WarmStartRecipe", "default_checkpoint_dir", "warm_started_checkpoint", "supervised_warm_start"]
 
@@ -56,6 +56,7 @@ def warm_start_key(workload: Workload, recipe: WarmStartRecipe) -> str:
         "format": _FORMAT,
         "model": asdict(policy_config(workload.model)),
         "task": workload.task,
+        "instruction_tokens": workload.instruction_tokens,
         "seed": workload.seed,
         "recipe": asdict(recipe),
     }
@@ -77,7 +78,7 @@ def warm_started_checkpoint(workload: Workload, checkpoint_dir: Path | None = No
         started = time.perf_counter()
         model = build_policy(policy_config(workload.model), seed=workload.seed)
         with small_model_cpu_math():
-            stats = supervised_warm_start(model, get_task(workload.task), workload.seed, recipe)
+            stats = supervised_warm_start(model, task_for(workload), workload.seed, recipe)
         stats["seconds"] = round(time.perf_counter() - started, 3)
         # Build next to the target and rename: a crash never leaves a half-written checkpoint
         # that a later leg would take for a finished one.

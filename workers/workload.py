@@ -7,6 +7,12 @@ code.
 
 from __future__ import annotations
 
-from parityscope.jobspec import OBJECTIVES, Workload
+from parityscope.jobspec import METRIC_AGGREGATIONS, OBJECTIVES, Workload
+from workers.task import SortDigitsTask, get_task
 
-__all__ = ["OBJECTIVES", "Workload"]
+__all__ = ["METRIC_AGGREGATIONS", "OBJECTIVES", "Workload", "task_for"]
+
+
+def task_for(workload: Workload) -> SortDigitsTask:
+    """The workload's task with its shared instruction."""
+    return get_task(workload.task, workload.instruction_tokens)

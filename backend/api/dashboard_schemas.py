@@ -143,9 +143,13 @@ class ShareView(StrictModel):
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS), min_length=1, max_length=20)
     smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     mode: Literal["overlay", "diff"] = "overlay"
-    log_y: bool = False
+    log_y: bool | list[str] = Field(
+        default=False, description="the metrics drawn on a log y axis (true: every one)"
+    )
     x_range: list[float] | None = Field(default=None, min_length=2, max_length=2)
     max_points: int = Field(default=CompareOptions.max_points, ge=MIN_POINTS_LIMIT, le=MAX_POINTS_LIMIT)
+    # A ladder job of the runs' project shown under the panels (docs/LADDER.md).
+    ladder: int | None = Field(default=None, ge=1)
 
     @field_validator("reference", "candidates")
     @classmethod
@@ -158,6 +162,13 @@ class ShareView(StrictModel):
         if any(not m or len(m) > MAX_KEY_LENGTH or not m.isprintable() for m in v):
             raise ValueError(f"each metric is 1-{MAX_KEY_LENGTH} printable characters")
         return list(dict.fromkeys(v))
+
+    @field_validator("log_y")
+    @classmethod
+    def _log_y(cls, v: bool | list[str]) -> bool | list[str]:
+        if isinstance(v, list) and any(not m or len(m) > 250 or not m.isprintable() for m in v):
+            raise ValueError("each metric is 1-250 printable characters")
+        return v
 
     @field_validator("x_range")
     @classmethod

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
+from backend.api.body import VERIFIED_TOKEN, bearer_secret
 from backend.db import Database
 from backend.domain import Project, Run, Scope, Token
 from backend.errors import Forbidden, NotAuthenticated
@@ -39,18 +40,12 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def bearer_secret(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise NotAuthenticated("authorization: expected 'Bearer <token>'")
-    return secret.strip()
-
-
 def get_optional_token(request: Request, session: SessionDep) -> Token | None:
-    secret = bearer_secret(request)
+    state = request.scope.get("state") or {}
+    if VERIFIED_TOKEN in state:
+        # Requests with a body were authenticated before it was read (backend.api.body).
+        return state[VERIFIED_TOKEN]
+    secret = bearer_secret(request.headers.get("authorization"))
     if secret is None:
         return None
     token = TokenStore(session).verify(secret)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from backend.api.schemas import JsonObject, StrictModel
+from backend.api.schemas import EngineObject, JsonObject, StrictModel
 from backend.domain import ClaimedLeg, Job, JobLeg, JobStatus, LegStatus
 from parityscope.jobspec import MAX_LEGS, MAX_REPLICAS
 
@@ -32,20 +32,21 @@ LeaseSeconds = Annotated[int, Field(ge=1, le=3600)]
 
 class ReferenceSpec(StrictModel):
     engine: EngineName = Field(examples=["torch"])
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: JsonObject = Field(default_factory=dict)
     label: Label = "reference"
     replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS, description="runs of the reference, each on its own sampling seed")
 
 
 class CandidateSpec(StrictModel):
     engine: EngineName = Field(examples=["vllm-v1"])
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: JsonObject = Field(default_factory=dict)
     label: Label
 
 
 class JobCreate(StrictModel):
+    kind: Literal["paired"] = "paired"
     project: str | None = Field(default=None, max_length=64, description="needed only with an admin token")
-    workload: dict[str, Any]
+    workload: JsonObject
     reference: ReferenceSpec
     candidates: list[CandidateSpec] = Field(min_length=1, max_length=MAX_LEGS - 1)
 
@@ -101,6 +102,9 @@ class JobOut(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     legs: list[LegOut]
+    # A ladder job's plan and verdicts (docs/LADDER.md); None for a paired job.
+    kind: str = "paired"
+    ladder: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
@@ -120,7 +124,7 @@ class ClaimBody(StrictModel):
     worker: WorkerName
     engines: list[EngineName] = Field(min_length=1, max_length=16)
     lease_seconds: LeaseSeconds | None = None
-    description: JsonObject = Field(default_factory=dict, description="the worker's host and versions")
+    description: EngineObject = Field(default_factory=dict, description="the worker's host and versions")
 
 
 class ClaimOut(LegOut):
@@ -151,12 +155,12 @@ class _ClaimReport(StrictModel):
 
 class HeartbeatBody(_ClaimReport):
     progress: JsonObject | None = Field(default=None, description='e.g. {"step": 12, "steps": 30}')
-    engine: JsonObject | None = Field(default=None, description="the engine's own description for the run")
+    engine: EngineObject | None = Field(default=None, description="the engine's own description for the run")
     lease_seconds: LeaseSeconds | None = None
 
 
 class CompleteBody(_ClaimReport):
-    engine: JsonObject | None = None
+    engine: EngineObject | None = None
     progress: JsonObject | None = None
 
 

@@ -2,35 +2,73 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from backend.domain import Project, Run, RunStatus
+from backend.limits import (
+    MAX_CONFIG_BYTES,
+    MAX_ENGINE_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_JSON_INTEGER,
+    MAX_NAME_LENGTH,
+    MAX_OPTIONS_BYTES,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+)
 from parityscope.wire import MAX_STEP
 
-MAX_JSON_DEPTH = 64
 
-
-def _not_too_deep(value: Any) -> Any:
-    # A JSON value nested deeper than the response serializer goes (about 255 levels) would be
-    # stored and then never sent back: every list holding it would answer 500.
+def check_json_value(value: Any, *, max_bytes: int) -> Any:
+    """Refuse a JSON value the server could store but not serve back exactly: nested deeper than
+    the response serializer goes, integers beyond 2**53 (every JSON reader's exact range; the
+    database's is 64 bits), NaN or Infinity (not JSON), a NUL character (PostgreSQL text cannot
+    hold it), or more than ``max_bytes`` once serialized (it is sent back in every listing)."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict | list):
             if depth > MAX_JSON_DEPTH:
                 raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+            if isinstance(item, dict):
+                for key in item:
+                    if "\x00" in key:
+                        raise ValueError("a key contains a NUL character")
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not -MAX_JSON_INTEGER <= item <= MAX_JSON_INTEGER:
+                raise ValueError(f"integer {item} is beyond ±2**53, the range JSON readers hold exactly")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError(f"{item} is not a JSON number")
+        elif isinstance(item, str) and "\x00" in item:
+            raise ValueError("a string contains a NUL character")
+    size = len(orjson.dumps(value))
+    if size > max_bytes:
+        raise ValueError(f"{size} bytes once serialized, the limit is {max_bytes}")
     return value
 
 
-JsonObject = Annotated[dict[str, Any], AfterValidator(_not_too_deep)]
+def json_object(max_bytes: int) -> Any:
+    """A JSON object checked by ``check_json_value`` with its own size limit."""
+    return Annotated[dict[str, Any], AfterValidator(lambda v: check_json_value(v, max_bytes=max_bytes))]
+
+
+JsonObject = json_object(MAX_OPTIONS_BYTES)
+ConfigObject = json_object(MAX_CONFIG_BYTES)
+EngineObject = json_object(MAX_ENGINE_BYTES)
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ProjectCreate(StrictModel):
@@ -51,19 +89,19 @@ class ProjectOut(BaseModel):
 
 def _check_tags(tags: list[str]) -> list[str]:
     for tag in tags:
-        if not tag or len(tag) > 100 or not tag.isprintable():
-            raise ValueError("each tag must be 1-100 printable characters")
-    if len(tags) > 100:
-        raise ValueError("at most 100 tags")
+        if not tag or len(tag) > MAX_TAG_LENGTH or not tag.isprintable():
+            raise ValueError(f"each tag must be 1-{MAX_TAG_LENGTH} printable characters")
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags")
     return tags
 
 
 class RunCreate(StrictModel):
-    name: str = Field(min_length=1, max_length=500)
-    config: JsonObject = Field(default_factory=dict)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    config: ConfigObject = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
-    engine: JsonObject | None = None
+    engine: EngineObject | None = None
     label: str | None = Field(default=None, max_length=200)
 
     _tags = field_validator("tags")(classmethod(lambda cls, v: _check_tags(v)))
@@ -71,9 +109,9 @@ class RunCreate(StrictModel):
 
 class RunPatch(StrictModel):
     status: RunStatus | None = None
-    name: str | None = Field(default=None, min_length=1, max_length=500)
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
     tags: list[str] | None = None
-    config: JsonObject | None = None
+    config: ConfigObject | None = None
 
     @field_validator("tags")
     @classmethod

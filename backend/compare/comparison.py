@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -84,6 +84,8 @@ class RunMetric:
     key: str | None
     series: DownsampledSeries | None
     downsampled: bool
+    # The unsmoothed line for display, when smoothing is on (drawn faint under ``series``).
+    raw: DownsampledSeries | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class CandidateMetric:
     run_id: str | int
     diff: DownsampledSeries | None
     divergence: Divergence | None
+    # The unsmoothed diff for display, when smoothing is on (drawn faint under ``diff``).
+    raw_diff: DownsampledSeries | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,9 @@ class Comparison:
     config_diff: dict[str, list[ConfigDifference]]
     diagnosis: dict[str, Diagnosis]
     config_table: dict[str, list[ConfigDifference]] = dataclass_field(default_factory=dict)
+    # Metrics left out because no run has them and they are not canonical
+    # (``unknown_metrics="skip"`` only).
+    skipped_metrics: list[str] = dataclass_field(default_factory=list)
 
 
 def build_comparison(
@@ -128,6 +135,7 @@ def build_comparison(
     extra_aliases: Mapping[str, object] | None = None,
     extra_rules: Mapping[str, str] | None = None,
     figures: Collection[str] = ("overlay", "diff"),
+    unknown_metrics: Literal["refuse", "skip"] = "refuse",
     window: tuple[int, int] | None = None,
 ) -> Comparison:
     """Compare ``candidates`` with ``references`` (two or more references are replicas).
@@ -136,7 +144,9 @@ def build_comparison(
     reward. Raises ``BadInput`` (naming the field) for an empty reference list, a run given
     twice, a metric no run has that is not canonical, ``max_points`` outside [10, 20000],
     ``smoothing`` outside [0, 1), a non-positive ``band_k``, ``divergence_k`` below 1, or
-    ``start`` after ``end``. ``figures`` names the Plotly figures to build per metric.
+    ``start`` after ``end``. ``figures`` names the Plotly figures to build per metric. With
+    ``unknown_metrics="skip"`` an unknown metric is left out and listed in ``skipped_metrics``
+    instead of refused.
 
     Runs that bring ``summaries`` instead of ``series`` are compared as an overview of the
     steps ``window`` (``backend.compare.overview``): the band, divergence, diff and smoothing
@@ -150,7 +160,10 @@ def build_comparison(
     _check_window(start, end)
     aliases = AliasTable(extra_aliases)
     registry = KeyRegistry(extra_rules)
-    wanted = _check_metrics(metrics, [*references, *candidates], aliases)
+    skipped: list[str] = []
+    wanted = _check_metrics(
+        metrics, [*references, *candidates], aliases, skipped if unknown_metrics == "skip" else None
+    )
 
     resolved: dict[tuple[str, str], tuple[str | None, Series | None]] = {}
     overview = _Overview(window, [*references, *candidates], aliases, max_points)
@@ -238,6 +251,7 @@ def build_comparison(
         config_diff=config_diffs,
         diagnosis=diagnoses,
         config_table=config_tables,
+        skipped_metrics=skipped,
     )
 
 
@@ -261,7 +275,7 @@ def _compare_metric(
     for role, group in (("reference", references), ("candidate", candidates)):
         for run in group:
             key, series = series_of(run, name)
-            shown = None
+            shown = raw = None
             if series is not None:
                 if role == "reference":
                     reference_series.append(series)
@@ -270,6 +284,12 @@ def _compare_metric(
                 else:
                     shown = downsample_series(
                         series[0], _smoothed(series[1], pixel_smoothing), max_points
+                    )
+                if smoothing:
+                    raw = (
+                        overview.drawn(run, name)
+                        if overview is not None
+                        else downsample_series(series[0], series[1], max_points)
                     )
             runs.append(
                 RunMetric(
@@ -280,6 +300,7 @@ def _compare_metric(
                     series=shown,
                     downsampled=series is not None
                     and (overview is not None or series[0].size > max_points),
+                    raw=raw,
                 )
             )
 
@@ -310,10 +331,13 @@ def _compare_metric(
         diff = downsample_series(
             steps, _smoothed(candidate_values - reference_values, pixel_smoothing), max_points
         )
+        raw_diff = None
+        if smoothing:
+            raw_diff = downsample_series(steps, candidate_values - reference_values, max_points)
         divergence = first_divergence(band, series, divergence_k)
         if overview is not None:
             divergence = replace(divergence, bucket_steps=overview.pixel_steps(name))
-        compared.append(CandidateMetric(run.run_id, diff, divergence))
+        compared.append(CandidateMetric(run.run_id, diff, divergence, raw_diff=raw_diff))
     return MetricComparison(name, runs, band, band_display, compared, figures={})
 
 
@@ -343,7 +367,7 @@ def _figures(
     if metric.band is not None:
         band_label = f"reference band ({metric.band.source}, ±{metric.band.k:g}σ)"
     traces = [
-        RunTrace(str(run.run_id), run.name, run.role, run.series)
+        RunTrace(str(run.run_id), run.name, run.role, run.series, raw=run.raw)
         for run in metric.runs
         if run.series is not None
     ]
@@ -358,8 +382,9 @@ def _figures(
             metric.metric, traces, metric.band_display, band_label, markers, dict(colours)
         )
     if "diff" in kinds:
+        raw_diffs = {str(c.run_id): c.raw_diff for c in metric.candidates if c.raw_diff is not None}
         built["diff"] = diff_figure(
-            metric.metric, diffs, metric.band_display, band_label, markers, dict(colours)
+            metric.metric, diffs, metric.band_display, band_label, markers, dict(colours), raw_diffs
         )
     return built
 
@@ -415,7 +440,10 @@ def _check_window(start: int | None, end: int | None) -> None:
 
 
 def _check_metrics(
-    metrics: Sequence[str] | None, runs: Sequence[RunSeries], aliases: AliasTable
+    metrics: Sequence[str] | None,
+    runs: Sequence[RunSeries],
+    aliases: AliasTable,
+    skipped: list[str] | None = None,
 ) -> list[str]:
     if not metrics:
         return list(DEFAULT_METRICS)
@@ -433,6 +461,9 @@ def _check_metrics(
             and aliases.canonical_of(name) is None
             and not any(name in run.keys() for run in runs)
         ):
+            if skipped is not None:
+                skipped.append(name)
+                continue
             raise BadInput(
                 f"unknown metric {name!r}: no run has it and it is not canonical", field="metrics"
             )

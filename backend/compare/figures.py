@@ -20,19 +20,22 @@ legend, annotation and hover text.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import plotly.graph_objects as go
 
+from backend.compare.aliases import canonical_of
 from backend.compare.downsample import DownsampledBand, DownsampledSeries
 from backend.compare.encoding import typed_array
 
 __all__ = [
     "BAND_FILL",
     "CANDIDATE_COLOURS",
+    "CLIP_LABEL",
+    "METRIC_UNITS",
     "REFERENCE_COLOUR",
     "DivergenceMarker",
     "RunTrace",
@@ -55,16 +58,34 @@ CANDIDATE_COLOURS = (
     "#bcbd22",
 )
 _REPLICA_DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
-# d3-format for hover text: enough significant digits to show each dtype's values exactly.
-# float32 values need 9 digits to be told apart; 15 show any decimal a float64 was made from.
-_HOVER_DIGITS = {"f4": ":.9~g", "f8": ":.15~g"}
+# d3-format for hover text: four significant digits, enough to read a curve by eye. The exact
+# values are in the API's series and the CSV export.
+_HOVER_FORMAT = ":.4g"
+# The raw line under a smoothed one: the same colour, faint.
+_RAW_OPACITY = 0.25
+# Units of the canonical metrics (docs/API.md, GET /api/v1/compare); a metric not listed here
+# has none, and its axis carries no title beyond the panel's own.
+METRIC_UNITS = {
+    "clip_rate": "fraction clipped",
+    "kl": "nats",
+    "entropy": "nats",
+    "logprob_diff_mean": "nats",
+    "logprob_abs_diff_mean": "nats",
+    "logprob_abs_diff_max": "nats",
+    "weight_version_lag": "steps",
+}
+# A run counts as near the reference band while it stays within this many band heights of it;
+# a run further off is clipped out of the panel's focused y range (see ``_focus``).
+_NEAR_BANDS = 1.0
+# Edge labels of clipped runs are named "clipped-run:<run id>", so the page can drop them for
+# "fit all" and for runs hidden in its legend (docs/API.md, GET /api/v1/compare).
+CLIP_LABEL = "clipped-run"
 
 
 def _xy(trace: dict[str, Any], x: np.ndarray, y: np.ndarray, hover_prefix: str, hover_suffix: str) -> None:
-    """Attach the data as typed arrays and a hover template exact for the chosen dtype."""
-    y_spec = typed_array(y)
-    trace.update(x=typed_array(x, integer=True), y=y_spec)
-    trace["hovertemplate"] = f"{hover_prefix}%{{y{_HOVER_DIGITS[y_spec['dtype']]}}}{hover_suffix}"
+    """Attach the data as typed arrays and a four-digit hover template."""
+    trace.update(x=typed_array(x, integer=True), y=typed_array(y))
+    trace["hovertemplate"] = f"{hover_prefix}%{{y{_HOVER_FORMAT}}}{hover_suffix}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,8 @@ class RunTrace:
     name: str
     role: Literal["reference", "candidate"]
     series: DownsampledSeries
+    # The unsmoothed line, drawn faint under ``series`` when smoothing is on.
+    raw: DownsampledSeries | None = None
 
 
 @dataclass(frozen=True)
@@ -113,8 +136,18 @@ def overlay_figure(
         if run.role == "reference":
             dash = _REPLICA_DASHES[replica % len(_REPLICA_DASHES)]
             replica += 1
+        if run.raw is not None:
+            data.append(_raw_trace(run, colours[run.run_id], dash))
         data.append(_run_trace(run, colours[run.run_id], dash))
-    return {"data": data, "layout": _layout(metric, metric, markers, colours)}
+    layout = _layout(metric, _unit(metric), markers, colours)
+    focus = _focus(
+        band.lower if band is not None else None,
+        band.upper if band is not None else None,
+        [(run.run_id, run.name, run.series.x, run.series.y) for run in runs],
+        colours,
+    )
+    _apply_focus(layout, focus)
+    return {"data": data, "layout": layout}
 
 
 def diff_figure(
@@ -124,8 +157,10 @@ def diff_figure(
     band_label: str,
     markers: Sequence[DivergenceMarker],
     colours: dict[str, str],
+    raw_diffs: Mapping[str, DownsampledSeries] | None = None,
 ) -> dict[str, Any]:
-    """Candidate − reference per candidate, with the band's half-width shaded around zero."""
+    """Candidate − reference per candidate, with the band's half-width shaded around zero;
+    ``raw_diffs`` (by run id) are the unsmoothed diffs, drawn faint under smoothed ones."""
     data = []
     if band is not None and band.x.size:
         zeros = np.zeros(band.x.size)
@@ -135,6 +170,9 @@ def diff_figure(
             )
         )
     for run_id, name, diff in diffs:
+        raw = (raw_diffs or {}).get(run_id)
+        if raw is not None:
+            data.append(_raw_trace(RunTrace(run_id, f"{name} − reference", "candidate", raw, raw), colours[run_id], "solid"))
         trace = go.Scatter(
             mode="lines",
             name=f"{html.escape(name, quote=False)} − reference",
@@ -143,10 +181,105 @@ def diff_figure(
         ).to_plotly_json()
         _xy(trace, diff.x, diff.y, "", "")
         data.append(trace)
-    return {
-        "data": data,
-        "layout": _layout(f"{metric}: candidate − reference", f"Δ {metric}", markers, colours),
-    }
+    unit = _unit(metric)
+    layout = _layout(f"{metric}: candidate − reference", f"Δ {unit}" if unit else "Δ", markers, colours)
+    focus = None
+    if band is not None and band.x.size:
+        focus = _focus(
+            band.lower - band.center,
+            band.upper - band.center,
+            [(run_id, name, diff.x, diff.y) for run_id, name, diff in diffs],
+            colours,
+        )
+    _apply_focus(layout, focus)
+    return {"data": data, "layout": layout}
+
+
+def _unit(metric: str) -> str:
+    return METRIC_UNITS.get(canonical_of(metric) or metric, "")
+
+
+@dataclass(frozen=True)
+class _Focus:
+    linear: tuple[float, float]
+    log: tuple[float, float] | None
+    labels: list[dict[str, Any]]
+
+
+def _focus(
+    band_lower: np.ndarray | None,
+    band_upper: np.ndarray | None,
+    lines: Sequence[tuple[str, str, np.ndarray, np.ndarray]],
+    colours: Mapping[str, str],
+) -> _Focus | None:
+    """The y range that follows the reference band and the runs near it, when some run lies
+    far off (else None: Plotly's autorange already shows everything well).
+
+    "Near" is within ``_NEAR_BANDS`` band heights above or below the band. A run further off
+    is clipped, and gets an edge label with its most extreme value and the step of it.
+    """
+    if band_lower is None or band_upper is None:
+        return None
+    edges = np.concatenate([np.asarray(band_lower, float), np.asarray(band_upper, float)])
+    edges = edges[np.isfinite(edges)]
+    if not edges.size:
+        return None
+    low, high = float(edges.min()), float(edges.max())
+    height = high - low or abs(high) or 1.0
+    near_low, near_high = low - _NEAR_BANDS * height, high + _NEAR_BANDS * height
+    far: list[tuple[str, str, np.ndarray, np.ndarray]] = []
+    for run_id, name, x, y in lines:
+        y = np.asarray(y, float)
+        finite = np.isfinite(y)
+        near = finite & (y >= near_low) & (y <= near_high)
+        if near.any():
+            low, high = min(low, float(y[near].min())), max(high, float(y[near].max()))
+        if (finite & ~near).any():
+            far.append((run_id, name, np.asarray(x), y))
+    if not far:
+        return None
+    pad = 0.05 * ((high - low) or height)
+    linear = (low - pad, high + pad)
+    labels = []
+    for index, (run_id, name, x, y) in enumerate(far):
+        values = np.where(np.isfinite(y), y, np.nan)
+        above = np.nanmax(values) > linear[1]
+        at = int(np.nanargmax(values) if above else np.nanargmin(values))
+        value = float(values[at])
+        labels.append(
+            {
+                "name": f"{CLIP_LABEL}:{run_id}",
+                "x": 1,
+                "xref": "paper",
+                "xanchor": "right",
+                # Above the plot area (in the top margin, clear of the curves and of the
+                # divergence markers' labels), or on the bottom edge inside it.
+                "y": 1 if above else 0,
+                "yref": "paper",
+                "yanchor": "bottom",
+                "yshift": 16 * index if above else 18 * index,
+                "showarrow": False,
+                "bgcolor": "rgba(255, 255, 255, 0.85)",
+                "bordercolor": colours[run_id],
+                "font": {"color": colours[run_id], "size": 11},
+                "text": f"{'▲' if above else '▼'} {html.escape(name, quote=False)} {value:.4g} (off scale)",
+                "hovertext": f"{html.escape(name, quote=False)} reaches {value:.4g} at step {int(x[at])}; "
+                "use “fit all” to see the whole line",
+            }
+        )
+    log = (float(np.log10(linear[0])), float(np.log10(linear[1]))) if low > 0 and linear[0] > 0 else None
+    return _Focus(linear, log, labels)
+
+
+def _apply_focus(layout: dict[str, Any], focus: _Focus | None) -> None:
+    """Set the focused y range, its log-axis form and the clipped runs' labels; the page's
+    "fit all" drops all three."""
+    if focus is None:
+        return
+    layout["yaxis"]["range"] = list(focus.linear)
+    layout["yaxis"]["autorange"] = False
+    layout["meta"] = {"y_focus": list(focus.linear), "y_focus_log": list(focus.log) if focus.log else None}
+    layout["annotations"] = [*layout.get("annotations", []), *focus.labels]
 
 
 def _run_trace(run: RunTrace, colour: str, dash: str) -> dict[str, Any]:
@@ -162,17 +295,35 @@ def _run_trace(run: RunTrace, colour: str, dash: str) -> dict[str, Any]:
     return trace
 
 
+def _raw_trace(run: RunTrace, colour: str, dash: str) -> dict[str, Any]:
+    assert run.raw is not None
+    trace = go.Scatter(
+        mode="lines",
+        name=html.escape(run.name, quote=False) + " (unsmoothed)",
+        legendgroup=run.run_id,
+        showlegend=False,
+        hoverinfo="skip",
+        opacity=_RAW_OPACITY,
+        line={"color": colour, "width": 1, "dash": dash},
+    ).to_plotly_json()
+    trace.update(x=typed_array(run.raw.x, integer=True), y=typed_array(run.raw.y))
+    return trace
+
+
 def _band_traces(
     x: np.ndarray, lower: np.ndarray, center: np.ndarray, upper: np.ndarray, label: str
 ) -> list[dict[str, Any]]:
+    # The band is one hover row, "[low, high]", on the lower edge's trace; the upper edge and
+    # the center line are drawn but not hovered.
     upper_trace = go.Scatter(
         mode="lines",
         name="band upper",
         legendgroup="band",
         showlegend=False,
+        hoverinfo="skip",
         line={"width": 0},
     ).to_plotly_json()
-    _xy(upper_trace, x, upper, "band upper ", "<extra></extra>")
+    upper_trace.update(x=typed_array(x, integer=True), y=typed_array(upper))
     lower_trace = go.Scatter(
         mode="lines",
         name=label,
@@ -181,15 +332,17 @@ def _band_traces(
         fill="tonexty",
         fillcolor=BAND_FILL,
     ).to_plotly_json()
-    _xy(lower_trace, x, lower, "band lower ", "<extra></extra>")
+    _xy(lower_trace, x, lower, "[", f", %{{customdata{_HOVER_FORMAT}}}]<extra>band</extra>")
+    lower_trace["customdata"] = typed_array(upper)
     center_trace = go.Scatter(
         mode="lines",
         name="band center",
         legendgroup="band",
         showlegend=False,
+        hoverinfo="skip",
         line={"width": 1, "dash": "dot", "color": "rgba(90, 90, 90, 0.8)"},
     ).to_plotly_json()
-    _xy(center_trace, x, center, "band center ", "<extra></extra>")
+    center_trace.update(x=typed_array(x, integer=True), y=typed_array(center))
     return [upper_trace, lower_trace, center_trace]
 
 
@@ -228,7 +381,9 @@ def _layout(
     return go.Layout(
         title={"text": html.escape(title, quote=False)},
         hovermode="x unified",
-        xaxis={"title": {"text": "step"}},
+        # See-through, so the hover box does not hide the curves under it.
+        hoverlabel={"bgcolor": "rgba(255, 255, 255, 0.72)"},
+        xaxis={"title": {"text": "step"}, "unifiedhovertitle": {"text": "step %{x}"}},
         yaxis={"title": {"text": html.escape(y_title, quote=False)}},
         legend={"orientation": "h", "y": -0.2},
         margin={"l": 60, "r": 20, "t": 50, "b": 60},

@@ -59,6 +59,8 @@ _WORKLOAD = (
     # length of training
     "steps", "max_steps", "num_steps", "total_training_steps", "num_train_epochs", "epochs",
     "total_epochs", "max_train_steps",
+    # how the workers' prompts and rl/* metrics are made (docs/WORKERS.md)
+    "instruction_tokens", "metric_aggregation",
 )  # fmt: skip
 
 _SEMANTIC = (
@@ -80,7 +82,7 @@ _INFERENCE_PATH = (
     # numerics
     "attention_backend", "vllm_attention_backend", "dtype", "torch_dtype", "kv_cache_dtype",
     "quantization", "lm_head_dtype", "fp32_lm_head", "cast_lm_head_to_fp32",
-    "fp32_layer_prefix", "disable_cascade_attn",
+    "fp32_layer_prefix", "disable_cascade_attn", "prefix_block_size", "block_size",
     # the trainer's own precision: its logprobs are the other side of every ratio
     "load_as_bf16",
     # engine capacity

@@ -130,6 +130,8 @@ def _json_rows(text: str) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise BadInput(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})", field="file") from None
+        except RecursionError:
+            raise BadInput(f"line {number}: JSON nested too deeply to read", field="file") from None
         if not isinstance(row, dict):
             raise BadInput(f"line {number}: expected a JSON object, got {type(row).__name__}", field="file")
         rows.append(row)

@@ -234,6 +234,8 @@ def parse_order_by(items: list[str] | None) -> list[OrderKey]:
     keys: list[OrderKey] = []
     for item in items or []:
         tokens = _tokens(item)
+        if not tokens:
+            raise BadInput(f"order_by: {item!r} should be '<key> [ASC|DESC]'", field="order_by")
         entity, key, i = _identifier(tokens, 0, item)
         descending = False
         if i < len(tokens):

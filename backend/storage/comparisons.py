@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from backend.domain import SavedComparison
 from backend.errors import NotFound
+from backend.limits import is_row_id
 from backend.models import SavedComparisonRow
 
 
@@ -53,7 +54,7 @@ class ComparisonStore:
 
     def get(self, comparison_id: int) -> SavedComparison:
         """The saved comparison, or ``NotFound``."""
-        row = self.session.get(SavedComparisonRow, comparison_id)
+        row = self.session.get(SavedComparisonRow, comparison_id) if is_row_id(comparison_id) else None
         if row is None:
             raise NotFound(f"comparison {comparison_id} not found")
         return _to_domain(row)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, aliased
 
 from backend.domain import ClaimedLeg, Job, JobLeg, JobStatus, LegPlan, LegStatus, RunStatus
 from backend.errors import Conflict, NotFound
+from backend.limits import is_row_id
 from backend.models import JobLegRow, JobRow, RunRow, WorkerRow, utcnow
 from backend.storage.comparisons import ComparisonStore
 from backend.storage.runs import RunStore
@@ -100,7 +101,7 @@ class JobStore:
 
     def get(self, job_id: int) -> Job:
         """The job with its legs in order, or ``NotFound``."""
-        row = self.session.get(JobRow, job_id, populate_existing=True)
+        row = self.session.get(JobRow, job_id, populate_existing=True) if is_row_id(job_id) else None
         if row is None:
             raise NotFound(f"job {job_id} not found")
         legs = self.session.execute(
@@ -124,6 +125,8 @@ class JobStore:
 
     def project_of_leg(self, leg_id: int) -> int:
         """The project a leg belongs to, or ``NotFound``."""
+        if not is_row_id(leg_id):
+            raise NotFound(f"leg {leg_id} not found")
         project_id = self.session.scalar(
             select(JobRow.project_id).join(JobLegRow, JobLegRow.job_id == JobRow.id).where(JobLegRow.id == leg_id)
         )
@@ -382,9 +385,9 @@ class JobStore:
                 .execution_options(populate_existing=True)
             )
         )
-        if job.status != JobStatus.RUNNING.value or any(
-            leg.status != LegStatus.FINISHED.value for leg in legs
-        ):
+        # A ladder's skipped rung (docs/LADDER.md) is done without a run.
+        done = (LegStatus.FINISHED.value, LegStatus.SKIPPED.value)
+        if job.status != JobStatus.RUNNING.value or any(leg.status not in done for leg in legs):
             return
         reference_ids = [leg.run_id for leg in legs if leg.role == "reference" and leg.run_id is not None]
         candidate_ids = [leg.run_id for leg in legs if leg.role == "candidate" and leg.run_id is not None]

@@ -10,6 +10,8 @@ otherwise into a temporary table followed by one ``INSERT … ON CONFLICT`` merg
 
 from __future__ import annotations
 
+import json
+import random
 import struct
 import time
 
@@ -19,9 +21,15 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from backend.domain import IngestResult, KeySummary, PointBatch
+from backend.errors import TooLarge
+from backend.limits import MAX_KEYS_PER_REQUEST, MAX_KEYS_PER_RUN
 from backend.models import MetricKeyRow, MetricPointRow, RunRow, utcnow
 from backend.storage.summaries import SummaryStore
 from backend.storage.values import from_storage
+
+# How many times a merge that lost a deadlock or a serialization conflict is tried in all;
+# beyond that the error reaches the API, which answers 503 with Retry-After.
+MERGE_ATTEMPTS = 5
 
 
 class MetricStore:
@@ -39,6 +47,8 @@ class MetricStore:
         if not names:
             return {}
         if create:
+            # Sorted, so concurrent requests adding the same new keys lock them in one order.
+            names = sorted(set(names))
             if self._dialect == "postgresql":
                 self.session.execute(
                     text(
@@ -69,8 +79,18 @@ class MetricStore:
         key_index, steps, values, times = batch.columns()
         if len(steps) == 0:
             return IngestResult(accepted=0, replaced=0)
+        if len(batch.names) > MAX_KEYS_PER_REQUEST:
+            raise TooLarge(
+                f"keys: {len(batch.names)} distinct metric keys, the limit is {MAX_KEYS_PER_REQUEST} per request",
+                field="keys",
+            )
         ids = self.key_ids(batch.names, create=True)
+        self._check_keys_per_run(run_id, sorted(ids.values()))
         key_ids = np.asarray([ids[name] for name in batch.names], dtype=np.int32)[key_index]
+        # One canonical order for every writer, key id then step: rows are locked in the order
+        # they are written, so two requests with their keys in different orders cannot deadlock.
+        order = np.lexsort((steps, key_ids))
+        key_ids, steps, values, times = key_ids[order], steps[order], values[order], times[order]
         times = np.where(np.isnan(times), time.time(), times)
         if self._dialect == "postgresql":
             replaced = self._ingest_postgresql(run_id, key_ids, steps, values, times)
@@ -93,6 +113,42 @@ class MetricStore:
         # After the run's row is updated: its lock serialises writers of one run until commit.
         SummaryStore(self.session).refresh(run_id, key_ids, steps)
         return IngestResult(accepted=len(steps), replaced=replaced)
+
+    def _check_keys_per_run(self, run_id: int, key_ids: list[int]) -> None:
+        """Refuse a batch that would give the run more than ``MAX_KEYS_PER_RUN`` keys. Keys the
+        run already has cost one index probe each; only new keys trigger the full count."""
+        if self._dialect == "postgresql":
+            absent = "SELECT k FROM unnest(CAST(:ids AS int[])) AS k"
+            params: dict[str, object] = {"run": run_id, "ids": key_ids}
+        else:
+            absent = "SELECT value AS k FROM json_each(:ids)"
+            params = {"run": run_id, "ids": json.dumps(key_ids)}
+        new = self.session.execute(
+            text(
+                f"SELECT count(*) FROM ({absent}) AS batch WHERE NOT EXISTS "
+                "(SELECT 1 FROM metric_point WHERE run_id = :run AND key_id = batch.k)"
+            ),
+            params,
+        ).scalar_one()
+        if not new:
+            return
+        existing = self.session.execute(
+            text(
+                "WITH RECURSIVE k(key_id) AS ("
+                " SELECT min(key_id) FROM metric_point WHERE run_id = :run"
+                " UNION ALL"
+                " SELECT (SELECT min(key_id) FROM metric_point WHERE run_id = :run AND key_id > k.key_id)"
+                " FROM k WHERE k.key_id IS NOT NULL)"
+                " SELECT count(key_id) FROM k"
+            ),
+            {"run": run_id},
+        ).scalar_one()
+        if existing + new > MAX_KEYS_PER_RUN:
+            raise TooLarge(
+                f"keys: this run has {existing} metric keys and the request adds {new}; "
+                f"the limit is {MAX_KEYS_PER_RUN} per run",
+                field="keys",
+            )
 
     def _ingest_sqlite(
         self, run_id: int, key_ids: np.ndarray, steps: np.ndarray, values: np.ndarray, times: np.ndarray
@@ -145,27 +201,37 @@ class MetricStore:
                         ) as copy:
                             copy.write(payload)
                 return 0
-            except psycopg.errors.UniqueViolation:
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
                 pass
-        with conn.cursor() as cur:
-            cur.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS ingest_points (run_id int, key_id int, step bigint, "
-                "value float8, wall_time float8) ON COMMIT DELETE ROWS"
-            )
-            cur.execute("TRUNCATE ingest_points")
-            with cur.copy("COPY ingest_points FROM STDIN (FORMAT BINARY)") as copy:
-                copy.write(payload)
-            cur.execute(
-                "WITH merged AS ("
-                " INSERT INTO metric_point (run_id, key_id, step, value, wall_time)"
-                " SELECT run_id, key_id, step, value, wall_time FROM ingest_points"
-                " ON CONFLICT (run_id, key_id, step) DO UPDATE"
-                " SET value = EXCLUDED.value, wall_time = EXCLUDED.wall_time"
-                " RETURNING (xmax <> 0) AS was_update)"
-                " SELECT count(*) FILTER (WHERE was_update) FROM merged"
-            )
-            (replaced,) = cur.fetchone()
-        return int(replaced)
+        for attempt in range(1, MERGE_ATTEMPTS + 1):
+            try:
+                # A savepoint: a deadlock or serialization failure undoes only this merge,
+                # which is then tried again, up to MERGE_ATTEMPTS times.
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.execute(
+                        "CREATE TEMP TABLE IF NOT EXISTS ingest_points (run_id int, key_id int, step bigint, "
+                        "value float8, wall_time float8) ON COMMIT DELETE ROWS"
+                    )
+                    cur.execute("TRUNCATE ingest_points")
+                    with cur.copy("COPY ingest_points FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.write(payload)
+                    cur.execute(
+                        "WITH merged AS ("
+                        " INSERT INTO metric_point (run_id, key_id, step, value, wall_time)"
+                        " SELECT run_id, key_id, step, value, wall_time FROM ingest_points"
+                        " ORDER BY key_id, step"
+                        " ON CONFLICT (run_id, key_id, step) DO UPDATE"
+                        " SET value = EXCLUDED.value, wall_time = EXCLUDED.wall_time"
+                        " RETURNING (xmax <> 0) AS was_update)"
+                        " SELECT count(*) FILTER (WHERE was_update) FROM merged"
+                    )
+                    (replaced,) = cur.fetchone()
+                return int(replaced)
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                if attempt == MERGE_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0.005, 0.02) * attempt)
+        raise AssertionError("unreachable")
 
     # -- reads --------------------------------------------------------------------------------
 

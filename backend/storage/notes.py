@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from backend.domain import Note
 from backend.errors import NotFound
+from backend.limits import is_row_id
 from backend.models import AnnotationRow
 
 __all__ = ["NoteStore", "run_set_key"]
@@ -77,14 +78,14 @@ class NoteStore:
 
     def get(self, note_id: int) -> Note:
         """The note, or ``NotFound``."""
-        row = self.session.get(AnnotationRow, note_id)
+        row = self.session.get(AnnotationRow, note_id) if is_row_id(note_id) else None
         if row is None:
             raise NotFound(f"note {note_id} not found")
         return _to_domain(row)
 
     def delete(self, note_id: int) -> None:
         """Remove a note; ``NotFound`` if there is none with this id."""
-        row = self.session.get(AnnotationRow, note_id)
+        row = self.session.get(AnnotationRow, note_id) if is_row_id(note_id) else None
         if row is None:
             raise NotFound(f"note {note_id} not found")
         self.session.delete(row)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from backend.domain import Project
 from backend.errors import BadInput, Conflict, NotFound
+from backend.limits import is_row_id
 from backend.models import ProjectRow
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -44,7 +45,7 @@ class ProjectStore:
         return _to_domain(row)
 
     def get(self, project_id: int) -> Project:
-        row = self.session.get(ProjectRow, project_id)
+        row = self.session.get(ProjectRow, project_id) if is_row_id(project_id) else None
         if row is None:
             raise NotFound(f"project {project_id} not found")
         return _to_domain(row)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from backend.domain import Run, RunPage, RunStatus
 from backend.errors import BadInput, NotFound
+from backend.limits import is_row_id
 from backend.models import RunRow, utcnow
 
 
@@ -93,23 +94,28 @@ class RunStore:
 
     def get(self, run_id: int) -> Run:
         """The run, or ``NotFound``."""
-        row = self.session.get(RunRow, run_id, options=[joinedload(RunRow.project)])
+        row = self.session.get(RunRow, run_id, options=[joinedload(RunRow.project)]) if is_row_id(run_id) else None
         if row is None:
             raise NotFound(f"run {run_id} not found")
         return _to_domain(row)
 
     def get_many(self, run_ids: list[int]) -> list[Run]:
         """Runs in the order asked; ``NotFound`` naming the first missing id."""
+        found = {run.id: run for run in self.find_many(run_ids)}
+        missing = [i for i in run_ids if i not in found]
+        if missing:
+            raise NotFound(f"run {missing[0]} not found")
+        return [found[i] for i in run_ids]
+
+    def find_many(self, run_ids: list[int]) -> list[Run]:
+        """The runs of ``run_ids`` that exist, in the order asked; unknown ids are left out."""
         rows = {
             r.id: r
             for r in self.session.scalars(
-                select(RunRow).options(joinedload(RunRow.project)).where(RunRow.id.in_(run_ids))
+                select(RunRow).options(joinedload(RunRow.project)).where(RunRow.id.in_([i for i in run_ids if is_row_id(i)]))
             )
         }
-        missing = [i for i in run_ids if i not in rows]
-        if missing:
-            raise NotFound(f"run {missing[0]} not found")
-        return [_to_domain(rows[i]) for i in run_ids]
+        return [_to_domain(rows[i]) for i in run_ids if i in rows]
 
     def list(
         self,
@@ -159,7 +165,7 @@ class RunStore:
         config: dict[str, Any] | None = None,
     ) -> Run:
         """Change fields; ``config`` is deep-merged into the stored config."""
-        row = self.session.get(RunRow, run_id)
+        row = self.session.get(RunRow, run_id) if is_row_id(run_id) else None
         if row is None:
             raise NotFound(f"run {run_id} not found")
         if status is not None:

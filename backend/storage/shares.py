@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, defer
 
 from backend.domain import IssuedShareLink, ShareLink
 from backend.errors import Gone, NotFound
+from backend.limits import is_row_id
 from backend.models import ShareLinkRow, utcnow
 from backend.storage.tokens import hash_secret
 
@@ -91,16 +92,36 @@ class ShareStore:
         )
         return [_to_domain(r) for r in rows]
 
+    def for_comparison(
+        self, project_id: int, reference_ids: list[int], candidate_ids: list[int]
+    ) -> list[ShareLink]:
+        """The project's links whose view has exactly these reference and candidate runs
+        (in any order), newest first, without their snapshots."""
+        wanted = (set(reference_ids), set(candidate_ids))
+        return [
+            link
+            for link in self.list(project_id)
+            if (set(link.view.get("reference", [])), set(link.view.get("candidates", []))) == wanted
+        ]
+
     def get(self, link_id: int) -> ShareLink:
         """The link by id, or ``NotFound``."""
-        row = self.session.get(ShareLinkRow, link_id, options=[defer(ShareLinkRow.snapshot)])
+        row = (
+            self.session.get(ShareLinkRow, link_id, options=[defer(ShareLinkRow.snapshot)])
+            if is_row_id(link_id)
+            else None
+        )
         if row is None:
             raise NotFound(f"share link {link_id} not found")
         return _to_domain(row)
 
     def revoke(self, link_id: int) -> ShareLink:
         """Revoke a link for good; revoking twice keeps the first time."""
-        row = self.session.get(ShareLinkRow, link_id, options=[defer(ShareLinkRow.snapshot)])
+        row = (
+            self.session.get(ShareLinkRow, link_id, options=[defer(ShareLinkRow.snapshot)])
+            if is_row_id(link_id)
+            else None
+        )
         if row is None:
             raise NotFound(f"share link {link_id} not found")
         if row.revoked_at is None:

@@ -2,7 +2,10 @@
 
     parityscope demo --no-serve --database-url sqlite:///demo.db     # prints the comparison URL
     parityscope serve --database-url sqlite:///demo.db --port 8000 &
-    .venv/bin/python docs/img/capture.py http://127.0.0.1:8000 '/compare?reference=1,2&candidates=3,4'
+    .venv/bin/python docs/img/capture.py http://127.0.0.1:8000 '/compare?reference=1,2&candidates=3,4&ladder=2'
+
+With ``ladder=`` in the path it also takes the parity ladder (docs/LADDER.md), from the page that
+shows every rung's runs, with the closing rung's row clicked.
 """
 
 from __future__ import annotations
@@ -31,6 +34,18 @@ def main() -> None:
         # Sticky bars would cover the top of element screenshots.
         page.add_style_tag(content=".toolbar, header.top { position: static !important; }")
         page.locator(".columns").screenshot(path=str(HERE / "diagnosis.png"))
+        if "ladder=" in compare_path:
+            page.wait_for_selector("#ladder-table")
+            every_rung = page.get_attribute("#ladder-open", "href")
+            if every_rung:
+                page.goto(base + every_rung)
+                page.wait_for_selector("#panels[data-drawn='4']")
+                page.wait_for_selector("#ladder-table")
+            page.add_style_tag(content=".toolbar, header.top { position: static !important; }")
+            page.click("#ladder-table tr.closing")
+            page.wait_for_timeout(500)
+            page.locator("#ladder-section").screenshot(path=str(HERE / "ladder.png"))
+            page.locator("#panels").screenshot(path=str(HERE / "ladder-panels.png"))
         slug = page.evaluate("() => fetch('/api/v1/projects').then(r => r.json()).then(p => p[0].slug)")
         page.goto(f"{base}/projects/{slug}")
         page.wait_for_selector("#rows tr")

@@ -87,7 +87,8 @@ export const runKeys = (id) => request('GET', `/api/v1/runs/${Number(id)}/keys`)
 /**
  * GET /api/v1/compare for a view ({reference, candidates, metrics, smoothing, maxPoints}).
  * `include` names the data sections to send: the figures the panels draw (`overlay`, `diff`)
- * and/or the raw `series` (for a CSV).
+ * and/or the raw `series` (for a CSV). The page asks with `partial`: unknown runs and metrics
+ * come back named in `missing` while the rest is compared.
  */
 export const compare = (view, include) =>
   request('GET', '/api/v1/compare', {
@@ -98,6 +99,7 @@ export const compare = (view, include) =>
       smoothing: view.smoothing || undefined,
       max_points: view.maxPoints,
       include,
+      partial: 'true',
     },
   });
 
@@ -108,7 +110,16 @@ export const addNote = (runIds, step, text) =>
 
 export const deleteNote = (id) => request('DELETE', `/api/v1/notes/${Number(id)}`);
 
+export const job = (id) => request('GET', `/api/v1/jobs/${Number(id)}`);
+
+/** POST /api/v1/ladders: a parity ladder from runs (with `dry_run: true`, only its plan). */
+export const createLadder = (body) => request('POST', '/api/v1/ladders', { body });
+
 export const createShare = (body) => request('POST', '/api/v1/shares', { body });
+
+/** The share links made for exactly these reference and candidate runs, newest first. */
+export const sharesOf = (reference, candidates) =>
+  request('GET', '/api/v1/shares', { query: { reference, candidates } });
 
 export const revokeShare = (id) => request('DELETE', `/api/v1/shares/${Number(id)}`);
 

@@ -35,17 +35,28 @@ function plotly() {
   return window.Plotly;
 }
 
+// The modebar lists its buttons explicitly: only ones that work in the browser and keep the data
+// here (PNG, zoom, pan, reset). No link out, no logo, no "edit in Chart Studio" or cloud export.
+export const MODEBAR_BUTTONS = Object.freeze([
+  'toImage', 'zoom2d', 'pan2d', 'zoomIn2d', 'zoomOut2d', 'autoScale2d', 'resetScale2d',
+]);
+
 const CONFIG = {
   responsive: true,
   displaylogo: false,
-  modeBarButtonsToRemove: ['lasso2d', 'select2d'],
+  showLink: false,
+  showSendToCloud: false,
+  showEditInChartStudio: false,
+  modeBarButtons: [[...MODEBAR_BUTTONS]],
 };
 
 /**
- * Draw (or redraw in place) `figure` in `div`; resolves once Plotly has drawn it. `onXRange` and
- * `onClickStep` are attached after the first draw (Plotly adds its event API to the div then).
+ * Draw (or redraw in place) `figure` in `div`; resolves once Plotly has drawn it. The handlers
+ * are attached after the first draw (Plotly adds its event API to the div then): `onXRange` on
+ * zoom, `onClickStep` on a click, `onHoverStep(step)` / `onUnhover()` when the pointer hovers a
+ * step or leaves (not for hovers set by `hoverStep`).
  */
-export async function draw(div, figure, { filename, onXRange, onClickStep } = {}) {
+export async function draw(div, figure, { filename, onXRange, onClickStep, onHoverStep, onUnhover } = {}) {
   const config = { ...CONFIG, toImageButtonOptions: { format: 'png', filename: filename || 'parityscope', scale: 2 } };
   await load();
   await plotly().react(div, figure.data, figure.layout, config);
@@ -53,8 +64,45 @@ export async function draw(div, figure, { filename, onXRange, onClickStep } = {}
     div.dataset.wired = '1';
     if (onXRange) listenXRange(div, onXRange);
     if (onClickStep) listenClickStep(div, onClickStep);
+    if (onHoverStep) listenHover(div, onHoverStep, onUnhover);
   }
   return div;
+}
+
+// True while this module itself moves the hover of other panels, so their events are not echoed.
+let echoing = false;
+
+function listenHover(div, onHoverStep, onUnhover) {
+  div.on('plotly_hover', (event) => {
+    const point = event && event.points && event.points[0];
+    if (echoing || !point || !Number.isFinite(Number(point.x))) return;
+    onHoverStep(Number(point.x));
+  });
+  div.on('plotly_unhover', () => {
+    if (!echoing && onUnhover) onUnhover();
+  });
+}
+
+/** Show the hover of `div` at `step`, as if the pointer were there (used to mirror another panel). */
+export function hoverStep(div, step) {
+  if (!window.Plotly || !div._fullLayout) return;
+  echoing = true;
+  try {
+    window.Plotly.Fx.hover(div, { xval: step }, 'xy');
+  } finally {
+    echoing = false;
+  }
+}
+
+/** Hide the hover of `div`. */
+export function unhover(div) {
+  if (!window.Plotly || !div._fullLayout) return;
+  echoing = true;
+  try {
+    window.Plotly.Fx.unhover(div);
+  } finally {
+    echoing = false;
+  }
 }
 
 export function purge(div) {

@@ -1,55 +1,52 @@
-// The diagnosis panel and the config diff, built from the compare payload (text nodes only).
+// The diagnosis panel and the config table, drawn from the compare payload (text nodes only).
+// The server words every fact (three significant digits, units) and defines every quantity
+// (docs/COMPARE.md, "Verdicts and their evidence"); the page shows them as they come.
 import { clear, h } from './dom.js';
-import { formatNumber, formatValue, groupConfigDiff } from './shaping.js';
-
-const KEY_LISTS = { differing_keys: 'differing keys', engine: 'engine', varies_among_references: 'varies among reference replicas' };
+import { candidateMarkers, configTable } from './shaping.js';
 
 function runName(payload, id) {
   const run = payload.runs && payload.runs[String(id)];
   return run ? run.name : `run ${id}`;
 }
 
-function keyTable(entries) {
-  return h('table', { class: 'kv' },
-    h('tr', {}, h('th', {}, 'key'), h('th', {}, 'reference'), h('th', {}, 'candidate')),
-    entries.map((e) => h('tr', {},
-      h('td', { class: 'mono' }, e.key),
-      h('td', { class: 'mono' }, formatValue(e.reference_value)),
-      h('td', { class: 'mono' }, formatValue(e.candidate_value)))));
+// A fact with a defined quantity carries its definition as a tooltip (`title`) and, for screen
+// readers and keyboards, as a description that shows while the fact has focus.
+function factItem(fact, id) {
+  if (!fact.definition) return h('li', { class: 'fact' }, fact.fact);
+  return h('li', { class: 'fact defined', tabindex: '0', title: fact.definition, 'aria-describedby': id },
+    fact.fact,
+    h('span', { class: 'definition', id, role: 'tooltip' }, fact.definition));
 }
 
-function parityTable(parity) {
-  const names = new Set([...Object.keys(parity.candidate || {}), ...Object.keys(parity.reference || {})]);
-  const findings = Object.entries(parity).filter(([k, v]) => !['candidate', 'reference', 'notes'].includes(k) && v !== undefined);
-  return h('div', {},
-    findings.length ? h('p', { class: 'mono' }, findings.map(([k, v]) => `${k}: ${v === null ? 'unknown' : v}`).join(' · ')) : null,
-    names.size ? h('table', { class: 'kv' },
-      h('tr', {}, h('th', {}, 'parity metric'), h('th', {}, 'reference'), h('th', {}, 'candidate')),
-      [...names].map((name) => h('tr', {},
-        h('td', { class: 'mono' }, name),
-        h('td', { class: 'mono' }, formatNumber((parity.reference || {})[name] ?? '—')),
-        h('td', { class: 'mono' }, formatNumber((parity.candidate || {})[name] ?? '—'))))) : null,
-    (parity.notes || []).map((note) => h('p', { class: 'muted' }, note)));
+function verdictItem(verdict, start, candidateId) {
+  const facts = verdict.facts || [];
+  const prefix = `fact-${candidateId}-${verdict.layer}`;
+  return h('li', {
+    class: `${verdict.verdict}${verdict.layer === start ? ' start' : ''}`,
+    dataset: { layer: verdict.layer, verdict: verdict.verdict },
+  },
+  h('span', { class: 'layer' }, verdict.layer), h('span', { class: `badge ${verdict.verdict}` }, verdict.verdict),
+  verdict.layer === start ? h('span', { class: 'start-here' }, '← start here') : null,
+  h('div', { class: 'sentence' }, verdict.sentence),
+  facts.length ? h('ul', { class: 'facts', 'aria-label': `${verdict.layer}: the facts that decided it` },
+    facts.map((fact, i) => factItem(fact, `${prefix}-${i}`))) : null);
 }
 
-function divergenceTable(divergence) {
-  return h('table', { class: 'kv' },
-    h('tr', {}, h('th', {}, 'metric'), h('th', {}, 'leaves the band at step'), h('th', {}, 'effect size'), h('th', {}, 'direction')),
-    Object.entries(divergence).map(([metric, d]) => h('tr', {},
-      h('td', {}, metric), h('td', { class: 'mono' }, d.first_divergence_step),
-      h('td', { class: 'mono' }, formatNumber(d.effect_size ?? '—')), h('td', {}, d.direction || '—'))));
-}
-
-function evidenceNode(evidence) {
-  const parts = [];
-  for (const [key, value] of Object.entries(evidence || {})) {
-    if (value === null || (Array.isArray(value) && !value.length) || (typeof value === 'object' && !Object.keys(value).length)) continue;
-    if (KEY_LISTS[key] && Array.isArray(value)) parts.push(h('h3', {}, KEY_LISTS[key]), keyTable(value));
-    else if (key === 'parity' && typeof value === 'object') parts.push(h('h3', {}, 'parity metrics'), parityTable(value));
-    else if (key === 'divergence' && typeof value === 'object') parts.push(h('h3', {}, 'divergence'), divergenceTable(value));
-    else parts.push(h('h3', {}, key), h('pre', {}, JSON.stringify(value, null, 2)));
-  }
-  return parts.length ? h('details', {}, h('summary', {}, 'evidence'), parts) : null;
+// The charts' markers for one candidate, in words, for those who cannot hover a chart.
+function markerList(payload, candidateId) {
+  const markers = candidateMarkers(payload, candidateId);
+  if (!markers.length) return null;
+  return h('div', { class: 'band-exits' },
+    h('h4', {}, 'Where it leaves the reference band'),
+    h('ul', { class: 'facts' }, markers.map((marker, i) => {
+      const id = `marker-${candidateId}-${i}`;
+      const props = marker.definition
+        ? { class: 'fact defined', tabindex: '0', title: marker.definition, 'aria-describedby': id, dataset: { metric: marker.metric, step: marker.step } }
+        : { class: 'fact', dataset: { metric: marker.metric, step: marker.step } };
+      return h('li', props, marker.summary,
+        marker.detail ? h('span', { class: 'muted detail' }, ` (${marker.detail})`) : null,
+        marker.definition ? h('span', { class: 'definition', id, role: 'tooltip' }, marker.definition) : null);
+    })));
 }
 
 export function renderDiagnosis(container, payload) {
@@ -63,50 +60,59 @@ export function renderDiagnosis(container, payload) {
     const diagnosis = payload.diagnosis && payload.diagnosis[String(id)];
     if (!diagnosis) continue;
     const start = diagnosis.starting_layer;
+    const unclassified = diagnosis.unclassified_keys || [];
     container.append(h('div', { class: 'diagnosis', dataset: { candidate: id } },
       h('h3', {}, runName(payload, id), ' ',
         start ? h('span', { class: 'start-here' }, `start with: ${start}`) : h('span', { class: 'muted' }, 'no failing layer')),
       diagnosis.like_for_like === false ? h('p', { class: 'error' }, 'Not like-for-like: the workload differs.') : null,
-      h('ol', { class: 'verdicts' }, diagnosis.verdicts.map((v) => h('li', {
-        class: `${v.verdict}${v.layer === start ? ' start' : ''}`, dataset: { layer: v.layer, verdict: v.verdict },
-      },
-      h('span', { class: 'layer' }, v.layer), h('span', { class: `badge ${v.verdict}` }, v.verdict),
-      v.layer === start ? h('span', { class: 'start-here' }, '← start here') : null,
-      h('div', {}, v.sentence),
-      evidenceNode(v.evidence)))),
-      diagnosis.unclassified_keys && diagnosis.unclassified_keys.length
-        ? h('p', { class: 'muted' }, 'Unclassified keys: ', h('span', { class: 'mono' }, diagnosis.unclassified_keys.join(', ')))
+      h('ol', { class: 'verdicts' }, diagnosis.verdicts.map((v) => verdictItem(v, start, id))),
+      markerList(payload, id),
+      unclassified.length
+        ? h('p', { class: 'muted unclassified' }, 'Keys no rule classifies (judged by no layer): ',
+          h('span', { class: 'mono' }, unclassified.join(', ')))
         : null));
   }
 }
 
-export function renderConfigDiff(container, payload) {
-  clear(container);
-  for (const id of payload.candidates || []) {
-    const groups = groupConfigDiff((payload.config_diff || {})[String(id)]);
-    container.append(h('h3', {}, `${runName(payload, id)} vs reference`));
-    if (!groups.length) {
-      container.append(h('p', { class: 'muted' }, 'No setting differs.'));
-      continue;
-    }
-    for (const group of groups) {
-      container.append(h('div', { class: 'config-layer', dataset: { layer: group.layer } },
-        h('strong', {}, group.layer),
-        h('table', { class: 'kv' },
-          h('tr', {}, h('th', {}, 'key'), h('th', {}, 'reference'), h('th', {}, 'candidate')),
-          group.entries.map((e) => h('tr', {},
-            h('td', { class: 'mono' }, e.key, e.varies_among_references ? h('span', { class: 'muted' }, ' (varies among replicas)') : null),
-            h('td', { class: 'mono' }, formatValue(e.reference_value)),
-            h('td', { class: 'mono' }, formatValue(e.candidate_value)))))));
-    }
-  }
+const EXPECTED_NOTE = 'expected: differs among replicas by design';
+
+function configRow(row) {
+  return h('tr', {
+    class: [row.differs ? 'differs' : '', row.expected ? 'expected' : ''].filter(Boolean).join(' ') || null,
+    dataset: { key: row.key, differs: String(row.differs), expected: String(row.expected) },
+  },
+  h('td', { class: 'mono' }, row.key,
+    row.expected ? h('span', { class: 'expected-note', title: 'Every leg samples with its own seed; the reference band spans that variation, so it fails no layer.' }, EXPECTED_NOTE) : null),
+  h('td', { class: 'mono', title: row.perReplica ? 'each reference replica’s value' : null }, row.reference),
+  h('td', { class: 'mono' }, row.candidate));
 }
 
-/** Every run's full config and engine, as stored. */
-export function renderAllConfig(container, runs) {
+/**
+ * The config table of each candidate against the reference, by layer: the keys that differ, or
+ * with `every` every key (differing rows highlighted). One table either way.
+ */
+export function renderConfigTable(container, payload, every = false) {
   clear(container);
-  for (const run of runs) {
-    container.append(h('h3', {}, `${run.name}`),
-      h('pre', {}, JSON.stringify({ config: run.config, engine: run.engine }, null, 2)));
+  container.dataset.every = String(every);
+  for (const id of payload.candidates || []) {
+    const groups = configTable(payload, id, every);
+    const differing = groups.some((g) => g.entries.some((row) => row.differs && !row.expected));
+    const section = h('div', { class: 'config-candidate', dataset: { candidate: id } },
+      h('h3', {}, `${runName(payload, id)} vs reference`));
+    container.append(section);
+    if (!groups.length) {
+      section.append(h('p', { class: 'muted' }, every ? 'No configuration recorded.' : 'No setting differs.'));
+      continue;
+    }
+    if (!every && !differing) {
+      section.append(h('p', { class: 'muted' }, 'No setting differs beyond what differs among replicas by design.'));
+    }
+    for (const group of groups) {
+      section.append(h('div', { class: 'config-layer', dataset: { layer: group.layer } },
+        h('strong', {}, group.layer),
+        h('table', { class: 'kv config-table' },
+          h('thead', {}, h('tr', {}, h('th', {}, 'key'), h('th', {}, 'reference'), h('th', {}, 'candidate'))),
+          h('tbody', {}, group.entries.map(configRow)))));
+    }
   }
 }

@@ -1,5 +1,5 @@
 // Pure data shaping for the pages: the figure a panel draws (the server's Plotly spec plus the
-// page's notes, axis type and zoom), the CSV of what is shown, the config diff by layer,
+// page's notes, axis type and zoom), the CSV of what is shown, the config table by layer,
 // sparkline geometry and run-status changes. No DOM, no Plotly; the layer order is the server's
 // (meta.js).
 import { META } from './meta.js';
@@ -12,6 +12,11 @@ export const NOTE_COLOUR = '#8250df';
 /** Plotly renders a subset of HTML in text; user text must reach it as literal characters. */
 export function escapeMarkup(text) {
   return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** The text a Plotly label shows, for the DOM (which escapes by itself): undoes `escapeMarkup`. */
+export function unescapeMarkup(text) {
+  return String(text).replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 }
 
 function shorten(text, length) {
@@ -43,19 +48,54 @@ export function noteDecorations(notes) {
   return { shapes, annotations };
 }
 
+// The server names the edge labels of runs clipped out of a focused y range
+// `clipped-run:<run id>` (docs/API.md, GET /api/v1/compare).
+const CLIP_LABEL = 'clipped-run:';
+
+/**
+ * Whether the server focused `metric`'s panel on the reference band (some run is off scale), for
+ * the panel's axis type: a log axis has no focus when the band reaches zero or below.
+ */
+export function isFocused(payload, metric, view) {
+  const spec = payload && payload.figures && payload.figures[metric] && payload.figures[metric][view.mode];
+  const meta = (spec && spec.layout && spec.layout.meta) || {};
+  const log = view.mode === 'overlay' && (view.logY || []).includes(metric);
+  return Boolean(log ? meta.y_focus_log : meta.y_focus);
+}
+
 /**
  * The figure one panel draws: a copy of the server's spec for the view's mode, with the notes,
- * the y-axis type and the shared x range applied. Null when the server sent no figure.
+ * the panel's y axis (log or linear; focused on the band, or everything when `view.fitAll`
+ * holds the metric), the runs hidden in the page's legend and the shared x range applied.
+ * Null when the server sent no figure.
  */
 export function panelFigure(payload, metric, view, notes) {
   const spec = payload && payload.figures && payload.figures[metric] && payload.figures[metric][view.mode];
   if (!spec) return null;
-  const data = structuredClone(spec.data);
+  const hidden = new Set(view.hidden || []);
+  const data = structuredClone(spec.data).map((trace) => (
+    hidden.has(trace.legendgroup) ? { ...trace, visible: false } : trace));
   const layout = structuredClone(spec.layout || {});
+  const log = view.mode === 'overlay' && (view.logY || []).includes(metric);
+  const meta = layout.meta || {};
+  const focus = (view.fitAll || []).includes(metric) ? null : (log ? meta.y_focus_log : meta.y_focus);
+  layout.yaxis = { ...(layout.yaxis || {}), type: log ? 'log' : 'linear' };
+  if (focus) {
+    layout.yaxis.range = [...focus];
+    layout.yaxis.autorange = false;
+  } else {
+    delete layout.yaxis.range;
+    layout.yaxis.autorange = true;
+  }
+  // A new axis choice is a new y range; the x range and the rest keep the user's changes.
+  layout.yaxis.uirevision = `${log ? 'log' : 'linear'}-${focus ? 'focus' : 'all'}`;
   const decorations = noteDecorations(notes);
   layout.shapes = [...(layout.shapes || []), ...decorations.shapes];
-  layout.annotations = [...(layout.annotations || []), ...decorations.annotations];
-  layout.yaxis = { ...(layout.yaxis || {}), type: view.logY && view.mode === 'overlay' ? 'log' : 'linear' };
+  layout.annotations = [
+    ...(layout.annotations || []).filter((a) => !String(a.name || '').startsWith(CLIP_LABEL)
+      || (focus && !hidden.has(a.name.slice(CLIP_LABEL.length)))),
+    ...decorations.annotations,
+  ];
   layout.xaxis = { ...(layout.xaxis || {}) };
   if (view.xRange) {
     layout.xaxis.range = [...view.xRange];
@@ -65,12 +105,33 @@ export function panelFigure(payload, metric, view, notes) {
     layout.xaxis.autorange = true;
   }
   layout.autosize = true;
-  // The legend goes under the axis title, with room kept for it.
-  layout.legend = { ...(layout.legend || {}), orientation: 'h', x: 0, y: -0.22, yanchor: 'top' };
-  layout.margin = { ...(layout.margin || {}), b: 100 };
-  // Keeps legend clicks across redraws; the x range is always given explicitly above.
+  // The page has one legend for every panel (`legendEntries`).
+  layout.showlegend = false;
+  layout.margin = { ...(layout.margin || {}), b: 45, t: 40 };
   layout.uirevision = 'parityscope';
   return { data, layout };
+}
+
+/**
+ * The page's one legend: each legend group (the band, each run) once, in the order the
+ * figures of the view's mode list them, with its name and colour.
+ */
+export function legendEntries(payload, view) {
+  const entries = new Map();
+  for (const metric of view.metrics) {
+    const spec = payload && payload.figures && payload.figures[metric] && payload.figures[metric][view.mode];
+    for (const trace of (spec && spec.data) || []) {
+      if (trace.showlegend === false || !trace.legendgroup || entries.has(trace.legendgroup)) continue;
+      entries.set(trace.legendgroup, {
+        group: trace.legendgroup,
+        name: unescapeMarkup(trace.name),
+        colour: (trace.line && trace.line.color) || trace.fillcolor || '#666',
+        dash: (trace.line && trace.line.dash) || 'solid',
+        band: Boolean(trace.fill),
+      });
+    }
+  }
+  return [...entries.values()];
 }
 
 /** One CSV field: quoted when needed; text cannot start a spreadsheet formula. */
@@ -134,11 +195,40 @@ export function formatValue(value) {
   return JSON.stringify(value);
 }
 
-/** A number for tables: up to 6 significant digits, API strings ("NaN") as they are. */
-export function formatNumber(value) {
-  if (typeof value !== 'number') return value === null || value === undefined ? '' : String(value);
-  if (Number.isInteger(value)) return String(value);
-  return Number(value.toPrecision(6)).toString();
+/**
+ * Where one candidate leaves the reference band: its markers (as the charts draw them) in the
+ * payload's metric order, each with the definitions of the quantities its words carry.
+ */
+export function candidateMarkers(payload, candidateId) {
+  const definitions = (payload.definitions && payload.definitions.markers) || {};
+  const defined = ['distance', 'band_half_width', 'reference_rate'].map((name) => definitions[name]).filter(Boolean);
+  return Object.values(payload.metrics || {})
+    .flatMap((entry) => entry.markers || [])
+    .filter((marker) => String(marker.run_id) === String(candidateId))
+    .map((marker) => ({ metric: marker.metric, step: marker.step, summary: marker.summary, detail: marker.detail, definition: defined.join(' ') || null }));
+}
+
+/**
+ * One candidate's config table as shown, by layer: the keys that differ (`config_diff`), or every
+ * key (`config_table`) when `every`; the same rows either way. The reference column gives each
+ * replica's value when the replicas differ among themselves. `expected` marks a difference among
+ * replicas by design (a leg's own sampling seed): the server decides it, the page only says it.
+ */
+export function configTable(payload, candidateId, every) {
+  const source = (every && payload.config_table) || payload.config_diff || {};
+  const rows = (source[String(candidateId)] || []).map((row) => {
+    const replicas = (row.replica_values || []).map(formatValue);
+    return {
+      key: row.key,
+      layer: row.layer,
+      reference: new Set(replicas).size > 1 ? replicas.join(', ') : formatValue(row.reference_value),
+      perReplica: new Set(replicas).size > 1,
+      candidate: formatValue(row.candidate_value),
+      differs: row.differs !== false,
+      expected: Boolean(row.expected),
+    };
+  });
+  return groupConfigDiff(rows);
 }
 
 /** SVG polyline points for a sparkline inside width × height; non-finite values are skipped. */
@@ -205,6 +295,9 @@ body{font-family:system-ui,sans-serif;font-size:14px;color:#1f2328;margin:20px;}
 table{border-collapse:collapse;}th,td{border-bottom:1px solid #d8dee4;padding:3px 6px;text-align:left;font-size:12px;}
 .badge{font-weight:700;text-transform:uppercase;font-size:11px;}
 .hidden{display:none;}
+.facts .definition{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap;}
+.expected-note{display:block;color:#656d76;font-style:italic;font-size:11px;}
+[data-every=true] tr.differs:not(.expected) td{background:#fff8c5;}
 </style>
 <script>${js}</script>
 </head><body>

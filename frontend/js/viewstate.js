@@ -14,7 +14,7 @@ export function emptyView() {
     metrics: [...DEFAULT_METRICS],
     smoothing: META.compare.smoothing,
     mode: 'overlay',
-    logY: false,
+    logY: [], // the metrics whose panel has a log y axis
     xRange: null,
     maxPoints: DEFAULT_MAX_POINTS,
   };
@@ -41,9 +41,8 @@ export function parseView(search) {
   const errors = [];
   const view = emptyView();
   view.reference = parseIds(params.get('reference'), 'reference', errors);
-  view.candidates = parseIds(params.get('candidates'), 'candidates', errors).filter(
-    (id) => !view.reference.includes(id),
-  );
+  // A run that is also a reference is kept: the server refuses that selection with its reason.
+  view.candidates = parseIds(params.get('candidates'), 'candidates', errors);
   const metrics = (params.get('metrics') || '').split(',').map((m) => m.trim()).filter(Boolean);
   if (metrics.length) view.metrics = [...new Set(metrics)];
   if (params.has('smoothing')) {
@@ -52,7 +51,10 @@ export function parseView(search) {
     else errors.push('smoothing: must be a number in [0, 1)');
   }
   if (params.get('mode') === 'diff') view.mode = 'diff';
-  view.logY = params.get('logy') === '1';
+  // `logy=1` (every panel) is how links made before log y was per panel say it.
+  const logY = params.get('logy');
+  if (logY === '1') view.logY = [...view.metrics];
+  else if (logY) view.logY = [...new Set(logY.split(',').map((m) => m.trim()).filter((m) => view.metrics.includes(m)))];
   const x0 = Number(params.get('x0'));
   const x1 = Number(params.get('x1'));
   if (params.has('x0') && params.has('x1') && Number.isFinite(x0) && Number.isFinite(x1) && x0 < x1) {
@@ -79,7 +81,7 @@ export function viewToSearch(view) {
   }
   if (view.smoothing) parts.push(`smoothing=${view.smoothing}`);
   if (view.mode === 'diff') parts.push('mode=diff');
-  if (view.logY) parts.push('logy=1');
+  if (view.logY.length) parts.push(`logy=${view.logY.map((m) => encodeURIComponent(m)).join(',')}`);
   if (view.xRange) parts.push(`x0=${roundStep(view.xRange[0])}`, `x1=${roundStep(view.xRange[1])}`);
   if (view.maxPoints !== DEFAULT_MAX_POINTS) parts.push(`max_points=${view.maxPoints}`);
   return `?${parts.join('&')}`;
@@ -97,20 +99,24 @@ export function toShareView(view) {
     metrics: [...view.metrics],
     smoothing: view.smoothing,
     mode: view.mode,
-    log_y: view.logY,
+    log_y: [...view.logY],
     x_range: view.xRange ? view.xRange.map(roundStep) : null,
     max_points: view.maxPoints,
   };
 }
 
 export function fromShareView(stored) {
+  const metrics = [...(stored.metrics || DEFAULT_METRICS)];
+  let logY = [];
+  if (stored.log_y === true) logY = [...metrics];
+  else if (Array.isArray(stored.log_y)) logY = stored.log_y.filter((m) => metrics.includes(m));
   return {
     reference: [...stored.reference],
     candidates: [...(stored.candidates || [])],
-    metrics: [...(stored.metrics || DEFAULT_METRICS)],
+    metrics,
     smoothing: stored.smoothing || META.compare.smoothing,
     mode: stored.mode === 'diff' ? 'diff' : 'overlay',
-    logY: Boolean(stored.log_y),
+    logY,
     xRange: stored.x_range ? [...stored.x_range] : null,
     maxPoints: stored.max_points || DEFAULT_MAX_POINTS,
   };

@@ -50,7 +50,7 @@ def test_four_panels_traces_diagnosis_and_config_diff(new_page, seeded) -> None:
         assert any(text.startswith("v1-initial · step ") for text in panel["annotations"])
         assert not any("semantic" in text for text in panel["annotations"])
     verdicts = page.eval_on_selector_all(
-        ".diagnosis", "els => els.map(d => [...d.querySelectorAll('.verdicts li')].map(li => [li.dataset.layer, li.dataset.verdict, li.classList.contains('start')]))"
+        ".diagnosis", "els => els.map(d => [...d.querySelectorAll('.verdicts > li')].map(li => [li.dataset.layer, li.dataset.verdict, li.classList.contains('start')]))"
     )
     layers = ["workload", "semantic", "inference-path", "objective"]
     assert [v[0] for v in verdicts[0]] == layers and [v[0] for v in verdicts[1]] == layers
@@ -72,7 +72,8 @@ def test_four_panels_traces_diagnosis_and_config_diff(new_page, seeded) -> None:
     page.check("#mode-diff")
     page.wait_for_function("() => document.querySelector('.panel .plot').data.length === 5")
     assert "mode=diff" in page.url
-    assert page.is_disabled("#log-y")
+    # Log y is an overlay view: each panel's switch is off in diff mode.
+    assert page.eval_on_selector_all(".panel button.log-y", "bs => bs.map(b => b.disabled)") == [True] * 4
 
 
 def test_zoom_on_one_panel_zooms_all_and_lives_in_the_url(new_page, seeded) -> None:  # type: ignore[no-untyped-def]
@@ -94,16 +95,17 @@ def test_zoom_on_one_panel_zooms_all_and_lives_in_the_url(new_page, seeded) -> N
         assert other == [x0, x1] or max(abs(a - b) for a, b in zip(other, [x0, x1], strict=True)) < 1e-6
     screenshot(page, "compare-zoomed")
 
-    # The view (zoom, smoothing, log y) survives a reload from the URL alone.
-    page.check("#log-y")
-    page.wait_for_function("() => location.search.includes('logy=1')")
+    # The view (zoom, smoothing, log y of a panel) survives a reload from the URL alone.
+    page.click(".panel[data-metric='kl'] button.log-y")
+    page.wait_for_function("() => location.search.includes('logy=kl')")
     reopened = new_page()
     reopened.goto(page.url)
     reopened.wait_for_selector("#panels[data-drawn='4']")
     again = panel_info(reopened)
     assert all(abs(p["range"][0] - x0) < 1e-2 and abs(p["range"][1] - x1) < 1e-2 for p in again)
-    assert reopened.eval_on_selector(".panel .plot", "p => p._fullLayout.yaxis.type") == "log"
-    assert reopened.is_checked("#log-y")
+    axes = reopened.eval_on_selector_all(".panel .plot", "ps => ps.map(p => p._fullLayout.yaxis.type)")
+    assert axes == ["linear", "log", "linear", "linear"]
+    assert reopened.get_attribute(".panel[data-metric='kl'] button.log-y", "aria-pressed") == "true"
     # Reset zoom goes back to the whole run on every panel.
     reopened.click("#reset-zoom")
     reopened.wait_for_function("() => !location.search.includes('x0=')")
@@ -114,18 +116,30 @@ def test_smoothing_and_an_added_metric(new_page, seeded) -> None:  # type: ignor
     ids = seeded.demo()
     page = new_page()
     open_compare(page, seeded.url, ids)
-    raw = page.eval_on_selector(".panel[data-metric='reward'] .plot", "p => Array.from(p._fullData[3].y.slice(0, 50))")
+    line = "p => Array.from(p._fullData.find(t => t.name === 'reference (reference)').y.slice(0, 50))"
+    raw = page.eval_on_selector(".panel[data-metric='reward'] .plot", line)
     page.eval_on_selector("#smoothing", "s => { s.value = '0.9'; s.dispatchEvent(new Event('change')); }")
     page.wait_for_function("() => location.search.includes('smoothing=0.9')")
     page.wait_for_function(
-        "raw => JSON.stringify(Array.from(document.querySelector(\".panel[data-metric='reward'] .plot\")._fullData[3].y.slice(0, 50)))"
-        " !== JSON.stringify(raw)",
-        arg=raw,
+        "() => document.querySelector(\".panel[data-metric='reward'] .plot\")._fullData.length === 11"
     )
-    smoothed = page.eval_on_selector(".panel[data-metric='reward'] .plot", "p => Array.from(p._fullData[3].y.slice(0, 50))")
+    smoothed = page.eval_on_selector(".panel[data-metric='reward'] .plot", line)
+    # The unsmoothed line stays, faint, under the smoothed one.
+    faint = page.eval_on_selector(
+        ".panel[data-metric='reward'] .plot",
+        "p => { const t = p._fullData.find(t => t.name === 'reference (unsmoothed)'); return [Array.from(t.y.slice(0, 50)), t.opacity]; }",
+    )
+    assert faint[0] == raw and faint[1] < 0.5
     # The server smooths; the smoothed line moves less from step to step.
     wiggle = lambda ys: sum(abs(a - b) for a, b in zip(ys, ys[1:], strict=False))  # noqa: E731
     assert wiggle(smoothed) < wiggle(raw) / 2
+    # In diff mode too, each smoothed difference has its unsmoothed one faint underneath.
+    page.check("#mode-diff")
+    page.wait_for_function(
+        "() => document.querySelector(\".panel[data-metric='reward'] .plot\")._fullData"
+        ".some(t => t.name === 'v1-initial − reference (unsmoothed)' && t.opacity < 0.5)"
+    )
+    page.check("#mode-overlay")
 
     page.focus("#metric-choice")
     page.wait_for_selector("#metric-choice option[value='logprob_abs_diff_mean']", state="attached")
@@ -149,12 +163,12 @@ def test_a_note_shows_on_every_panel_for_everyone(new_page, seeded) -> None:  # 
     ids = seeded.demo()
     page = new_page()
     open_compare(page, seeded.url, ids)
-    # Without a token the note is refused with a message, and nothing is stored.
+    # Without a token the form is not offered; the page says what pinning a note needs.
+    page.wait_for_selector("body[data-access='read']")
+    assert page.is_hidden("#note-form") and "write token" in page.inner_text("#note-hint")
+    use_token(page, seeded.project.write)
     page.fill("#note-step", "60")
     page.fill("#note-text", "weights reloaded <b>here</b>")
-    page.click("#note-add")
-    page.wait_for_selector("#note-error:has-text('write token')")
-    use_token(page, seeded.project.write)
     page.click("#note-add")
     page.wait_for_function("() => document.querySelectorAll('#notes li[data-note-id]').length === 1")
     page.wait_for_function(

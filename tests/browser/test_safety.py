@@ -42,8 +42,8 @@ def test_an_xss_named_run_renders_as_text(new_page, seeded) -> None:  # type: ig
     assert XSS_NAME in page.inner_text("#diagnosis")
     assert "<svg onload=alert(3)>" in page.inner_text("#config-diff")
     assert "<img src=x onerror=alert(4)>" in page.inner_text("#notes")
-    legend = page.eval_on_selector_all(".panel[data-metric='kl'] .legendtext", "els => els.map(e => e.textContent)")
-    # Plotly shows the name as text, exactly as typed.
+    legend = page.eval_on_selector_all("#legend .legend-item", "els => els.map(e => e.textContent)")
+    # The page's legend shows the name as text, exactly as typed.
     assert any(XSS_NAME in text for text in legend), legend
     notes = page.eval_on_selector_all(".panel[data-metric='kl'] .annotation-text", "els => els.map(e => e.textContent)")
     assert any("<img src=x onerror=alert(4)>" in text for text in notes)

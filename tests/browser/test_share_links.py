@@ -32,15 +32,17 @@ def test_a_link_restores_the_view_and_a_frozen_one_ignores_later_points(new_page
     assert reader.get_attribute("#share-banner", "data-frozen") == "true"
     assert "frozen snapshot" in reader.inner_text("#share-banner")
     assert reader.inner_text("#share-made")  # when the link was made
-    assert reader.input_value("#smoothing") == "0.5" and reader.is_disabled("#smoothing")
+    # A read-only page says its smoothing instead of offering the slider.
+    assert "smoothing 0.50" in reader.inner_text("#share-banner")
     assert reader.is_checked("#mode-diff")
     panels = panel_info(reader)
     assert [p["metric"] for p in panels] == ["clip_rate", "kl", "entropy", "reward"]
-    assert all(p["traces"] == 5 for p in panels)  # diff mode: band and two candidates
+    # Diff mode at smoothing 0.5: the band, and two candidates each over its faint unsmoothed diff.
+    assert all(p["traces"] == 7 for p in panels)
     assert all(p["range"] == [10, 80] for p in panels)
     assert max(p["maxX"] for p in panels) == 99  # the points posted later are not there
-    # Read-only: no notes form, no share or metric controls.
-    for control in ("#note-form", "#share-controls", "#metric-controls"):
+    # Read-only: no notes form, no share, smoothing or metric controls, no list of links.
+    for control in ("#note-form", "#share-controls", "#metric-controls", "#smoothing-control", "#share-links"):
         assert reader.is_hidden(control)
     screenshot(reader, "share-frozen")
 
@@ -58,8 +60,9 @@ def test_a_revoked_link_is_refused(new_page, seeded) -> None:  # type: ignore[no
     open_compare(author, seeded.url, ids)
     use_token(author, seeded.project.write)
     url = make_link(author, frozen=True)
-    author.click("#share-revoke")
-    author.wait_for_selector("#share-revoke:has-text('Revoked')")
+    author.click("#share-links summary")
+    author.click("#share-list tr[data-state='open'] .share-revoke")
+    author.wait_for_selector("#share-list tr[data-state='revoked']")
 
     reader = new_page()
     reader.goto(url)
@@ -67,3 +70,49 @@ def test_a_revoked_link_is_refused(new_page, seeded) -> None:  # type: ignore[no
     assert "revoked" in reader.inner_text("#status")
     assert reader.locator(".panel").count() == 0
     assert reader.get_attribute("#panels", "data-drawn") is None
+    # A refused page offers nothing to edit.
+    for control in ("#share", "#note-add", "#smoothing", "#metric-add", "#export-csv"):
+        assert reader.is_hidden(control), control
+
+
+def test_a_comparison_lists_its_links_and_a_new_one_appears_in_view(new_page, seeded) -> None:  # type: ignore[no-untyped-def]
+    ids = seeded.demo(stop=60)
+    author = new_page(permissions=["clipboard-read", "clipboard-write"])
+    open_compare(author, seeded.url, ids)
+    # Without a write token the list is not offered (it needs one).
+    assert author.is_hidden("#share-links")
+    use_token(author, seeded.project.write)
+    first = make_link(author, frozen=True)
+    author.wait_for_selector("#share-links:not(.hidden)")
+    author.select_option("#share-expiry", "24")
+    # Made while scrolled to the bottom of the page: the new link is scrolled into view.
+    author.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+    second = make_link(author, frozen=False)
+    assert second != first
+    in_view = author.eval_on_selector(
+        "#share-url", "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }"
+    )
+    assert in_view
+    author.click("#share-copy")
+    author.wait_for_selector("#share-copied:has-text('copied')")
+    assert author.evaluate("() => navigator.clipboard.readText()") == second
+
+    author.click("#share-links summary")
+    author.wait_for_function("() => document.querySelectorAll('#share-list tbody tr').length === 2")
+    rows = author.eval_on_selector_all(
+        "#share-list tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))"
+    )
+    # Newest first: made, expiry, live or frozen, state, and a Revoke button on each.
+    assert [r[2] for r in rows] == ["live", "frozen"]
+    assert rows[0][1] != "never" and rows[1][1] == "never"
+    assert [r[3] for r in rows] == ["open", "open"] and [r[4] for r in rows] == ["Revoke", "Revoke"]
+    screenshot(author, "share-list")
+    # Revoking the older link leaves the newer one's Revoke button.
+    author.click("#share-list tbody tr:nth-child(2) .share-revoke")
+    author.wait_for_selector("#share-list tbody tr:nth-child(2)[data-state='revoked']")
+    assert author.locator("#share-list tbody tr:nth-child(1) .share-revoke").is_enabled()
+    reader = new_page()
+    reader.goto(first)
+    reader.wait_for_selector("#status.error")
+    reader.goto(second)
+    reader.wait_for_selector("#panels[data-drawn='4']")

@@ -7,6 +7,7 @@ from backend.compare.downsample import DownsampledBand, DownsampledSeries
 from backend.compare.encoding import decode_typed_array, typed_array
 from backend.compare.figures import (
     BAND_FILL,
+    CLIP_LABEL,
     REFERENCE_COLOUR,
     DivergenceMarker,
     RunTrace,
@@ -76,7 +77,7 @@ def test_divergence_marker_writes_the_step_on_the_chart_and_no_layer():
     assert layout["hovermode"] == "x unified"
     (shape,) = layout["shapes"]
     assert shape["x0"] == shape["x1"] == 2 and shape["yref"] == "paper"
-    (annotation,) = layout["annotations"]
+    (annotation,) = [a for a in layout["annotations"] if not a.get("name", "").startswith(CLIP_LABEL)]
     assert annotation["text"] == "v1 &lt;b&gt;initial&lt;/b&gt; · step 2"
     assert "clip_rate: 2 of 2 steps above the band from step 2" in annotation["hovertext"]
     assert "3.00 band half-widths" in annotation["hovertext"]
@@ -90,10 +91,67 @@ def test_names_people_typed_are_escaped():
     assert "&lt;b&gt;initial&lt;/b&gt;" in text
 
 
-def test_hover_shows_exact_values():
-    for trace in overlay()["data"][3:]:
-        digits = ":.9~g" if trace["y"]["dtype"] == "f4" else ":.15~g"
-        assert digits in trace["hovertemplate"]
+def test_hover_shows_four_significant_digits_the_step_and_the_band_as_one_row():
+    spec = overlay()
+    for trace in spec["data"][3:]:
+        assert trace["hovertemplate"].startswith("%{y:.4g}")
+    upper, lower, center = spec["data"][:3]
+    assert upper["hoverinfo"] == center["hoverinfo"] == "skip"
+    assert lower["hovertemplate"] == "[%{y:.4g}, %{customdata:.4g}]<extra>band</extra>"
+    assert decode_typed_array(lower["customdata"]).tolist() == [2.0] * 4
+    assert spec["layout"]["xaxis"]["unifiedhovertitle"]["text"] == "step %{x}"
+
+
+def test_a_far_candidate_is_clipped_with_an_edge_label_and_the_range_follows_the_band():
+    layout = overlay()["layout"]
+    low, high = layout["yaxis"]["range"]
+    # The band spans [0, 2] and the references sit at 1; the candidate's 5 is over a band
+    # height above the band, so it is left out of the range and named at the edge.
+    assert -0.2 < low < 0 and 2 < high < 2.2 and layout["yaxis"]["autorange"] is False
+    (label,) = [a for a in layout["annotations"] if a.get("name") == f"{CLIP_LABEL}:cand"]
+    assert label["y"] == 1 and "v1 &lt;b&gt;initial&lt;/b&gt; 5" in label["text"]
+    assert "at step 2" in label["hovertext"]
+    assert layout["meta"]["y_focus"] == [low, high] and layout["meta"]["y_focus_log"] is None
+
+
+def test_runs_near_the_band_keep_plotlys_own_range():
+    runs = [
+        RunTrace("ref", "reference", "reference", series([1, 1, 1, 1])),
+        RunTrace("cand", "near", "candidate", series([1, 1, 3.5, 3.9])),
+    ]
+    layout = overlay_figure("kl", runs, BAND, "band", [], COLOURS)["layout"]
+    assert "range" not in layout["yaxis"] and "meta" not in layout
+    assert not [a for a in layout.get("annotations", []) if a.get("name", "").startswith(CLIP_LABEL)]
+
+
+def test_a_positive_focus_has_a_log_range_too():
+    band = DownsampledBand(np.arange(4), np.full(4, 0.001), np.full(4, 0.002), np.full(4, 0.003))
+    runs = [RunTrace("cand", "far", "candidate", series([0.002, 0.025, 0.025, 0.002]))]
+    layout = overlay_figure("kl", runs, band, "band", [], COLOURS)["layout"]
+    low, high = layout["meta"]["y_focus"]
+    assert 0 < low < 0.001 and 0.003 < high < 0.0032
+    assert layout["meta"]["y_focus_log"] == [np.log10(low), np.log10(high)]
+    (label,) = [a for a in layout["annotations"] if a.get("name") == f"{CLIP_LABEL}:cand"]
+    assert "0.025" in label["text"] and "at step 1" in label["hovertext"]
+
+
+def test_axes_carry_units_where_the_metric_has_one():
+    assert overlay()["layout"]["yaxis"]["title"]["text"] == "fraction clipped"
+    runs = [RunTrace("ref", "reference", "reference", series([1, 1, 1, 1]))]
+    assert overlay_figure("kl_new_old", runs, BAND, "b", [], COLOURS)["layout"]["yaxis"]["title"]["text"] == "nats"
+    assert overlay_figure("reward", runs, BAND, "b", [], COLOURS)["layout"]["yaxis"]["title"]["text"] == ""
+    diff = diff_figure("entropy", [], BAND, "b", [], COLOURS)["layout"]
+    assert diff["yaxis"]["title"]["text"] == "Δ nats" and diff["xaxis"]["title"]["text"] == "step"
+
+
+def test_a_smoothed_run_keeps_its_raw_line_faint_underneath():
+    raw = series([1, 3, 1, 3])
+    runs = [RunTrace("ref", "reference", "reference", series([1, 2, 1.5, 2]), raw=raw)]
+    faint, line = overlay_figure("kl", runs, None, "band", [], COLOURS)["data"]
+    assert ys(faint) == [1, 3, 1, 3] and ys(line) == [1, 2, 1.5, 2]
+    assert faint["opacity"] < 0.5 and faint["hoverinfo"] == "skip" and faint["showlegend"] is False
+    assert faint["legendgroup"] == line["legendgroup"] == "ref"
+    assert faint["line"]["color"] == line["line"]["color"]
 
 
 def test_arrays_are_exact_in_the_narrowest_dtype():
@@ -120,3 +178,13 @@ def test_diff_figure_shades_the_band_half_width_around_zero():
 def test_specs_are_valid_plotly_figures():
     go.Figure(overlay())
     go.Figure(diff_figure("kl", [], None, "band", [], COLOURS))
+
+
+def test_a_smoothed_diff_keeps_its_raw_diff_faint_underneath():
+    spec = diff_figure(
+        "kl", [("cand", "v1", series([0, 1, 1, 2]))], None, "band", [], COLOURS, {"cand": series([0, 2, 0, 2])}
+    )
+    faint, line = spec["data"]
+    assert ys(faint) == [0, 2, 0, 2] and ys(line) == [0, 1, 1, 2]
+    assert faint["opacity"] < 0.5 and faint["legendgroup"] == line["legendgroup"] == "cand"
+    assert faint["name"] == "v1 − reference (unsmoothed)"

@@ -18,6 +18,7 @@ def test_json_dicts_with_engine_spellings_parse_to_canonical_values():
         "async_scheduling": True,
         "weight_update": "in-flight",
         "lm_head_dtype": "bfloat16",
+        "dtype": "bf16",
     })
     assert settings.to_dict() == {
         "logprobs_mode": "raw",
@@ -25,6 +26,7 @@ def test_json_dicts_with_engine_spellings_parse_to_canonical_values():
         "async_scheduling": True,
         "weight_update": "inflight",
         "lm_head_dtype": "bf16",
+        "dtype": "bfloat16",
     }
     assert EngineSettings.from_dict(settings.to_dict()) == settings
 

@@ -3,7 +3,14 @@ import math
 import pytest
 import torch
 
-from workers.rl_metrics import full_vocab_entropy, masked_mean, parity_metrics, ratio_metrics
+from workers.rl_metrics import (
+    aggregate,
+    full_vocab_entropy,
+    masked_mean,
+    parity_metrics,
+    ratio_metrics,
+    sequence_mean,
+)
 
 EPS_LOW, EPS_HIGH = 0.1, 0.2
 
@@ -13,7 +20,7 @@ def test_token_metrics_match_their_definitions_on_hand_made_deltas():
     mask = torch.tensor([[True, True, True], [True, False, False]])
     tokens = [0.0, 0.5, -0.3, 0.1]  # masked entries must not count
 
-    metrics = ratio_metrics(delta, mask, "ppo", EPS_LOW, EPS_HIGH)
+    metrics = ratio_metrics(delta, mask, "ppo", EPS_LOW, EPS_HIGH, "token_mean")
 
     assert metrics["kl_new_old"] == pytest.approx(sum(math.exp(d) - d - 1 for d in tokens) / 4)
     assert metrics["mean_abs_log_ratio_new_old"] == pytest.approx(sum(abs(d) for d in tokens) / 4)
@@ -28,11 +35,35 @@ def test_gspo_clip_rate_counts_sequences_by_their_mean_log_ratio():
     delta = torch.tensor([[0.4, -0.3], [0.3, 0.3], [-0.2, 5.0]])
     mask = torch.tensor([[True, True], [True, True], [True, False]])
 
-    metrics = ratio_metrics(delta, mask, "gspo", EPS_LOW, EPS_HIGH)
+    metrics = ratio_metrics(delta, mask, "gspo", EPS_LOW, EPS_HIGH, "token_mean")
 
     assert metrics["clamp_log_ratio_new_old_indicator"] == pytest.approx(2 / 3)
     # The other metrics stay token means whatever the objective.
     assert metrics["mean_abs_log_ratio_new_old"] == pytest.approx((0.4 + 0.3 + 0.3 + 0.3 + 0.2) / 5)
+    # Per sequence by default: (0.35 + 0.3 + 0.2) / 3; the clip rate is a share of sequences either way.
+    default = ratio_metrics(delta, mask, "gspo", EPS_LOW, EPS_HIGH)
+    assert default["mean_abs_log_ratio_new_old"] == pytest.approx((0.35 + 0.3 + 0.2) / 3)
+    assert default["clamp_log_ratio_new_old_indicator"] == pytest.approx(2 / 3)
+
+
+def test_rl_metrics_default_to_the_mean_over_sequences_of_per_sequence_token_means():
+    # Sequence 0 has three tokens, two of them clipped; sequence 1 one unclipped token.
+    delta = torch.tensor([[0.5, -0.3, 0.0], [0.1, 9.0, 9.0]])
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+
+    per_sequence = ratio_metrics(delta, mask, "ppo", EPS_LOW, EPS_HIGH)
+    per_token = ratio_metrics(delta, mask, "ppo", EPS_LOW, EPS_HIGH, "token_mean")
+
+    # PipelineRL: each sequence's share of clipped tokens (2/3 and 0), then their mean.
+    assert per_sequence["clamp_log_ratio_new_old_indicator"] == pytest.approx((2 / 3 + 0) / 2)
+    assert per_token["clamp_log_ratio_new_old_indicator"] == pytest.approx(2 / 4)
+    assert per_sequence["mean_abs_log_ratio_new_old"] == pytest.approx((0.8 / 3 + 0.1) / 2)
+    kl = [math.exp(d) - d - 1 for d in (0.5, -0.3, 0.0)]
+    assert per_sequence["kl_new_old"] == pytest.approx((sum(kl) / 3 + math.exp(0.1) - 1.1) / 2)
+    assert aggregate(torch.ones(2, 3), mask, "sequence_mean") == 1.0
+    assert math.isnan(sequence_mean(torch.ones(1, 2), torch.zeros(1, 2, dtype=torch.bool)))
+    with pytest.raises(ValueError, match="sequence_mean, token_mean"):
+        aggregate(torch.ones(1, 1), torch.ones(1, 1, dtype=torch.bool), "median")
 
 
 def test_kl_is_never_negative_for_rounding_sized_deltas():

@@ -40,3 +40,15 @@ def test_bad_digits_and_foreign_prompts_are_refused():
 def test_unknown_task_names_the_field():
     with pytest.raises(ValueError, match="workload.task"):
         get_task("sort5")
+
+
+def test_a_longer_shared_instruction_pads_with_a_repeated_word_and_keeps_the_answer():
+    task = get_task("sort4", instruction_tokens=32)
+    prompt = task.prompt([3, 1, 2, 0])
+    assert len(task.instruction) == 32 and task.prompt_length == 37
+    assert task.render(prompt) == "<bos> " + "please " * 24 + "sort the digits in ascending order : 3 1 2 0 ="
+    assert task.target(prompt) == (0, 1, 2, 3, EOS)
+    # The RL prompt order does not depend on the instruction.
+    assert [p[-5:] for p in task.rl_prompts(7, 3, 16)] == [p[-5:] for p in TASK.rl_prompts(7, 3, 16)]
+    with pytest.raises(ValueError, match="workload.instruction_tokens: must be at least 8"):
+        get_task("sort4", instruction_tokens=7)

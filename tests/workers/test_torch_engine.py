@@ -11,6 +11,7 @@ from tests.workers.conftest import perturbed
 from workers.engines.base import EngineSettings, SamplingSettings
 from workers.engines.llama_forward import LlamaForward
 from workers.engines.torch_engine import TorchEngine
+from workers.errors import InvalidWorkload, UnsupportedSetting
 from workers.task import EOS, get_task
 
 TASK = get_task("sort4")
@@ -32,9 +33,9 @@ def prompts(step: int, distinct: int = 8, group: int = 4) -> list[tuple[int, ...
     return [p for p in TASK.rl_prompts(11, step, distinct) for _ in range(group)]
 
 
-def make(policy, seed: int = 1, **settings) -> TorchEngine:
+def make(policy, seed: int = 1, device: str | None = "cpu", **settings) -> TorchEngine:
     config, weights = policy
-    return TorchEngine(config, weights, EngineSettings(**settings), seed)
+    return TorchEngine(config, weights, EngineSettings(**settings), seed, device=device)
 
 
 def logprobs_of(completions) -> torch.Tensor:
@@ -141,7 +142,8 @@ def test_prefix_cache_survives_a_weight_update_and_serves_stale_keys_until_clear
 
 
 def test_async_scheduling_samples_the_next_batch_before_the_update_lands(policy, moved):
-    for flag, expected in ((False, (1, 1, 1, 1, 1)), (True, (0, 0, 1, 1, 1))):
+    # One step ahead by default, as V1's async scheduling launches at most one step ahead.
+    for flag, expected in ((False, (1, 1, 1, 1, 1)), (True, (0, 1, 1, 1, 1))):
         engine = make(policy, async_scheduling=flag)
         engine.submit(prompts(0, 4, 1), PLAIN)
         engine.update_weights(moved, version=1)
@@ -171,12 +173,12 @@ def test_inflight_update_lets_generation_run_on_half_updated_weights(policy, mov
         engine.update_weights(moved, version=1)
         runs[mode] = (engine.collect(), engine.weight_version)
     (blocking, version_b), (inflight, version_i) = runs["blocking"], runs["inflight"]
-    # Tokens sampled before the update are the same; the third token is sampled on a model
+    # The token sampled before the update is the same; the second token is sampled on a model
     # whose first half is new and second half old, so it is stamped with the old version.
-    assert [c.tokens[:2] for c in blocking] == [c.tokens[:2] for c in inflight]
+    assert [c.tokens[:1] for c in blocking] == [c.tokens[:1] for c in inflight]
     full = [c for c in inflight if len(c.tokens) == 5]
-    assert full and {c.weight_versions for c in full} == {(0, 0, 0, 1, 1)}
-    assert {c.weight_versions for c in blocking if len(c.tokens) == 5} == {(0, 0, 1, 1, 1)}
+    assert full and {c.weight_versions for c in full} == {(0, 0, 1, 1, 1)}
+    assert {c.weight_versions for c in blocking if len(c.tokens) == 5} == {(0, 1, 1, 1, 1)}
     assert logprobs_of(blocking).shape != logprobs_of(inflight).shape or not torch.equal(
         logprobs_of(blocking), logprobs_of(inflight)
     )
@@ -188,6 +190,20 @@ def test_describe_labels_the_torch_engine_with_its_settings(policy):
     assert description["name"] == "torch"
     assert description["version"] == torch.__version__
     assert description["settings"]["logprobs_mode"] == "raw"
+    assert description["emulation"]["overlap_tokens"] == 1
+    assert description["device"] == "cpu"
+
+
+def test_the_torch_engine_refuses_a_bf16_model_body(policy):
+    with pytest.raises(UnsupportedSetting, match="settings.dtype"):
+        make(policy, dtype="bfloat16")
+
+
+def test_cuda_is_refused_with_the_reason_on_a_host_without_it(policy):
+    if torch.cuda.is_available():
+        pytest.skip("this host has CUDA")
+    with pytest.raises(InvalidWorkload, match="no CUDA device"):
+        make(policy, device="cuda")
 
 
 def test_submit_and_collect_must_alternate(policy):

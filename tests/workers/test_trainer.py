@@ -84,3 +84,20 @@ def test_a_batch_that_does_not_split_into_minibatches_is_refused(demo_checkpoint
     batch = rollouts(demo_checkpoint, EngineSettings())
     with pytest.raises(ValueError, match="minibatches"):
         trainer(demo_checkpoint, minibatches=3).step(batch)
+
+
+def test_metric_aggregation_and_device_are_checked_options(demo_checkpoint):
+    with pytest.raises(ValueError, match="metric_aggregation must be one of sequence_mean, token_mean"):
+        trainer(demo_checkpoint, metric_aggregation="median")
+    assert trainer(demo_checkpoint, device="cpu").device.type == "cpu"
+    batch = rollouts(demo_checkpoint, EngineSettings(lm_head_dtype="bf16"))
+    per_sequence = trainer(demo_checkpoint).step(batch)
+    per_token = trainer(demo_checkpoint, metric_aggregation="token_mean").step(batch)
+    lengths = batch.completion_mask.sum(-1)
+    # Equal-length completions give equal figures; otherwise the two aggregations differ.
+    if bool((lengths == lengths[0]).all()):
+        assert per_sequence["kl_new_old"] == pytest.approx(per_token["kl_new_old"])
+    else:
+        assert per_sequence["kl_new_old"] != per_token["kl_new_old"]
+    # The GSPO clip rate is a share of sequences under either aggregation.
+    assert per_sequence["clamp_log_ratio_new_old_indicator"] == per_token["clamp_log_ratio_new_old_indicator"]

@@ -29,6 +29,11 @@ def test_demo_workload_round_trips():
         ({"minibatches": 3}, "minibatches", "must divide batch_size"),
         ({"max_tokens": 2}, "max_tokens", "at least 5"),
         ({"learning_rate": 1e-3}, "learning_rate", "unknown field"),
+        ({"metric_aggregation": "median"}, "metric_aggregation", "sequence_mean, token_mean"),
+        ({"objective": "gspo-pipelinerl"}, "objective", "gspo_pipelinerl"),
+        ({"instruction_tokens": 4}, "instruction_tokens", "at least 8"),
+        ({"instruction_tokens": 200}, "max_tokens", "exceeds llama-0.4m's 128 positions"),
+        ({"prefix_block_size": 0}, "prefix_block_size", "at least 1"),
     ],
 )
 def test_bad_fields_are_named_in_the_error(change, field, message):
@@ -54,3 +59,13 @@ def test_optional_fields_take_their_defaults():
 def test_a_non_object_is_refused():
     with pytest.raises(InvalidWorkload, match="expected an object"):
         Workload.from_dict(["model"])
+
+
+def test_the_vllm_and_metric_options_are_recorded_with_their_defaults():
+    recorded = Workload.from_dict(DEMO_WORKLOAD).to_dict()
+    assert (recorded["metric_aggregation"], recorded["instruction_tokens"], recorded["prefix_block_size"]) == (
+        "sequence_mean", 8, 4)
+    chosen = Workload.from_dict({**DEMO_WORKLOAD, "metric_aggregation": "token_mean", "instruction_tokens": 32,
+                                 "prefix_block_size": 16, "objective": "gspo_pipelinerl"})
+    assert chosen.sequence_length == 32 + 5 + DEMO_WORKLOAD["max_tokens"]
+    assert chosen.to_dict()["objective"] == "gspo_pipelinerl"

@@ -3,7 +3,8 @@
 An engine takes token-id prompts with sampling settings and returns sampled tokens with one
 logprob per token; it takes new weights from the trainer; it describes itself for the run record.
 The settings a leg runs with (``EngineSettings``) are declared with the job spec, in
-``parityscope.jobspec``, so the server validates them without torch.
+``parityscope.jobspec``, so the server validates them without torch. ``lm_head_dtype`` is
+the precision of the final projection alone, on every engine; ``dtype`` is the model's own dtype.
 
 Generation is split into :meth:`RolloutEngine.submit` and :meth:`RolloutEngine.collect` because a
 pipelined RL loop hands the engine the next batch before it trains on the current one; whether
@@ -27,6 +28,7 @@ __all__ = [
     "RolloutEngine",
     "SamplingSettings",
 ]
+
 
 @dataclass(frozen=True)
 class SamplingSettings:

@@ -46,8 +46,12 @@ class _Unit:
 class LlamaForward:
     """Llama inference over versioned weight units."""
 
-    def __init__(self, config: LlamaConfig, weights: Mapping[str, torch.Tensor], version: int = 0):
+    def __init__(
+        self, config: LlamaConfig, weights: Mapping[str, torch.Tensor], version: int = 0,
+        device: torch.device | str = "cpu",
+    ):
         self.config = config
+        self.device = torch.device(device)
         self.num_layers = config.num_hidden_layers
         self.num_heads = config.num_attention_heads
         if config.num_key_value_heads != self.num_heads:
@@ -63,7 +67,7 @@ class LlamaForward:
         )
         angles = torch.outer(positions, inv_freq)
         angles = torch.cat((angles, angles), dim=-1)
-        self._cos, self._sin = angles.cos(), angles.sin()
+        self._cos, self._sin = angles.cos().to(self.device), angles.sin().to(self.device)
 
     # -- weights --------------------------------------------------------------------------
     def load(self, weights: Mapping[str, torch.Tensor], version: int, units: list[str] | None = None) -> None:
@@ -75,7 +79,7 @@ class LlamaForward:
                 continue
             unit = _unit_of(name)
             if unit in wanted:
-                staged[unit][name] = tensor.detach().to(torch.float32).clone()
+                staged[unit][name] = tensor.detach().to(self.device, torch.float32, copy=True)
         for unit, tensors in staged.items():
             if not tensors:
                 raise KeyError(f"state dict has no weights for unit {unit!r}")
@@ -144,5 +148,5 @@ class LlamaForward:
     def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int) -> torch.Tensor:
         new, total = q.shape[2], k.shape[2]
         # Query j sits at position start + j and may see keys up to that position.
-        allowed = torch.arange(total)[None, :] <= (start + torch.arange(new))[:, None]
+        allowed = torch.arange(total, device=q.device)[None, :] <= (start + torch.arange(new, device=q.device))[:, None]
         return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)

@@ -17,7 +17,17 @@
 
 The engine runs in one thread, so the overlap between the trainer step and generation is made
 explicit instead of left to timing: with async scheduling, ``overlap_tokens`` decode steps of the
-next batch run before the trainer's update lands. This keeps every run reproducible from its seed.
+next batch run before the trainer's update lands. The default is one step, as V1's async
+scheduling launches at most one step ahead of the scheduler. This keeps every run reproducible
+from its seed.
+
+``inflight`` is the generic hazard of a load that nothing synchronises with generation, not a
+copy of V1's mechanism (V1 applies a load between engine steps; without a pause the hazards there
+are a step launched before the load finishing after it and keys/values from the old weights
+being read by the new ones, which the async and prefix-cache mechanisms here already cover).
+
+The model body always runs in float32 (``settings.dtype`` other than ``float32`` is refused);
+``lm_head_dtype`` rounds the head alone. It runs on ``device`` (``cpu`` or ``cuda``).
 """
 
 from __future__ import annotations
@@ -31,22 +41,34 @@ import torch
 from safetensors.torch import load_file
 from transformers import LlamaConfig
 
+from parityscope.jobspec import check_supported
+from workers.device import resolve_device
 from workers.engines.base import Completion, EngineSettings, RolloutEngine, SamplingSettings
 from workers.engines.llama_forward import LayerKV, LlamaForward, unit_names
 from workers.engines.prefix_cache import PrefixCache
 from workers.engines.sampler import sample
 from workers.lm_head import project_logits
 
-__all__ = ["TorchEngine", "describe"]
+__all__ = ["TorchEngine", "check_settings", "describe"]
 
 
-def describe(settings: EngineSettings, *, overlap_tokens: int = 2, inflight_pieces: int = 2,
-             prefix_block_size: int = 4) -> dict[str, Any]:
+DEFAULT_OVERLAP_TOKENS = 1
+
+
+def check_settings(settings: EngineSettings) -> None:
+    """Refuse what the torch engine cannot honour: the job spec's rule, which job submission
+    runs too."""
+    check_supported("torch", settings)
+
+
+def describe(settings: EngineSettings, *, overlap_tokens: int = DEFAULT_OVERLAP_TOKENS, inflight_pieces: int = 2,
+             prefix_block_size: int = 4, device: str | None = None) -> dict[str, Any]:
     """The run record's engine description: labelled as the torch engine, never as vLLM."""
     return {
         "name": "torch",
         "version": torch.__version__,
         "settings": settings.to_dict(),
+        "device": resolve_device(device).type,
         "emulation": {
             "overlap_tokens": overlap_tokens,
             "inflight_pieces": inflight_pieces,
@@ -91,18 +113,21 @@ class TorchEngine(RolloutEngine):
         sampling_seed: int,
         *,
         version: int = 0,
-        overlap_tokens: int = 2,
+        overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
         inflight_pieces: int = 2,
         prefix_block_size: int = 4,
+        device: str | None = None,
     ) -> None:
         if overlap_tokens < 1 or inflight_pieces < 1:
             raise ValueError("overlap_tokens and inflight_pieces must be positive")
+        check_settings(settings)
         self.settings = settings
         self.sampling_seed = sampling_seed
         self.overlap_tokens = overlap_tokens
         self.inflight_pieces = inflight_pieces
-        self._forward = LlamaForward(config, weights, version)
-        self._generator = torch.Generator().manual_seed(sampling_seed)
+        self.device = resolve_device(device)
+        self._forward = LlamaForward(config, weights, version, device=self.device)
+        self._generator = torch.Generator(device=self.device).manual_seed(sampling_seed)
         self.prefix_cache = PrefixCache(prefix_block_size)
         self._batch: _Batch | None = None
         self._pending_pieces: list[list[str]] = []
@@ -158,6 +183,7 @@ class TorchEngine(RolloutEngine):
             overlap_tokens=self.overlap_tokens,
             inflight_pieces=self.inflight_pieces,
             prefix_block_size=self.prefix_cache.block_size,
+            device=self.device.type,
         )
 
     # -- extras -------------------------------------------------------------------------
@@ -194,7 +220,7 @@ class TorchEngine(RolloutEngine):
         hidden_rows: list[torch.Tensor | None] = [None] * len(unique)
         for cached, members in by_cached.items():
             rows = [i for i, _ in members]
-            tokens = torch.tensor([unique[i][cached:] for i in rows], dtype=torch.long)
+            tokens = torch.tensor([unique[i][cached:] for i in rows], dtype=torch.long, device=self.device)
             past = None
             if cached:
                 past = [
@@ -211,7 +237,7 @@ class TorchEngine(RolloutEngine):
                 hidden_rows[i] = hidden[j, -1]
                 if self.settings.prefix_caching:
                     self.prefix_cache.insert(unique[i], kv_rows[i], self._forward.version)
-        index = torch.tensor([slot[p] for p in batch.prompts])
+        index = torch.tensor([slot[p] for p in batch.prompts], device=self.device)
         batch.kv = [
             (torch.stack([row[layer][0] for row in kv_rows])[index],
              torch.stack([row[layer][1] for row in kv_rows])[index])

@@ -1,62 +1,106 @@
-"""What the vLLM V0 and V1 adapters share: the offline ``vllm.LLM`` driver and the weight loader.
+"""What the vLLM V0 and V1 adapters share: version checks, the head dtype, the weight payload and
+the functions that run inside vLLM's worker.
 
-vLLM is imported lazily, inside the engine's constructor, so this module and the pure mapping
-functions of both adapters import and test on hosts without vLLM or a GPU.
+vLLM is imported lazily, inside the engines' constructors, so this module and the pure mapping
+functions of both adapters import and test on hosts without vLLM or a GPU. Every vLLM name used
+here and in the adapters is checked against the released 0.8.5 and 0.18.1 sources by the contract
+tests (``tests/vllm_contract``, docs/VLLM.md).
 
-The vLLM API used here was checked against vLLM's published source and documentation, not
-against a running install: ``LLM(**engine_args)``,
-``LLM.generate(prompts, sampling_params, use_tqdm=False)`` with ``{"prompt_token_ids": [...]}``
-prompts, ``RequestOutput.outputs[0].token_ids`` / ``.logprobs`` (one ``{token_id: Logprob}`` per
-generated token), ``LLM.collective_rpc(callable, args=...)`` whose callable receives the worker
-as its first argument, and ``model.load_weights(weights=[(hf_name, tensor), ...])`` on the
-worker's model, which takes Hugging Face parameter names and fuses q/k/v and gate/up itself.
-Nothing here has been run on a GPU host by the project's CI; ``workers/vllm_smoke.py`` is the
-check to run there.
+Weights travel as one safetensors byte string. vLLM 0.18.1 runs its engine core in another
+process and msgpack-encodes utility-call arguments without type information, so a tensor passed
+to ``collective_rpc`` arrives as a ``[dtype, shape, buffer-index]`` list; bytes arrive as bytes.
+The worker loads the tensors one at a time and checks that each load reports exactly one loaded
+parameter, so a name the model does not know fails the update instead of being skipped.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from importlib import metadata
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 
-from workers.engines.base import Completion, EngineSettings, RolloutEngine, SamplingSettings
+from parityscope.jobspec import VLLM_BLOCK_SIZE
+from workers.engines.base import EngineSettings, SamplingSettings
+from workers.engines.vllm_head import HEAD_DTYPE_ENV, HEAD_DTYPES, METHOD_NAME
 from workers.errors import EngineUnavailable, UnsupportedSetting
 
 __all__ = [
-    "OfflineVllmEngine",
+    "UPDATE_PATHS",
+    "VLLM_BLOCK_SIZE",
+    "apply_env",
+    "check_loaded_model",
+    "describe_loaded_model",
+    "encode_weights",
     "head_dtype_args",
+    "head_dtype_env",
     "installed_vllm_version",
     "load_weights_on_worker",
+    "require_vllm",
     "sampling_kwargs",
+    "version_tuple",
 ]
 
+# vLLM caches full blocks of this many tokens (its default on CUDA in 0.8.5 and 0.18.1).
+# How a weight update met generation, the same names on V0 and V1 (docs/VLLM.md):
+# between-batches: nothing was running; paused: requests were running and generation was paused
+# around the load ("keep", caches kept); unpaused: requests were running and kept running.
+UPDATE_PATHS: tuple[str, ...] = ("between-batches", "paused", "unpaused")
 
-def head_dtype_args(engine: str, settings: EngineSettings, model_dtype: str, *, fp32_head_override: bool) -> dict[str, Any]:
-    """``dtype`` (and for V1 ``hf_overrides``) giving the requested lm_head precision.
 
-    vLLM has no switch that rounds *only* the head to bf16, so a bf16 head means a bf16 model.
-    An fp32 head on an fp32 model needs nothing. An fp32 head on a bf16 model needs the
-    ``head_dtype`` override, which only V1 builds that extend it to generation models honour
-    (vLLM PR #48390); vLLM 0.8.5 has no equivalent short of a custom quantization plugin.
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"0.10.2"`` -> ``(0, 10, 2)``; local and pre-release tails are ignored."""
+    parts = []
+    for piece in version.split("+")[0].split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit()) if piece[:1].isdigit() else ""
+        if not digits:
+            break
+        parts.append(int(digits))
+        if not piece.isdigit():
+            break
+    return tuple(parts)
+
+
+def installed_vllm_version(missing: str) -> str:
+    """The installed vLLM's version, or ``missing`` on a host without vLLM."""
+    try:
+        return metadata.version("vllm")
+    except metadata.PackageNotFoundError:
+        return missing
+
+
+def require_vllm(engine: str, *, minimum: str, below: str | None = None) -> str:
+    """The installed vLLM version if it lies in [minimum, below), else a clear refusal."""
+    if importlib.util.find_spec("vllm") is None:
+        raise EngineUnavailable(f"{engine} needs vLLM installed on this host")
+    installed = installed_vllm_version("")
+    have = version_tuple(installed)
+    if not have or have < version_tuple(minimum) or (below is not None and have >= version_tuple(below)):
+        wanted = f">= {minimum}" + (f", < {below}" if below else "")
+        raise EngineUnavailable(f"{engine} needs vLLM {wanted}; this host has vLLM {installed or 'of unknown version'}")
+    return installed
+
+
+def head_dtype_args(engine: str, settings: EngineSettings) -> dict[str, Any]:
+    """``dtype`` for the model and, when the head runs in another dtype, the head-only method.
+
+    ``lm_head_dtype`` is the head alone (as on the torch engine); ``dtype`` is the rest of the
+    model. A head in the model's dtype needs nothing; any other head runs through the
+    ``vllm_head`` quantization method.
     """
-    if model_dtype not in ("float32", "bfloat16"):
-        raise UnsupportedSetting(engine, "model_dtype", f"expected float32 or bfloat16, got {model_dtype!r}")
-    if settings.lm_head_dtype == "bf16":
-        return {"dtype": "bfloat16"}
-    if model_dtype == "float32":
-        return {"dtype": "float32"}
-    if not fp32_head_override:
-        raise UnsupportedSetting(
-            engine, "lm_head_dtype", "an fp32 head on a bf16 model needs a patched vLLM; use model_dtype=float32"
-        )
-    return {"dtype": "bfloat16", "hf_overrides": {"head_dtype": "float32"}}
+    args: dict[str, Any] = {"dtype": settings.dtype}
+    if HEAD_DTYPES[settings.lm_head_dtype] != settings.dtype:
+        args["quantization"] = METHOD_NAME
+    return args
+
+
+def head_dtype_env(settings: EngineSettings) -> dict[str, str]:
+    return {HEAD_DTYPE_ENV: HEAD_DTYPES[settings.lm_head_dtype]}
 
 
 def sampling_kwargs(sampling: SamplingSettings, *, top_k_off: int) -> dict[str, Any]:
@@ -72,82 +116,65 @@ def sampling_kwargs(sampling: SamplingSettings, *, top_k_off: int) -> dict[str, 
     }
 
 
-def installed_vllm_version(missing: str) -> str:
-    """The installed vLLM's version, or ``missing`` on a host without vLLM."""
-    try:
-        return metadata.version("vllm")
-    except metadata.PackageNotFoundError:
-        return missing
+def encode_weights(weights: Mapping[str, torch.Tensor]) -> bytes:
+    """The trainer's weights as one safetensors byte string (survives any RPC encoding)."""
+    return save_safetensors({name: tensor.detach().to("cpu").contiguous() for name, tensor in weights.items()})
 
 
-def load_weights_on_worker(worker: Any, named_tensors: Sequence[tuple[str, torch.Tensor]]) -> int:
-    """Runs inside each vLLM worker (sent through ``collective_rpc``); returns tensors loaded."""
+def _worker_model(worker: Any) -> torch.nn.Module:
     runner = worker.model_runner
-    model = runner.get_model() if hasattr(runner, "get_model") else runner.model
-    device = next(model.parameters()).device
-    model.load_weights(weights=[(name, tensor.to(device)) for name, tensor in named_tensors])
-    return len(named_tensors)
+    return runner.get_model() if hasattr(runner, "get_model") else runner.model
 
 
-class OfflineVllmEngine(RolloutEngine):
-    """Drives ``vllm.LLM``. Subclasses name the module that maps settings for their vLLM
-    generation (``mapping``: a module with ``engine_env``, ``engine_kwargs``, ``sampling_kwargs``
-    and ``describe``, pure functions unit-tested without vLLM).
+def load_weights_on_worker(worker: Any, payload: bytes) -> int:
+    """Runs inside each vLLM worker (sent through ``collective_rpc``); returns tensors loaded.
 
-    ``generate`` on the offline ``LLM`` is synchronous, so the next batch is sampled at
-    :meth:`collect` and weights always load between batches: an update never overlaps
-    generation here. Engine-internal behaviour (async scheduling, prefix caching, logprobs mode)
-    is vLLM's own.
+    ``payload`` is :func:`encode_weights`' output. Each tensor is loaded on its own so that
+    ``load_weights``' returned set (the parameters it wrote, under vLLM's fused names) tells
+    whether that tensor landed.
     """
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise TypeError(f"weight payload must be safetensors bytes, got {type(payload).__name__}")
+    model = _worker_model(worker)
+    device = next(model.parameters()).device
+    missed = []
+    tensors = load_safetensors(bytes(payload))
+    for name, tensor in tensors.items():
+        loaded = model.load_weights(weights=[(name, tensor.to(device))])
+        if loaded is None or len(loaded) != 1:
+            missed.append(name)
+    if missed:
+        raise RuntimeError(f"vLLM's model did not load {len(missed)} of {len(tensors)} tensors: {missed[:8]}")
+    return len(tensors)
 
-    name = "vllm"
-    mapping: ModuleType
 
-    def __init__(self, checkpoint: Path, settings: EngineSettings, sampling_seed: int, **options: Any) -> None:
-        self.settings = settings
-        self.sampling_seed = sampling_seed
-        self.options = dict(options)
-        # Refuse before touching the environment, so a host without vLLM is left as it was.
-        if importlib.util.find_spec("vllm") is None:
-            raise EngineUnavailable(f"{self.name} needs vLLM installed on this host")
-        # The V0/V1 switch is read when the engine is created, so it must be set before.
-        os.environ.update(self.mapping.engine_env(settings))
-        import vllm
-        self._vllm = vllm
-        self._llm = vllm.LLM(
-            **self.mapping.engine_kwargs(settings, Path(checkpoint), sampling_seed, **self.options)
+def describe_loaded_model(worker: Any) -> dict[str, str]:
+    """Runs inside a vLLM worker: the dtypes the loaded model really has and computes in."""
+    model = _worker_model(worker)
+    head = model.lm_head
+    method = getattr(head, "quant_method", None)
+    compute = getattr(method, "compute_dtype", head.weight.dtype)
+    body = next(p.dtype for n, p in model.named_parameters() if not n.startswith("lm_head"))
+    return {
+        "dtype": str(body).removeprefix("torch."),
+        "lm_head_weight_dtype": str(head.weight.dtype).removeprefix("torch."),
+        "lm_head_compute_dtype": str(compute).removeprefix("torch."),
+        "lm_head_method": type(method).__name__ if method is not None else "none",
+    }
+
+
+def check_loaded_model(engine: str, settings: EngineSettings, loaded: Mapping[str, str]) -> None:
+    """Refuse to run a leg whose loaded model does not have the dtypes its settings ask for."""
+    if loaded.get("dtype") != settings.dtype:
+        raise UnsupportedSetting(engine, "dtype", f"asked for {settings.dtype}, the loaded model has {loaded.get('dtype')}")
+    want = HEAD_DTYPES[settings.lm_head_dtype]
+    if loaded.get("lm_head_compute_dtype") != want:
+        raise UnsupportedSetting(
+            engine, "lm_head_dtype",
+            f"asked for {want}, the loaded lm_head computes in {loaded.get('lm_head_compute_dtype')}",
         )
-        self._queued: tuple[list[list[int]], SamplingSettings] | None = None
-        self._version = 0
 
-    def submit(self, prompts: Sequence[Sequence[int]], sampling: SamplingSettings) -> None:
-        if self._queued is not None:
-            raise RuntimeError("a batch is already queued; collect it before submitting another")
-        self._queued = ([list(map(int, p)) for p in prompts], sampling)
 
-    def collect(self) -> list[Completion]:
-        if self._queued is None:
-            raise RuntimeError("nothing was submitted")
-        prompts, sampling = self._queued
-        self._queued = None
-        params = self._vllm.SamplingParams(**self.mapping.sampling_kwargs(sampling))
-        outputs = self._llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
-        completions = []
-        for prompt, output in zip(prompts, outputs, strict=True):
-            sample = output.outputs[0]
-            tokens = tuple(int(t) for t in sample.token_ids)
-            logprobs = tuple(float(sample.logprobs[i][t].logprob) for i, t in enumerate(tokens))
-            completions.append(Completion(tuple(prompt), tokens, logprobs, (self._version,) * len(tokens)))
-        return completions
-
-    def update_weights(self, weights: Mapping[str, torch.Tensor], version: int) -> None:
-        # CPU tensors travel to the workers; each moves them to its own device.
-        named = [(name, tensor.detach().cpu()) for name, tensor in weights.items()]
-        self._llm.collective_rpc(load_weights_on_worker, args=(named,))
-        self._version = version
-
-    def describe(self) -> dict[str, Any]:
-        return self.mapping.describe(self.settings)
-
-    def close(self) -> None:
-        self._llm = None
+def apply_env(env: Mapping[str, str]) -> None:
+    """Set the variables vLLM reads when the engine is created (inherited by its processes)."""
+    os.environ.update(env)

@@ -19,17 +19,21 @@ from backend.api.deps import (
 from backend.api.json import orjson_response
 from backend.api.params import parse_run_ids
 from backend.api.schemas import JsonObject
+from backend.compare.downsample import MAX_POINTS_LIMIT, MIN_POINTS_LIMIT
 from backend.comparing import (
     FIGURE_KINDS,
     MAX_RUNS_PER_COMPARISON,
     CompareOptions,
     compare_runs,
+    known_runs,
     load_comparable_runs,
 )
 from backend.domain import SavedComparison
 from backend.errors import BadInput
+from backend.limits import MAX_BAND_K, MAX_DIVERGENCE_K
 from backend.storage.comparisons import ComparisonStore
 from backend.storage.projects import ProjectStore
+from parityscope.wire import MAX_STEP
 
 router = APIRouter(tags=["compare"])
 
@@ -57,7 +61,11 @@ def trim_sections(body: dict[str, Any], include: set[str]) -> None:
                 {k: v for k, v in s.items() if k not in ("x", "y", "y_min", "y_max")} for s in entry["series"]
             ]
             if entry["band"] is not None:
-                entry["band"] = {"source": entry["band"]["source"], "k": entry["band"]["k"]}
+                entry["band"] = {
+                    key: entry["band"][key]
+                    for key in ("source", "k", "reference_outside_rate")
+                    if key in entry["band"]
+                }
             for candidate in entry["candidates"].values():
                 candidate.pop("diff", None)
         figures = body["figures"].get(metric, {})
@@ -79,20 +87,27 @@ def compare(
     reference: Annotated[str, Query(description="run id, or comma-separated replica ids")],
     candidates: Annotated[str | None, Query(description="comma-separated run ids")] = None,
     metrics: Annotated[str | None, Query(description="comma-separated canonical names or raw keys")] = None,
-    start: Annotated[int | None, Query(ge=0)] = None,
-    end: Annotated[int | None, Query(ge=0)] = None,
-    max_points: Annotated[int, Query()] = CompareOptions.max_points,
-    smoothing: Annotated[float, Query()] = CompareOptions.smoothing,
-    band_k: Annotated[float, Query()] = CompareOptions.band_k,
-    divergence_k: Annotated[int, Query()] = CompareOptions.divergence_k,
+    start: Annotated[int | None, Query(ge=0, le=MAX_STEP)] = None,
+    end: Annotated[int | None, Query(ge=0, le=MAX_STEP)] = None,
+    max_points: Annotated[int, Query(ge=MIN_POINTS_LIMIT, le=MAX_POINTS_LIMIT)] = CompareOptions.max_points,
+    smoothing: Annotated[float, Query(ge=0.0, lt=1.0)] = CompareOptions.smoothing,
+    band_k: Annotated[float, Query(gt=0.0, le=MAX_BAND_K, allow_inf_nan=False)] = CompareOptions.band_k,
+    divergence_k: Annotated[int, Query(ge=1, le=MAX_DIVERGENCE_K)] = CompareOptions.divergence_k,
     include: Annotated[
         str | None,
         Query(description="comma-separated sections with data arrays: series, overlay, diff (default all)"),
     ] = None,
+    partial: Annotated[
+        bool,
+        Query(description="compare what is valid: unknown runs and metrics are named in `missing`"),
+    ] = False,
 ) -> Response:
     sections = parse_include(include)
     reference_ids = parse_run_ids(reference, "reference", required=True)
     candidate_ids = parse_run_ids(candidates, "candidates", required=False)
+    missing_runs: list[dict[str, Any]] = []
+    if partial:
+        reference_ids, candidate_ids, missing_runs = known_runs(session, reference_ids, candidate_ids)
     references, candidate_runs, project_id = load_comparable_runs(
         session, reference_ids, candidate_ids, lambda pid: check_read(token, pid, settings)
     )
@@ -106,10 +121,13 @@ def compare(
         band_k=band_k,
         divergence_k=divergence_k,
         figures=tuple(kind for kind in FIGURE_KINDS if kind in sections),
+        partial=partial,
     )
     body = compare_runs(
         session, references, candidate_runs, project_id, options, request.app.state.series_cache
     )
+    if partial:
+        body["missing"] = [*missing_runs, *body["missing"]]
     trim_sections(body, sections)
     return orjson_response(body)
 

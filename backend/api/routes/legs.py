@@ -15,6 +15,7 @@ from backend.api.job_schemas import (
 )
 from backend.domain import Scope, Token
 from backend.errors import Forbidden
+from backend.laddering import advance_ladder
 from backend.storage.jobs import JobStore
 
 router = APIRouter(prefix="/api/v1/legs", tags=["legs"])
@@ -74,7 +75,9 @@ def heartbeat_leg(
 def complete_leg(leg_id: int, body: CompleteBody, session: SessionDep, token: OptionalToken) -> LegOut:
     store = JobStore(session)
     _own_leg(store, token, leg_id)
-    return LegOut.of(store.complete(leg_id, body.worker, body.attempt, engine=body.engine, progress=body.progress))
+    leg = store.complete(leg_id, body.worker, body.attempt, engine=body.engine, progress=body.progress)
+    advance_ladder(session, leg.job_id)  # a ladder's next rung (docs/LADDER.md, stop_at_parity)
+    return LegOut.of(leg)
 
 
 @router.post("/{leg_id}/fail", response_model=LegOut)

@@ -11,7 +11,7 @@ from backend.api.deps import RawBody, ReadableRun, SessionDep, SettingsDep, Writ
 from backend.api.json import orjson_response
 from backend.api.schemas import METRICS_BODY_SCHEMA, IngestOut, KeyOut, SeriesOut
 from backend.errors import BadInput
-from backend.ingest import check_key, parse_body
+from backend.ingest import MAX_STEP, check_key, parse_body
 from backend.storage.metrics import MetricStore
 from parityscope.wire import encode_value
 
@@ -41,8 +41,8 @@ def get_metrics(
     run: ReadableRun,
     session: SessionDep,
     keys: Annotated[str | None, Query(description="comma-separated metric keys; all when absent")] = None,
-    start: Annotated[int | None, Query(ge=0)] = None,
-    end: Annotated[int | None, Query(ge=0)] = None,
+    start: Annotated[int | None, Query(ge=0, le=MAX_STEP)] = None,
+    end: Annotated[int | None, Query(ge=0, le=MAX_STEP)] = None,
 ) -> Response:
     wanted = None
     if keys is not None:

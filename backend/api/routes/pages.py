@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import plotly
+import swagger_ui_bundle
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -74,6 +75,12 @@ def compare_page() -> HTMLResponse:
     return _page("compare.html")
 
 
+@router.get("/docs")
+def api_docs_page() -> HTMLResponse:
+    """Swagger UI over /openapi.json, served from the swagger-ui-bundle-v2 package."""
+    return _page("docs.html")
+
+
 @router.get("/s/{token}")
 def share_page(token: str) -> HTMLResponse:
     return _page("compare.html")
@@ -115,5 +122,11 @@ class _RevalidatedStatic(StaticFiles):
 
 
 def mount_static(app: FastAPI) -> None:
-    """``/static/…`` from frontend/ (after the routes above, which serve Plotly.js)."""
+    """``/static/…`` from frontend/ (after the routes above, which serve Plotly.js), and Swagger
+    UI's files from its package under ``/static/vendor/swagger-ui/`` (for /docs)."""
+    app.mount(
+        "/static/vendor/swagger-ui",
+        _RevalidatedStatic(directory=swagger_ui_bundle.swagger_ui_path),
+        name="swagger-ui",
+    )
     app.mount("/static", _RevalidatedStatic(directory=frontend_dir()), name="static")

@@ -17,9 +17,11 @@ from fastapi.responses import Response
 from backend.api.dashboard_schemas import NoteOut, ShareCreate, ShareOut, ShareView
 from backend.api.deps import OptionalToken, SessionDep, WritableProject, check_write, require_token
 from backend.api.json import orjson_response
+from backend.api.params import parse_run_ids
 from backend.comparing import CompareOptions, compare_runs, load_comparable_runs
 from backend.domain import Run, ShareLink
 from backend.errors import BadInput
+from backend.laddering import ladder_of_view
 from backend.models import utcnow
 from backend.storage.notes import NoteStore
 from backend.storage.runs import RunStore
@@ -51,10 +53,13 @@ def _view_data(
         session, references, candidates, project_id, options, request.app.state.series_cache
     )
     notes = NoteStore(session).for_runs(project_id, view.run_ids)
-    return {
+    data = {
         "comparison": comparison,
         "notes": [NoteOut.of(n).model_dump(mode="json") for n in notes],
     }
+    if view.ladder is not None:
+        data["ladder"] = ladder_of_view(session, view.ladder, project_id)
+    return data
 
 
 @router.post("/api/v1/shares", status_code=201, response_model=ShareOut)
@@ -75,7 +80,8 @@ def create_share(
         expires_at = utcnow() + timedelta(hours=body.expires_in_hours)
     issued = ShareStore(session).create(
         project_id,
-        view.model_dump(mode="json"),
+        # A view without a ladder is stored as before the ladder existed.
+        view.model_dump(mode="json", exclude=None if view.ladder is not None else {"ladder"}),
         view.run_ids,
         snapshot=orjson.dumps(data).decode() if body.frozen else None,
         expires_at=expires_at,
@@ -87,6 +93,25 @@ def create_share(
 def list_shares(project: WritableProject, session: SessionDep) -> list[ShareOut]:
     """Every link of the project, newest first (the secrets are not stored, so not shown)."""
     return [ShareOut.of(link) for link in ShareStore(session).list(project.id)]
+
+
+@router.get("/api/v1/shares", response_model=list[ShareOut])
+def list_comparison_shares(
+    session: SessionDep,
+    token: OptionalToken,
+    reference: Annotated[str, Query(description="run id, or comma-separated replica ids")],
+    candidates: Annotated[str | None, Query(description="comma-separated run ids")] = None,
+) -> list[ShareOut]:
+    """The links of one comparison (these reference and candidate runs), newest first, revoked
+    and expired ones included; the secrets are not stored, so not shown."""
+    require_token(token)
+    reference_ids = parse_run_ids(reference, "reference", required=True)
+    candidate_ids = parse_run_ids(candidates, "candidates", required=False)
+    _, _, project_id = load_comparable_runs(
+        session, reference_ids, candidate_ids, lambda pid: check_write(token, pid)
+    )
+    links = ShareStore(session).for_comparison(project_id, reference_ids, candidate_ids)
+    return [ShareOut.of(link) for link in links]
 
 
 @router.delete("/api/v1/shares/{share_id}", response_model=ShareOut)
