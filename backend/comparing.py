@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from backend.compare.aliases import DEFAULT_METRICS, PARITY_METRICS, AliasTable
@@ -24,11 +25,13 @@ from backend.compare.response import comparison_to_json
 from backend.compare.run_series import RunSeries
 from backend.domain import Run, Sparkline
 from backend.errors import BadInput, NotFound
+from backend.series_summary import level_for
 from backend.storage.metrics import MetricStore
 from backend.storage.registry import ProjectRegistryStore
 from backend.storage.runs import RunStore
 from backend.storage.series_cache import SeriesCache
 from backend.storage.sparklines import SparklineStore
+from backend.storage.summaries import SummaryStore
 
 __all__ = [
     "FIGURE_KINDS",
@@ -38,6 +41,7 @@ __all__ = [
     "known_runs",
     "load_comparable_runs",
     "load_run_series",
+    "FULL_RESOLUTION_STEPS",
     "run_sparklines",
 ]
 
@@ -46,6 +50,11 @@ MAX_RUNS_PER_COMPARISON = 50
 its legs (at most 32), so this must not be lower than a job's leg limit."""
 
 FIGURE_KINDS: tuple[str, ...] = ("overlay", "diff")
+
+FULL_RESOLUTION_STEPS = 16_384
+"""A window of at most this many steps (or at most ``max_points``) is compared point by point;
+a longer one from the series summaries, at a cost bounded by ``max_points`` rather than by the
+run's length (docs/ARCHITECTURE.md, "Summaries")."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,95 @@ def load_comparable_runs(
     for project_id in {run.project_id for run in [*references, *candidates]}:
         check(project_id)
     return references, candidates, _one_project([*references, *candidates])
+
+
+def _wanted_keys(
+    store: MetricStore, run: Run, metric_names: Sequence[str], table: AliasTable
+) -> list[str]:
+    available = set(store.key_names(run.id))
+    return sorted(
+        {
+            key
+            for name in [*metric_names, *PARITY_METRICS]
+            if (key := table.resolve(name, available)) is not None
+        }
+    )
+
+
+def _overview_window(
+    session: Session,
+    runs: Sequence[Run],
+    wanted: Mapping[int, list[str]],
+    options: CompareOptions,
+    cache: SeriesCache | None = None,
+) -> tuple[int, int] | None:
+    """The step window to compare from summaries, or None to compare point by point."""
+    ids = MetricStore(session).key_ids(sorted({k for keys in wanted.values() for k in keys}), create=False)
+    summaries = SummaryStore(session)
+    extents = []
+    for run in runs:
+        keys = [ids[k] for k in wanted[run.id] if k in ids]
+        name = "\x00extent " + " ".join(map(str, sorted(keys)))
+        hit = cache.get(run.id, name, run.updated_at) if cache is not None else None
+        if hit is None:
+            found = summaries.extent(run.id, keys)
+            hit = (np.asarray(found or (), dtype=np.int64),)
+            if cache is not None:
+                cache.put(run.id, name, run.updated_at, hit)
+        if hit[0].size:
+            extents.append((int(hit[0][0]), int(hit[0][1])))
+    if not extents:
+        return None
+    lo = options.start if options.start is not None else min(e[0] for e in extents)
+    hi = options.end if options.end is not None else max(e[1] for e in extents)
+    if hi - lo + 1 <= max(options.max_points, FULL_RESOLUTION_STEPS):
+        return None
+    return lo, hi
+
+
+def load_run_summaries(
+    session: Session,
+    runs: Sequence[Run],
+    wanted: Mapping[int, list[str]],
+    window: tuple[int, int],
+    max_points: int,
+    cache: SeriesCache | None = None,
+) -> list[RunSeries]:
+    """Each run with the bucket rows of its wanted keys covering ``window`` exactly, at the
+    coarsest level no wider than a pixel: about ``max_points`` rows a series, whatever the
+    run's length."""
+    lo, hi = window
+    level = level_for(hi - lo + 1, max(1, (max_points - 2) // 2))
+    ids = MetricStore(session).key_ids(sorted({k for keys in wanted.values() for k in keys}), create=False)
+    names = {key_id: name for name, key_id in ids.items()}
+    store = SummaryStore(session)
+    loaded = []
+    # Cached under a name no metric key can have (keys exclude control characters).
+    for run in runs:
+        keys = [ids[k] for k in wanted[run.id] if k in ids]
+        rows = {}
+        if cache is not None:
+            for key_id in keys:
+                hit = cache.get(run.id, f"\x00summary {level} {lo} {hi} {names[key_id]}", run.updated_at)
+                if hit is not None:
+                    rows[key_id] = hit
+        missing = [key_id for key_id in keys if key_id not in rows]
+        if missing:
+            for key_id, found in store.read_window(run.id, missing, lo, hi, level).items():
+                rows[key_id] = found
+                if cache is not None:
+                    cache.put(run.id, f"\x00summary {level} {lo} {hi} {names[key_id]}", run.updated_at, found)
+        loaded.append(
+            RunSeries(
+                run_id=run.id,
+                name=run.name,
+                label=run.label,
+                config=run.config,
+                engine=run.engine or {},
+                summaries={names[key_id]: found for key_id, found in rows.items() if len(found)},
+            )
+        )
+    return loaded
 
 
 def known_runs(
@@ -189,8 +287,24 @@ def compare_runs(
     aliases = registry.aliases(project_id)
     names = options.metric_names
     window = (options.start, options.end)
-    reference_series = load_run_series(session, references, names, aliases, *window, cache)
-    candidate_series = load_run_series(session, candidates, names, aliases, *window, cache)
+    table = AliasTable(aliases)
+    store = MetricStore(session)
+    wanted = {run.id: _wanted_keys(store, run, names, table) for run in [*references, *candidates]}
+    overview = _overview_window(session, [*references, *candidates], wanted, options, cache)
+    if overview is None:
+        # A zoomed window of a long run reads only that window; whole series are cached only
+        # for runs short enough to be compared point by point.
+        if any((run.last_step or 0) >= FULL_RESOLUTION_STEPS for run in [*references, *candidates]):
+            cache = None
+        reference_series = load_run_series(session, references, names, aliases, *window, cache)
+        candidate_series = load_run_series(session, candidates, names, aliases, *window, cache)
+    else:
+        reference_series = load_run_summaries(
+            session, references, wanted, overview, options.max_points, cache
+        )
+        candidate_series = load_run_summaries(
+            session, candidates, wanted, overview, options.max_points, cache
+        )
     comparison = build_comparison(
         reference_series,
         candidate_series,
@@ -205,8 +319,10 @@ def compare_runs(
         extra_rules=registry.rules(project_id),
         figures=options.figures,
         unknown_metrics="skip" if options.partial else "refuse",
+        window=overview,
     )
     body = comparison_to_json(comparison)
+    body["settings"]["resolution"] = "points" if overview is None else "summaries"
     body["project"] = references[0].project_slug
     if options.partial:
         body["missing"] = [

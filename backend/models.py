@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -159,6 +160,37 @@ class MetricPointRow(Base):
     step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     value: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
     wall_time: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
+
+
+class MetricSummaryRow(Base):
+    """One bucket of the multi-resolution summary of a series (``backend/series_summary.py``).
+
+    ``level`` is log2 of the bucket width in steps; ``bucket`` is ``step >> level``. Kept up to
+    date by ingestion in the same transaction as the points. NULL in a value column means NaN
+    or "no such value" (a bucket of only NaN has no minimum); NULL in ``min_step``,
+    ``max_step`` or ``nan_step`` means no such point. The primary key starts with ``run_id``
+    like ``metric_point``'s (docs/ARCHITECTURE.md, "Summaries"). No foreign keys, for the same
+    reason as ``metric_point``.
+    """
+
+    __tablename__ = "metric_summary"
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    first_step: Mapped[int] = mapped_column(BigInteger)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    finite_count: Mapped[int] = mapped_column(Integer)
+    first_value: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
+    last_value: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
+    min_value: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
+    min_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_value: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
+    max_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    mean_value: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
+    nan_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class MetricAliasRow(Base):

@@ -63,7 +63,7 @@ def running_server(database_url: str) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(base + "/healthz")
+        wait_for_http(base + "/healthz", timeout=120.0)  # a loaded machine starts slowly
         yield base
     finally:
         server.terminate()

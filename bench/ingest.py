@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 
 import httpx
@@ -39,7 +40,9 @@ def main() -> None:
     steps_per_request = args.per_request // args.keys
     keys = [f"metric_{k}" for k in range(args.keys)]
 
-    url = fresh_postgres("ps_bench_ingest")
+    # Databases of this invocation only: others may run benchmarks on the same server.
+    ingest_db, copy_db = f"ps_bench_ingest_{os.getpid()}", f"ps_bench_copy_{os.getpid()}"
+    url = fresh_postgres(ingest_db)
     token = project_token(url, "bench", Scope.WRITE)
 
     # Request bodies are serialised before the clock starts: the client's JSON encoding is not
@@ -73,7 +76,7 @@ def main() -> None:
     # Baselines: the same rows by raw COPY into a bare table with the same key, same process:
     # psycopg's row writer (text format), and a binary stream built with numpy (the server's own
     # technique, so the strongest baseline). The ratio is taken against the faster of the two.
-    raw_url = fresh_postgres("ps_bench_copy").replace("postgresql+psycopg://", "postgresql://")
+    raw_url = fresh_postgres(copy_db).replace("postgresql+psycopg://", "postgresql://")
     rows = [
         (r + 1, k + 1, s, value(r, k, s), now + s)
         for r in range(args.runs) for k in range(args.keys) for s in range(args.steps)
@@ -110,8 +113,9 @@ def main() -> None:
     for fmt, seconds in timings.items():
         print(f"raw COPY ({fmt:6}):     {seconds:7.2f} s  {total / seconds:12,.0f} points/s")
     print(f"ratio API / fastest raw COPY: {api_rate / copy_rate:.2f}  (target >= 0.40)")
-    drop_postgres("ps_bench_ingest")
-    drop_postgres("ps_bench_copy")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    drop_postgres(ingest_db)
+    drop_postgres(copy_db)
 
 
 if __name__ == "__main__":

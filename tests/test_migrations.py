@@ -51,3 +51,52 @@ def test_sqlite_is_migrated_on_first_use(tmp_path) -> None:
     engine = prepare_database(url)
     with engine.connect() as conn:
         assert MigrationContext.configure(conn).get_current_revision() == head_revision(url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_summaries_are_built_for_points_stored_before_the_summary_table(request, tmp_path, backend) -> None:
+    from sqlalchemy import func, select, text
+
+    from backend.db import Database
+    from backend.models import MetricSummaryRow
+    from backend.series_summary import LEVELS, point_buckets
+    from backend.storage.metrics import MetricStore
+
+    if backend == "sqlite":
+        url, gen = f"sqlite:///{tmp_path / 'old.db'}", None
+        upgrade(url, "0001")
+    else:
+        from tests.conftest import _pg_admin, _pg_url
+
+        name = f"ps_test_backfill_{tmp_path.name[-20:]}".lower().replace("-", "_")
+        with _pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            admin.execute(f'CREATE DATABASE "{name}"')
+        url, gen = _pg_url(name), name
+        upgrade(url, "0001")
+    try:
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO project (id, slug, name, created_at) VALUES (1, 'p', 'P', CURRENT_TIMESTAMP)"))
+            conn.execute(text("INSERT INTO metric_key (id, name) VALUES (1, 'reward')"))
+            conn.execute(
+                text("INSERT INTO metric_point (run_id, key_id, step, value, wall_time) VALUES (7, 1, :s, :v, 0)"),
+                [{"s": s, "v": float(s % 97)} for s in range(0, 5000, 3)],
+            )
+        engine.dispose()
+        upgrade(url)
+        database = Database(make_engine(url))
+        with database.session() as session:
+            steps, values = MetricStore(session).read_arrays(7, ["reward"])["reward"]
+            for level in LEVELS:
+                stored = session.execute(
+                    select(func.count(), func.sum(MetricSummaryRow.count), func.max(MetricSummaryRow.max_value))
+                    .where(MetricSummaryRow.run_id == 7, MetricSummaryRow.level == level)
+                ).one()
+                expected = point_buckets(steps, values, steps >> level)
+                assert tuple(stored) == (len(expected), steps.size, 96.0)
+        database.engine.dispose()
+    finally:
+        if gen is not None:
+            with _pg_admin() as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{gen}" WITH (FORCE)')

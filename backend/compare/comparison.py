@@ -18,6 +18,7 @@ divergences of the compared metrics.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
@@ -64,11 +65,19 @@ from backend.compare.figures import (
     overlay_figure,
     run_colours,
 )
+from backend.compare.overview import (
+    Grid,
+    compared_series,
+    drawn_series,
+    grid_for,
+    pixel_rows,
+)
 from backend.compare.parity import parity_findings, summarise_parity
 from backend.compare.registry import KeyRegistry, normalise_key
 from backend.compare.run_series import RunSeries, Series, checked_series
 from backend.compare.smoothing import check_smoothing, debiased_ema
 from backend.errors import BadInput
+from backend.series_summary import BucketStats
 
 __all__ = ["CandidateMetric", "Comparison", "MetricComparison", "RunMetric", "build_comparison"]
 
@@ -133,6 +142,7 @@ def build_comparison(
     extra_rules: Mapping[str, str] | None = None,
     figures: Collection[str] = ("overlay", "diff"),
     unknown_metrics: Literal["refuse", "skip"] = "refuse",
+    window: tuple[int, int] | None = None,
 ) -> Comparison:
     """Compare ``candidates`` with ``references`` (two or more references are replicas).
 
@@ -143,6 +153,10 @@ def build_comparison(
     ``start`` after ``end``. ``figures`` names the Plotly figures to build per metric. With
     ``unknown_metrics="skip"`` an unknown metric is left out and listed in ``skipped_metrics``
     instead of refused.
+
+    Runs that bring ``summaries`` instead of ``series`` are compared as an overview of the
+    steps ``window`` (``backend.compare.overview``): the band, divergence, diff and smoothing
+    run on per-pixel means, the drawn lines keep each pixel's extremes.
     """
     _check_runs(references, candidates)
     max_points = check_max_points(max_points)
@@ -158,13 +172,16 @@ def build_comparison(
     )
 
     resolved: dict[tuple[str, str], tuple[str | None, Series | None]] = {}
+    overview = _Overview(window, [*references, *candidates], aliases, max_points)
 
     def series_of(run: RunSeries, name: str) -> tuple[str | None, Series | None]:
         cache_key = (str(run.run_id), name)
         if cache_key not in resolved:
-            key = aliases.resolve(name, run.series.keys())
+            key = aliases.resolve(name, run.keys())
             series = None
-            if key is not None:
+            if key is not None and key in run.summaries:
+                series = overview.compared(run, name, key)
+            elif key is not None:
                 steps, values = run.series[key]
                 checked = checked_series(steps, values, field=f"series[{run.run_id}][{key}]")
                 series = within_window(checked, start, end)
@@ -173,7 +190,15 @@ def build_comparison(
 
     compared = [
         _compare_metric(
-            name, references, candidates, series_of, max_points, smoothing, band_k, divergence_k
+            name,
+            references,
+            candidates,
+            series_of,
+            max_points,
+            smoothing,
+            band_k,
+            divergence_k,
+            overview if overview.active else None,
         )
         for name in wanted
     ]
@@ -245,9 +270,14 @@ def _compare_metric(
     smoothing: float,
     band_k: float,
     divergence_k: int,
+    overview: _Overview | None = None,
 ) -> MetricComparison:
     runs: list[RunMetric] = []
     reference_series: list[Series] = []
+    # Over an overview a compared point is a pixel mean of ``per_point`` steps: the smoothing
+    # weight per pixel is the weight per step to that power.
+    per_point = overview.points_per_pixel(name) if overview is not None else 1.0
+    pixel_smoothing = smoothing**per_point if smoothing else 0.0
     for role, group in (("reference", references), ("candidate", candidates)):
         for run in group:
             key, series = series_of(run, name)
@@ -255,9 +285,18 @@ def _compare_metric(
             if series is not None:
                 if role == "reference":
                     reference_series.append(series)
-                shown = downsample_series(series[0], _smoothed(series[1], smoothing), max_points)
+                if overview is not None and not smoothing:
+                    shown = overview.drawn(run, name)
+                else:
+                    shown = downsample_series(
+                        series[0], _smoothed(series[1], pixel_smoothing), max_points
+                    )
                 if smoothing:
-                    raw = downsample_series(series[0], series[1], max_points)
+                    raw = (
+                        overview.drawn(run, name)
+                        if overview is not None
+                        else downsample_series(series[0], series[1], max_points)
+                    )
             runs.append(
                 RunMetric(
                     run_id=run.run_id,
@@ -265,7 +304,8 @@ def _compare_metric(
                     role=role,
                     key=key,
                     series=shown,
-                    downsampled=series is not None and series[0].size > max_points,
+                    downsampled=series is not None
+                    and (overview is not None or series[0].size > max_points),
                     raw=raw,
                 )
             )
@@ -274,11 +314,16 @@ def _compare_metric(
     if reference_series:
         band = reference_band(reference_series, k=band_k)
         line = reference_line(reference_series)
+        # The band of pixel means is drawn as wide as the band of single steps would be, its
+        # half-width scaled by √(points per pixel), so it sits on the drawn lines' scale.
+        widen = math.sqrt(per_point) if overview is not None and not smoothing else 1.0
+        half = (band.upper - band.lower) / 2.0 * widen
+        smoothed_center = _smoothed(band.center, pixel_smoothing)
         band_display = downsample_band(
             band.steps,
-            _smoothed(band.lower, smoothing),
-            _smoothed(band.center, smoothing),
-            _smoothed(band.upper, smoothing),
+            _smoothed(band.center - half, pixel_smoothing),
+            smoothed_center,
+            _smoothed(band.center + half, pixel_smoothing),
             max_points,
         )
 
@@ -290,16 +335,15 @@ def _compare_metric(
             continue
         steps, candidate_values, reference_values = align_pair(series, line)
         diff = downsample_series(
-            steps, _smoothed(candidate_values - reference_values, smoothing), max_points
+            steps, _smoothed(candidate_values - reference_values, pixel_smoothing), max_points
         )
         raw_diff = None
         if smoothing:
             raw_diff = downsample_series(steps, candidate_values - reference_values, max_points)
-        compared.append(
-            CandidateMetric(
-                run.run_id, diff, first_divergence(band, series, divergence_k), raw_diff=raw_diff
-            )
-        )
+        divergence = first_divergence(band, series, divergence_k)
+        if overview is not None:
+            divergence = replace(divergence, bucket_steps=overview.pixel_steps(name))
+        compared.append(CandidateMetric(run.run_id, diff, divergence, raw_diff=raw_diff))
     return MetricComparison(name, runs, band, band_display, compared, figures={})
 
 
@@ -426,7 +470,7 @@ def _check_metrics(
         if (
             name not in known
             and aliases.canonical_of(name) is None
-            and not any(name in run.series for run in runs)
+            and not any(name in run.keys() for run in runs)
         ):
             if skipped is not None:
                 skipped.append(name)
@@ -436,3 +480,67 @@ def _check_metrics(
             )
         wanted.append(name)
     return wanted
+
+
+class _Overview:
+    """Per metric, the pixel grid shared by its runs and each run's pixels (cached)."""
+
+    def __init__(
+        self,
+        window: tuple[int, int] | None,
+        runs: Sequence[RunSeries],
+        aliases: AliasTable,
+        max_points: int,
+    ) -> None:
+        self.runs = runs
+        self.aliases = aliases
+        self.max_points = max_points
+        self.active = any(run.summaries for run in runs)
+        if window is None and self.active:
+            rows = [r for run in runs for r in run.summaries.values() if len(r)]
+            window = (
+                min((int(r.first_step[0]) for r in rows), default=0),
+                max((int(r.last_step[-1]) for r in rows), default=0),
+            )
+        self.window = window
+        self._grids: dict[str, Grid] = {}
+        self._pixels: dict[tuple[str, str], BucketStats] = {}
+
+    def _grid(self, name: str) -> Grid:
+        if name not in self._grids:
+            assert self.window is not None
+            rows = []
+            for run in self.runs:
+                key = self.aliases.resolve(name, run.keys())
+                if key is not None and key in run.summaries:
+                    rows.append(run.summaries[key])
+            self._grids[name] = grid_for(*self.window, self.max_points, rows)
+        return self._grids[name]
+
+    def _pixels_of(self, run: RunSeries, name: str, key: str) -> BucketStats:
+        cache_key = (str(run.run_id), name)
+        if cache_key not in self._pixels:
+            self._pixels[cache_key] = pixel_rows(run.summaries[key], self._grid(name))
+        return self._pixels[cache_key]
+
+    def compared(self, run: RunSeries, name: str, key: str) -> Series:
+        return compared_series(self._pixels_of(run, name, key), self._grid(name))
+
+    def drawn(self, run: RunSeries, name: str) -> DownsampledSeries:
+        key = self.aliases.resolve(name, run.keys())
+        assert key is not None
+        return drawn_series(self._pixels_of(run, name, key))
+
+    def pixel_steps(self, name: str) -> int:
+        grid = self._grid(name)
+        return -(-grid.width // grid.pixels)
+
+    def points_per_pixel(self, name: str) -> float:
+        counts = []
+        for run in self.runs:
+            key = self.aliases.resolve(name, run.keys())
+            if key is not None and key in run.summaries:
+                pixels = self._pixels_of(run, name, key)
+                if len(pixels):
+                    counts.append(float(pixels.count.mean()))
+        return max(1.0, float(np.mean(counts))) if counts else 1.0

@@ -81,6 +81,9 @@ class Divergence:
     below: int = 0
     last_step: int | None = None
     reference_rate: float | None = None
+    bucket_steps: int = 1
+    """Steps per compared point: 1 point by point; over a long window the CUSUM runs on the
+    means of buckets of this many steps (docs/COMPARE.md, "Long windows")."""
 
 
 def check_divergence_k(k: int) -> int:
@@ -198,8 +201,11 @@ def marker_words(metric: str, divergence: Divergence) -> tuple[str, str]:
     and its detail (distance beyond the band, the reference's own rate), in plain words."""
     step, last = divergence.first_divergence_step, divergence.last_step
     side = {"above": "above", "below": "below"}.get(divergence.direction or "", "outside")
+    counted = "steps"
+    if divergence.bucket_steps > 1:
+        counted = f"means of {divergence.bucket_steps:,} steps"
     summary = (
-        f"{metric}: {divergence.stretch_outside} of {divergence.stretch_steps} steps {side} "
+        f"{metric}: {divergence.stretch_outside} of {divergence.stretch_steps} {counted} {side} "
         f"the band from step {step}"
     )
     if last is not None and last != step:

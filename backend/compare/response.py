@@ -20,7 +20,7 @@ Shape::
                                   "effect_size", "direction", "compared_steps"}},
           "markers": [{"run_id", "name", "metric", "step", "last_step", "direction",
                        "outside_steps", "stretch_steps", "above", "below", "distance",
-                       "reference_rate", "summary", "detail"}]
+                       "reference_rate", "bucket_steps", "summary", "detail"}]
         }
       },
       "config_diff": {candidate_id: [config_row, ...]},      # the keys that differ
@@ -123,6 +123,7 @@ def _marker(metric: str, candidate: CandidateMetric, name: str) -> dict[str, Any
         "below": divergence.below,
         "distance": api_number(divergence.effect_size),
         "reference_rate": api_number(divergence.reference_rate),
+        "bucket_steps": divergence.bucket_steps,
         "summary": summary,
         "detail": detail,
     }

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from backend.errors import BadInput
+from backend.series_summary import BucketStats
 
 __all__ = ["RunSeries", "Series", "checked_series"]
 
@@ -33,6 +34,12 @@ class RunSeries:
     config: Mapping[str, Any] = field(default_factory=dict)
     engine: Mapping[str, Any] = field(default_factory=dict)
     series: Mapping[str, Series] = field(default_factory=dict)
+    summaries: Mapping[str, BucketStats] = field(default_factory=dict)
+    """For a long window: raw key → its bucket rows covering the window exactly, instead of
+    ``series`` (``backend.compare.overview``)."""
+
+    def keys(self) -> list[str]:
+        return [*self.series, *(k for k in self.summaries if k not in self.series)]
 
 
 def checked_series(steps: Any, values: Any, *, field: str) -> Series:

@@ -24,6 +24,7 @@ from backend.domain import IngestResult, KeySummary, PointBatch
 from backend.errors import TooLarge
 from backend.limits import MAX_KEYS_PER_REQUEST, MAX_KEYS_PER_RUN
 from backend.models import MetricKeyRow, MetricPointRow, RunRow, utcnow
+from backend.storage.summaries import SummaryStore
 from backend.storage.values import from_storage
 
 # How many times a merge that lost a deadlock or a serialization conflict is tried in all;
@@ -109,6 +110,8 @@ class MetricStore:
                 updated_at=utcnow(),
             )
         )
+        # After the run's row is updated: its lock serialises writers of one run until commit.
+        SummaryStore(self.session).refresh(run_id, key_ids, steps)
         return IngestResult(accepted=len(steps), replaced=replaced)
 
     def _check_keys_per_run(self, run_id: int, key_ids: list[int]) -> None:

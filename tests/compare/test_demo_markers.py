@@ -97,7 +97,7 @@ def test_marker_payload_fields(demo):
     (marker,) = body["metrics"]["entropy"]["markers"]
     assert set(marker) == {
         "run_id", "name", "metric", "step", "last_step", "direction", "outside_steps",
-        "stretch_steps", "above", "below", "distance", "reference_rate", "summary", "detail",
+        "stretch_steps", "above", "below", "distance", "reference_rate", "bucket_steps", "summary", "detail",
     }  # fmt: skip
     assert marker["metric"] == "entropy" and marker["name"] == "v1-initial"
     assert marker["above"] + marker["below"] == marker["outside_steps"] <= marker["stretch_steps"]

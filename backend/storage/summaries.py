@@ -1,0 +1,419 @@
+"""Series summaries: the stored multi-resolution buckets of each run's series.
+
+``refresh`` runs in the ingesting transaction after the points are written (and after the run's
+row is updated, which holds its lock until commit, so two writers of one run refresh one after
+the other and each sees the other's points). It recomputes only the buckets the batch touched:
+the finest level from the points of those buckets, each coarser level from the rows of the
+level below. Appends and replacements take the same path. Every statement filters by
+``run_id``. See ``backend/series_summary.py`` for what a bucket holds and docs/ARCHITECTURE.md,
+"Summaries", for how the comparison reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import fields
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.models import MetricPointRow, MetricSummaryRow
+from backend.series_summary import LEVELS, NO_STEP, BucketStats, merge_buckets, point_buckets
+
+__all__ = ["SummaryStore"]
+
+_STAT_FIELDS = [f.name for f in fields(BucketStats) if f.name != "bucket"]
+_STEP_FIELDS = {"min_step", "max_step", "nan_step"}
+_INT_FIELDS = {"first_step", "last_step", "count", "finite_count", *_STEP_FIELDS}
+
+# How each column travels packed from PostgreSQL: its send function, NULL replaced by NaN or
+# NO_STEP so every value has the same width, and its wire type.
+_WIRE = {
+    name: ">i4" if name in ("count", "finite_count") else ">i8" if name in _INT_FIELDS else ">f8"
+    for name in _STAT_FIELDS
+} | {"bucket": ">i8"}
+_SEND = {name: {">i4": "int4send", ">i8": "int8send", ">f8": "float8send"}[w] for name, w in _WIRE.items()}
+_MISSING = {
+    name: str(NO_STEP) if name in _STEP_FIELDS else "0" if name in _INT_FIELDS or name == "bucket"
+    else "'NaN'::float8"
+    for name in _WIRE
+}
+
+
+def _spans(keys: np.ndarray, buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unique sorted (key, bucket) pairs as runs of consecutive buckets: (key, first, last)."""
+    if keys.size == 0:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty
+    order = np.lexsort((buckets, keys))
+    keys, buckets = keys[order], buckets[order]
+    new = np.ones(keys.size, dtype=bool)
+    new[1:] = (keys[1:] != keys[:-1]) | (buckets[1:] > buckets[:-1] + 1)
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], keys.size) - 1
+    return keys[starts], buckets[starts], buckets[ends]
+
+
+def _groups(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Group numbers, changing wherever the key or the id changes (rows sorted by both)."""
+    change = np.ones(keys.size, dtype=np.int64)
+    if keys.size:
+        change[1:] = (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])
+    return np.cumsum(change)
+
+
+class SummaryStore:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def _postgresql(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    def refresh(self, run_id: int, key_ids: np.ndarray, steps: np.ndarray) -> None:
+        """Recompute every bucket, at every level, that holds one of the written points.
+
+        ``key_ids`` and ``steps`` are the written points' (any order); the points themselves
+        must already be in ``metric_point``.
+        """
+        key_ids = np.asarray(key_ids, dtype=np.int64)
+        steps = np.asarray(steps, dtype=np.int64)
+        if steps.size == 0:
+            return
+        finest = LEVELS[0]
+        span_keys, first, last = _spans(key_ids, steps >> finest)
+        point_keys, point_steps, point_values = self._read_points(
+            run_id, span_keys, first << finest, ((last + 1) << finest) - 1
+        )
+        keys = point_keys
+        rows = point_buckets(point_steps, point_values, _groups(point_keys, point_steps >> finest))
+        rows = BucketStats(**{**_as_dict(rows), "bucket": point_steps[_firsts(rows)] >> finest})
+        keys = point_keys[_firsts(rows)]
+        written: list[tuple[int, np.ndarray, BucketStats]] = [(finest, keys, rows)]
+        # Every level's rows below the touched buckets in one statement: the spans depend only
+        # on the written steps.
+        spans = []
+        for finer, level in zip(LEVELS, LEVELS[1:], strict=False):
+            span_keys, first, last = _spans(key_ids, steps >> level)
+            shift = level - finer
+            spans.append((np.full(span_keys.size, finer), span_keys, first << shift, ((last + 1) << shift) - 1))
+        all_levels, all_keys, all_rows = self._read_summaries(
+            run_id, *(np.concatenate(parts) for parts in zip(*spans, strict=True))
+        )
+        for finer, level in zip(LEVELS, LEVELS[1:], strict=False):
+            shift = level - finer
+            mine = all_levels == finer
+            old_keys, old_rows = all_keys[mine], all_rows.take(mine)
+            fresh = set(zip(keys.tolist(), rows.bucket.tolist(), strict=True))
+            stale = np.fromiter(
+                ((k, b) in fresh for k, b in zip(old_keys.tolist(), old_rows.bucket.tolist(), strict=True)),
+                dtype=bool,
+                count=old_keys.size,
+            )
+            both_keys = np.concatenate([old_keys[~stale], keys])
+            both = BucketStats.concat([old_rows.take(~stale), rows])
+            order = np.lexsort((both.bucket, both_keys))
+            both_keys, both = both_keys[order], both.take(order)
+            parent = both.bucket >> shift
+            rows = merge_buckets(both, _groups(both_keys, parent), parent)
+            keys = both_keys[_firsts_of(_groups(both_keys, parent))]
+            written.append((level, keys, rows))
+        self._write(run_id, written)
+
+    def rebuild(self, run_id: int) -> None:
+        """Recompute every summary of a run from all its points."""
+        found = self.session.execute(
+            select(MetricPointRow.key_id, MetricPointRow.step).where(MetricPointRow.run_id == run_id)
+        ).all()
+        if found:
+            keys, steps = np.asarray(found, dtype=np.int64).T
+            self.refresh(run_id, keys, steps)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def extent(self, run_id: int, key_ids: Sequence[int]) -> tuple[int, int] | None:
+        """The first and last step any of ``key_ids`` has in the run, from the coarsest level
+        (a few rows per key), or None when they have no points."""
+        if not key_ids:
+            return None
+        table = MetricSummaryRow
+        lo, hi = self.session.execute(
+            select(func.min(table.first_step), func.max(table.last_step)).where(
+                table.run_id == run_id,
+                table.key_id.in_(sorted(key_ids)),
+                table.level == LEVELS[-1],
+            )
+        ).one()
+        return None if lo is None else (int(lo), int(hi))
+
+    def read_window(
+        self, run_id: int, key_ids: Sequence[int], lo: int, hi: int, level: int | None
+    ) -> dict[int, BucketStats]:
+        """Per key, bucket rows covering exactly the steps ``lo..hi``, in step order.
+
+        Whole buckets of ``level`` inside the window come from the summary; the window's ragged
+        ends (and the whole window when ``level`` is None) come from the points, one row per
+        point (level None) or one row per partial bucket.
+        """
+        keys = np.asarray(sorted(key_ids), dtype=np.int64)
+        out: dict[int, list[BucketStats]] = {int(k): [] for k in keys}
+        if keys.size == 0 or hi < lo:
+            return {}
+        if level is None:
+            point_keys, steps, values = self._read_points(
+                run_id, keys, np.full(keys.size, lo), np.full(keys.size, hi)
+            )
+            for key in out:
+                mine = point_keys == key
+                out[key].append(point_buckets(steps[mine], values[mine], steps[mine]))
+        else:
+            first_whole = -(-lo >> level)  # ceil(lo / 2**level)
+            last_whole = ((hi + 1) >> level) - 1
+            edges = []
+            if first_whole > last_whole:
+                edges.append((lo, hi))
+            else:
+                if lo < first_whole << level:
+                    edges.append((lo, (first_whole << level) - 1))
+                if hi > ((last_whole + 1) << level) - 1:
+                    edges.append(((last_whole + 1) << level, hi))
+            parts_keys = []
+            parts = []
+            for edge_lo, edge_hi in edges:
+                point_keys, steps, values = self._read_points(
+                    run_id, keys, np.full(keys.size, edge_lo), np.full(keys.size, edge_hi)
+                )
+                if steps.size:
+                    rows = point_buckets(steps, values, _groups(point_keys, steps >> level))
+                    parts_keys.append(point_keys[_firsts(rows)])
+                    parts.append(rows)
+            if first_whole <= last_whole:
+                _, whole_keys, whole = self._read_summaries(
+                    run_id, np.full(keys.size, level), keys, np.full(keys.size, first_whole),
+                    np.full(keys.size, last_whole),
+                )
+                parts_keys.append(whole_keys)
+                parts.append(whole)
+            if parts:
+                all_keys = np.concatenate(parts_keys)
+                rows = BucketStats.concat(parts)
+                order = np.lexsort((rows.first_step, all_keys))
+                all_keys, rows = all_keys[order], rows.take(order)
+                for key in out:
+                    out[key].append(rows.take(all_keys == key))
+        return {key: BucketStats.concat(parts) for key, parts in out.items()}
+
+    # -- SQL ----------------------------------------------------------------------------------
+
+    def _read_points(
+        self, run_id: int, keys: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Points of ``run_id`` with ``key = keys[i]`` and ``lo[i] <= step <= hi[i]``, sorted by
+        key and step (the spans must not overlap)."""
+        if keys.size == 0:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
+        if self._postgresql:
+            # The ordered subquery feeds the aggregates in step order (one sort, not one per
+            # column); ``_packed`` re-sorts should a plan ever deliver another order.
+            found = self._packed(
+                "SELECT key_id, string_agg(int8send(step), ''::bytea),"
+                " string_agg(float8send(coalesce(value, 'NaN'::float8)), ''::bytea)"
+                " FROM (SELECT p.key_id, p.step, p.value"
+                " FROM unnest(%s::int[], %s::int8[], %s::int8[]) AS s(k, lo, hi)"
+                " JOIN metric_point AS p ON p.run_id = %s AND p.key_id = s.k"
+                " AND p.step BETWEEN s.lo AND s.hi ORDER BY p.key_id, p.step) AS ordered"
+                " GROUP BY key_id ORDER BY key_id",
+                (keys.tolist(), lo.tolist(), hi.tolist(), run_id),
+                [">i8", ">f8"],
+            )
+            return found[0], found[1].astype(np.int64), found[2].astype(np.float64)
+        found: list[tuple[int, int, float | None]] = []
+        for key, first, last in zip(keys.tolist(), lo.tolist(), hi.tolist(), strict=True):
+            found.extend(
+                self.session.execute(
+                    select(MetricPointRow.key_id, MetricPointRow.step, MetricPointRow.value)
+                    .where(
+                        MetricPointRow.run_id == run_id,
+                        MetricPointRow.key_id == key,
+                        MetricPointRow.step.between(first, last),
+                    )
+                    .order_by(MetricPointRow.step)
+                )
+            )
+        found.sort(key=lambda row: (row[0], row[1]))
+        return (
+            np.fromiter((r[0] for r in found), np.int64, len(found)),
+            np.fromiter((r[1] for r in found), np.int64, len(found)),
+            np.fromiter((np.nan if r[2] is None else r[2] for r in found), np.float64, len(found)),
+        )
+
+    def _read_summaries(
+        self, run_id: int, levels: np.ndarray, keys: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, BucketStats]:
+        """``(level, key, rows)`` of the rows with ``level = levels[i]``, ``key = keys[i]`` and
+        ``lo[i] <= bucket <= hi[i]``, sorted by key, level and bucket."""
+        if keys.size == 0:
+            return np.empty(0, np.int64), np.empty(0, np.int64), BucketStats.concat([])
+        if self._postgresql:
+            names = ["bucket", *_STAT_FIELDS]
+            columns = ", ".join(
+                f"string_agg({_SEND[name]}(coalesce({name}, {_MISSING[name]})), ''::bytea)"
+                for name in names
+            )
+            # Grouped per key and level, both packed into one number (levels are below 32).
+            found = self._packed(
+                f"SELECT key_id::int8 * 32 + level, {columns}"
+                f" FROM (SELECT m.key_id, m.level, {', '.join('m.' + n for n in names)}"
+                " FROM unnest(%s::int2[], %s::int[], %s::int8[], %s::int8[]) AS s(l, k, lo, hi)"
+                " JOIN metric_summary AS m ON m.run_id = %s AND m.key_id = s.k AND m.level = s.l"
+                " AND m.bucket BETWEEN s.lo AND s.hi ORDER BY m.key_id, m.level, m.bucket) AS ordered"
+                " GROUP BY key_id, level ORDER BY key_id, level",
+                (levels.tolist(), keys.tolist(), lo.tolist(), hi.tolist(), run_id),
+                [_WIRE[name] for name in ["bucket", *_STAT_FIELDS]],
+            )
+            stats = {
+                name: column.astype(np.int64 if name == "bucket" or name in _INT_FIELDS else np.float64)
+                for name, column in zip(["bucket", *_STAT_FIELDS], found[1:], strict=True)
+            }
+            return found[0] % 32, found[0] // 32, BucketStats(**stats)
+        table = MetricSummaryRow
+        found = []
+        for level, key, first, last in zip(levels.tolist(), keys.tolist(), lo.tolist(), hi.tolist(), strict=True):
+            found.extend(
+                self.session.execute(
+                    select(table.key_id, table.bucket, table.level, *[getattr(table, n) for n in _STAT_FIELDS])
+                    .where(
+                        table.run_id == run_id,
+                        table.key_id == key,
+                        table.level == level,
+                        table.bucket.between(first, last),
+                    )
+                    .order_by(table.bucket)
+                )
+            )
+        found.sort(key=lambda row: (row[0], row[2], row[1]))
+        stats = {"bucket": np.fromiter((r[1] for r in found), np.int64, len(found))}
+        for index, name in enumerate(_STAT_FIELDS, start=3):
+            if name in _INT_FIELDS:
+                missing = NO_STEP if name in _STEP_FIELDS else 0
+                stats[name] = np.fromiter(
+                    (missing if r[index] is None else r[index] for r in found), np.int64, len(found)
+                )
+            else:
+                stats[name] = np.fromiter(
+                    (np.nan if r[index] is None else r[index] for r in found), np.float64, len(found)
+                )
+        return (
+            np.fromiter((r[2] for r in found), np.int64, len(found)),
+            np.fromiter((r[0] for r in found), np.int64, len(found)),
+            BucketStats(**stats),
+        )
+
+    def _packed(self, query: str, params: tuple, wire: list[str]) -> list[np.ndarray]:
+        """Run a query returning one row per key, each further column a bytea of packed
+        big-endian values; returns the key per value and each column as one array."""
+        conn = self.session.connection().connection.driver_connection
+        with conn.cursor(binary=True) as cur:
+            cur.execute(query, params)
+            rows = cur.fetchall()
+        columns: list[list[np.ndarray]] = [[] for _ in wire]
+        keys = []
+        for key, *blobs in rows:
+            packed = [np.frombuffer(blob, dtype=dtype) for blob, dtype in zip(blobs, wire, strict=True)]
+            if packed[0].size > 1 and np.any(packed[0][1:] < packed[0][:-1]):
+                order = np.argsort(packed[0], kind="stable")
+                packed = [column[order] for column in packed]
+            for index, column in enumerate(packed):
+                columns[index].append(column)
+            keys.append(np.full(packed[0].size, key, dtype=np.int64))
+        if not rows:
+            return [np.empty(0, np.int64), *(np.empty(0, dtype=d) for d in wire)]
+        return [np.concatenate(keys), *(np.concatenate(parts) for parts in columns)]
+
+    def _write(self, run_id: int, levels: list[tuple[int, np.ndarray, BucketStats]]) -> None:
+        columns = ["key_id", "level", "bucket", *_STAT_FIELDS]
+        keys = np.concatenate([k for _, k, _ in levels])
+        if keys.size == 0:
+            return
+        level_column = np.concatenate([np.full(len(rows), level) for level, _, rows in levels])
+        merged = BucketStats.concat([rows for _, _, rows in levels])
+        updates = ", ".join(f"{name} = excluded.{name}" for name in _STAT_FIELDS)
+        names = ", ".join(columns)
+        if self._postgresql:
+            # One binary COPY built by numpy into a temporary table (NaN and NO_STEP stand for
+            # NULL there, so every tuple has one layout), then one merge.
+            layout = np.dtype(
+                [("n", ">i2"), ("l_key", ">i4"), ("key_id", ">i4"), ("l_level", ">i4"), ("level", ">i4"),
+                 ("l_bucket", ">i4"), ("bucket", ">i8")]
+                + [item for name in _STAT_FIELDS for item in ((f"l_{name}", ">i4"), (name, _WIRE[name]))]
+            )
+            tuples = np.empty(keys.size, dtype=layout)
+            tuples["n"] = len(columns)
+            tuples["l_key"], tuples["key_id"] = 4, keys
+            tuples["l_level"], tuples["level"] = 4, level_column
+            tuples["l_bucket"], tuples["bucket"] = 8, merged.bucket
+            for name in _STAT_FIELDS:
+                tuples[f"l_{name}"] = int(_WIRE[name][-1])
+                tuples[name] = getattr(merged, name)
+            payload = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + tuples.tobytes() + b"\xff\xff"
+            selected = ", ".join(
+                f"NULLIF({name}, {NO_STEP})" if name in _STEP_FIELDS
+                else f"NULLIF({name}, 'NaN'::float8)" if name not in _INT_FIELDS else name
+                for name in _STAT_FIELDS
+            )
+            conn = self.session.connection().connection.driver_connection
+            with conn.cursor() as cur:
+                cur.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS ingest_summary (key_id int4, level int4,"
+                    " bucket int8, "
+                    + ", ".join(
+                        f"{name} {'int4' if _WIRE[name] == '>i4' else 'int8' if _WIRE[name] == '>i8' else 'float8'}"
+                        for name in _STAT_FIELDS
+                    )
+                    + ") ON COMMIT DELETE ROWS; TRUNCATE ingest_summary"
+                )
+                with cur.copy("COPY ingest_summary FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.write(payload)
+                cur.execute(
+                    f"INSERT INTO metric_summary (run_id, {names})"
+                    f" SELECT %s, key_id, level, bucket, {selected} FROM ingest_summary"
+                    f" ON CONFLICT (run_id, key_id, level, bucket) DO UPDATE SET {updates}",
+                    (run_id,),
+                )
+            return
+        arrays: dict[str, list] = {
+            "key_id": keys.tolist(), "level": level_column.tolist(), "bucket": merged.bucket.tolist()
+        }
+        for name in _STAT_FIELDS:
+            values = getattr(merged, name).tolist()
+            if name in _STEP_FIELDS:
+                arrays[name] = [None if v == NO_STEP else v for v in values]
+            elif name in _INT_FIELDS:
+                arrays[name] = values
+            else:
+                arrays[name] = [None if v != v else v for v in values]
+        rows = list(zip(*[arrays[name] for name in columns], strict=True))
+        marks = ", ".join("?" for _ in columns)
+        cursor = self.session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(
+            f"INSERT INTO metric_summary (run_id, {names}) VALUES ({run_id}, {marks})"
+            f" ON CONFLICT (run_id, key_id, level, bucket) DO UPDATE SET {updates}",
+            rows,
+        )
+        cursor.close()
+
+
+def _as_dict(rows: BucketStats) -> dict[str, np.ndarray]:
+    return {f.name: getattr(rows, f.name) for f in fields(BucketStats)}
+
+
+def _firsts(rows: BucketStats) -> np.ndarray:
+    """Index of each bucket's first point in the point arrays the rows were built from."""
+    return np.concatenate(([0], np.cumsum(rows.count)[:-1])).astype(np.int64)
+
+
+def _firsts_of(group: np.ndarray) -> np.ndarray:
+    return np.concatenate(([0], np.flatnonzero(np.diff(group)) + 1)).astype(np.int64)

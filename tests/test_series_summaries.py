@@ -1,0 +1,176 @@
+"""Series summaries kept at ingest, and compare requests over long windows that read them."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from backend.db import Database
+from backend.models import MetricKeyRow, MetricSummaryRow
+from backend.series_summary import LEVELS, NO_STEP, point_buckets
+from backend.storage.metrics import MetricStore
+from tests.conftest import ProjectFixture
+
+
+def post(client: TestClient, project: ProjectFixture, run_id: int, steps, values: dict):
+    body = {"steps": [int(s) for s in steps], "values": {
+        key: [float(v) if np.isfinite(v) else ("NaN" if np.isnan(v) else ("Infinity" if v > 0 else "-Infinity"))
+              for v in column]
+        for key, column in values.items()
+    }}
+    response = client.post(
+        f"/api/v1/runs/{run_id}/metrics",
+        content=orjson.dumps(body),
+        headers=project.auth() | {"content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def new_run(client: TestClient, project: ProjectFixture, name: str) -> int:
+    response = client.post(f"/api/v1/projects/{project.slug}/runs", json={"name": name, "config": {"seed": 1}},
+                           headers=project.auth())
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def stored_levels(database: Database, run_id: int, key: str) -> dict[int, dict[str, np.ndarray]]:
+    with database.session() as session:
+        key_id = session.execute(select(MetricKeyRow.id).where(MetricKeyRow.name == key)).scalar_one()
+        rows = session.execute(
+            select(MetricSummaryRow).where(MetricSummaryRow.run_id == run_id, MetricSummaryRow.key_id == key_id)
+            .order_by(MetricSummaryRow.level, MetricSummaryRow.bucket)
+        ).scalars().all()
+        out: dict[int, dict[str, list]] = {}
+        for row in rows:
+            level = out.setdefault(row.level, {})
+            for name in ("bucket", "first_step", "last_step", "count", "finite_count", "first_value",
+                         "last_value", "min_value", "min_step", "max_value", "max_step", "mean_value",
+                         "nan_step"):
+                value = getattr(row, name)
+                if value is None:
+                    value = NO_STEP if name.endswith("_step") else np.nan
+                level.setdefault(name, []).append(value)
+        return {level: {n: np.asarray(v) for n, v in cols.items()} for level, cols in out.items()}
+
+
+def assert_summaries_match_points(database: Database, run_id: int, key: str) -> None:
+    with database.session() as session:
+        steps, values = MetricStore(session).read_arrays(run_id, [key])[key]
+    stored = stored_levels(database, run_id, key)
+    assert sorted(stored) == list(LEVELS)
+    for level in LEVELS:
+        expected = point_buckets(steps, values, steps >> level)
+        got = stored[level]
+        for name in ("bucket", "first_step", "last_step", "count", "finite_count", "min_step", "max_step",
+                     "nan_step"):
+            assert np.array_equal(got[name], getattr(expected, name)), (level, name)
+        for name in ("first_value", "last_value", "min_value", "max_value"):
+            assert np.array_equal(got[name], getattr(expected, name), equal_nan=True), (level, name)
+        assert np.allclose(got["mean_value"], expected.mean_value, rtol=1e-9, equal_nan=True), level
+
+
+def test_summaries_follow_appends_and_replacements(
+    client: TestClient, database: Database, project: ProjectFixture, run_id: int
+) -> None:
+    rng = np.random.default_rng(0)
+    steps = np.arange(0, 3000, dtype=np.int64)
+    values = rng.normal(0, 1, steps.size)
+    values[[5, 700, 2999]] = [np.nan, np.inf, -np.inf]
+    # Appends in three requests, the last one out of order (earlier steps after later ones).
+    post(client, project, run_id, steps[:1000], {"reward": values[:1000]})
+    post(client, project, run_id, steps[2000:], {"reward": values[2000:]})
+    post(client, project, run_id, steps[1000:2000], {"reward": values[1000:2000]})
+    assert_summaries_match_points(database, run_id, "reward")
+    # Replacements: a spike that becomes a bucket's maximum, a former minimum raised, a NaN
+    # replaced, steps spread over several coarse buckets, and new sparse steps far beyond.
+    low = int(np.nanargmin(values[20:64])) + 20
+    replaced_steps = np.array([low, 5, 17, 1500, 2500, 70_000, 200_003])
+    replaced = np.array([50.0, 0.5, 1e6, -3.0, np.nan, 1.0, 2.0])
+    result = post(client, project, run_id, replaced_steps, {"reward": replaced})
+    assert result["replaced"] == 5
+    assert_summaries_match_points(database, run_id, "reward")
+
+
+def test_compare_over_a_long_window_reads_summaries_and_draws_spikes_and_the_last_point(
+    client: TestClient, database: Database, project: ProjectFixture
+) -> None:
+    rng = np.random.default_rng(1)
+    steps = np.arange(0, 60_000, 40, dtype=np.int64)  # 1,500 points over 60,000 steps
+    ids = []
+    for index, name in enumerate(["ref", "replica", "candidate"]):
+        reward = 0.5 + rng.normal(0, 0.01, steps.size)
+        if index == 2:
+            reward[steps >= 30_000] += 0.2
+            reward[100] = 9.0  # one spike
+        ids.append(new_run(client, project, name))
+        post(client, project, ids[-1], steps, {"reward": reward})
+    response = client.get(
+        "/api/v1/compare",
+        params={"reference": f"{ids[0]},{ids[1]}", "candidates": str(ids[2]), "metrics": "reward",
+                "max_points": 200, "include": "series"},
+        headers=project.auth("read"),
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["settings"]["resolution"] == "summaries"
+    metric = body["metrics"]["reward"]
+    candidate = next(run for run in metric["series"] if run["run_id"] == ids[2])
+    assert candidate["downsampled"]
+    xs = candidate["x"]
+    assert len(xs) <= 200
+    assert xs[-1] == int(steps[-1]) and xs[0] == 0
+    assert 9.0 in candidate["y"]
+    divergence = metric["candidates"][str(ids[2])]
+    # One pixel is a 99th of the window (steps 0 to 59,960): 606 steps wide.
+    assert abs(divergence["first_divergence_step"] - 30_000) <= 606
+    (marker,) = metric["markers"]
+    assert marker["bucket_steps"] == 606 and "means of 606 steps above the band" in marker["summary"]
+    # A zoomed window is compared point by point.
+    zoomed = client.get(
+        "/api/v1/compare",
+        params={"reference": f"{ids[0]},{ids[1]}", "candidates": str(ids[2]), "metrics": "reward",
+                "start": 29_000, "end": 31_000, "include": "series"},
+        headers=project.auth("read"),
+    ).json()
+    assert zoomed["settings"]["resolution"] == "points"
+    zoomed_candidate = next(run for run in zoomed["metrics"]["reward"]["series"] if run["run_id"] == ids[2])
+    assert zoomed_candidate["x"] == list(range(29_000, 31_001, 40))
+
+
+def test_compare_of_twenty_runs(client: TestClient, project: ProjectFixture) -> None:
+    rng = np.random.default_rng(2)
+    steps = np.arange(0, 40_000, 50, dtype=np.int64)
+    ids = []
+    for index in range(20):
+        ids.append(new_run(client, project, f"run-{index}"))
+        post(client, project, ids[-1], steps, {"reward": rng.normal(0, 1, steps.size),
+                                               "entropy": rng.normal(1, 0.1, steps.size)})
+    for extra in ({}, {"start": 0, "end": 1000}):
+        response = client.get(
+            "/api/v1/compare",
+            params={"reference": ",".join(map(str, ids[:2])), "candidates": ",".join(map(str, ids[2:])),
+                    "include": "overlay", **extra},
+            headers=project.auth("read"),
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body["runs"]) == 20
+        for name in ("reward", "entropy"):
+            assert len(body["figures"][name]["overlay"]["data"]) >= 20
+        assert len(body["diagnosis"]) == 18
+
+
+def test_a_long_window_with_bad_bounds_is_refused(client: TestClient, project: ProjectFixture) -> None:
+    ids = [new_run(client, project, name) for name in ("ref", "candidate")]
+    steps = np.arange(0, 40_000, 100, dtype=np.int64)
+    for run in ids:
+        post(client, project, run, steps, {"reward": np.ones(steps.size)})
+    response = client.get(
+        "/api/v1/compare",
+        params={"reference": str(ids[0]), "candidates": str(ids[1]), "start": 30_000, "end": 10},
+        headers=project.auth("read"),
+    )
+    assert response.status_code == 422 and "start" in response.json()["detail"], response.text
