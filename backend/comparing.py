@@ -193,16 +193,17 @@ def load_run_summaries(
                 if cache is not None:
                     cache.put(run.id, f"\x00summary {level} {lo} {hi} {names[key_id]}", run.updated_at, found)
         loaded.append(
-            RunSeries(
-                run_id=run.id,
-                name=run.name,
-                label=run.label,
-                config=run.config,
-                engine=run.engine or {},
-                summaries={names[key_id]: found for key_id, found in rows.items() if len(found)},
-            )
+            _run_series(run, summaries={names[key_id]: found for key_id, found in rows.items() if len(found)})
         )
     return loaded
+
+
+def _run_series(run: Run, **data: Any) -> RunSeries:
+    """The comparison's plain input for ``run``, with its points (``series``) or its
+    multi-resolution summaries (``summaries``)."""
+    return RunSeries(
+        run_id=run.id, name=run.name, label=run.label, config=run.config, engine=run.engine or {}, **data
+    )
 
 
 def known_runs(
@@ -261,16 +262,7 @@ def load_run_series(
                     cache.put(run.id, key, run.updated_at, whole)
                     series[key] = whole
             series = {key: within_window(whole, start, end) for key, whole in series.items()}
-        loaded.append(
-            RunSeries(
-                run_id=run.id,
-                name=run.name,
-                label=run.label,
-                config=run.config,
-                engine=run.engine or {},
-                series=series,
-            )
-        )
+        loaded.append(_run_series(run, series=series))
     return loaded
 
 

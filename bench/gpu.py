@@ -24,7 +24,7 @@ import transformers
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from worker import REFERENCE, V1_INITIAL, leg_table, spread_table  # noqa: E402
+from worker import ABLATION, REFERENCE, leg_table, spread_table  # noqa: E402
 
 from workers.demo import DEMO_LEGS, DEMO_WORKLOAD  # noqa: E402
 from workers.engines.base import EngineSettings  # noqa: E402
@@ -33,16 +33,6 @@ from workers.warm_start import warm_started_checkpoint  # noqa: E402
 from workers.workload import Workload  # noqa: E402
 
 BUDGET_SECONDS = 300
-ABLATION = {
-    "reference": {},
-    "+ raw logprobs": {"logprobs_mode": "raw"},
-    "+ bf16 head": {"lm_head_dtype": "bf16"},
-    "+ prefix caching": {"prefix_caching": True},
-    "+ async scheduling": {"async_scheduling": True},
-    "+ in-flight update": {"weight_update": "inflight"},
-    "+ async + in-flight": {"async_scheduling": True, "weight_update": "inflight"},
-    "v1-initial (all)": V1_INITIAL.to_dict(),
-}
 
 
 def why_no_gpu() -> str | None:

@@ -198,20 +198,23 @@ def spread_table(legs: dict[str, list[dict[str, float]]]) -> None:
         print(f"| {label} | " + " | ".join(f"{r:.2f}" for r in ratios) + " |")
 
 
+# One mechanism at a time on the reference's settings (docs/WORKERS.md, "One mechanism at a time").
+ABLATION: dict[str, dict[str, object]] = {
+    "reference": {},
+    "+ raw logprobs": {"logprobs_mode": "raw"},
+    "+ bf16 head": {"lm_head_dtype": "bf16"},
+    "+ prefix caching": {"prefix_caching": True},
+    "+ async scheduling": {"async_scheduling": True},
+    "+ in-flight update": {"weight_update": "inflight"},
+    "+ async + in-flight": {"async_scheduling": True, "weight_update": "inflight"},
+    "v1-initial (all)": V1_INITIAL.to_dict(),
+}
+
+
 def ablation(steps: int, threads: int | None, checkpoint_dir: Path, device: str = "cpu") -> None:
     workload = {**DEMO_WORKLOAD, "steps": steps}
-    variants = {
-        "reference": {},
-        "+ raw logprobs": {"logprobs_mode": "raw"},
-        "+ bf16 head": {"lm_head_dtype": "bf16"},
-        "+ prefix caching": {"prefix_caching": True},
-        "+ async scheduling": {"async_scheduling": True},
-        "+ in-flight update": {"weight_update": "inflight"},
-        "+ async + in-flight": {"async_scheduling": True, "weight_update": "inflight"},
-        "v1-initial (all)": V1_INITIAL.to_dict(),
-    }
     results = {}
-    for label, change in variants.items():
+    for label, change in ABLATION.items():
         settings = EngineSettings.from_dict({**REFERENCE.to_dict(), **change})
         cpu = time.process_time()
         result = run_leg(workload, settings, DEMO_LEGS[0].sampling_seed, checkpoint_dir=checkpoint_dir, torch_threads=threads,
