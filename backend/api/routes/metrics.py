@@ -11,9 +11,9 @@ from backend.api.deps import RawBody, ReadableRun, SessionDep, SettingsDep, Writ
 from backend.api.json import orjson_response
 from backend.api.schemas import METRICS_BODY_SCHEMA, IngestOut, KeyOut, SeriesOut
 from backend.errors import BadInput
-from backend.ingest import MAX_STEP, check_key, parse_body
+from backend.ingest import check_key, parse_body
 from backend.storage.metrics import MetricStore
-from parityscope.wire import encode_value
+from parityscope.wire import MAX_STEP, encode_value
 
 router = APIRouter(prefix="/api/v1/runs/{run_id}", tags=["metrics"])
 

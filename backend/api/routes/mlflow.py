@@ -506,21 +506,22 @@ def get_metric_history(
 # -- run lifecycle, tags, inputs -------------------------------------------------------------
 
 
+def _mark_deleted(session: Session, token: Token | None, settings: Settings, ref: str, deleted: bool) -> dict[str, Any]:
+    run = _run_for(session, token, settings, ref, write=True)
+    TrackingStore(session).lock_run(run.id)
+    RunStore(session).update(run.id, deleted=deleted)
+    return {}
+
+
 @router.post("/runs/delete")
 def delete_run(body: RunRef, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
     """The run leaves the dashboard's lists and MLflow's searches; its data is kept."""
-    run = _run_for(session, token, settings, body.ref, write=True)
-    TrackingStore(session).lock_run(run.id)
-    RunStore(session).update(run.id, deleted=True)
-    return {}
+    return _mark_deleted(session, token, settings, body.ref, deleted=True)
 
 
 @router.post("/runs/restore")
 def restore_run(body: RunRef, session: SessionDep, settings: SettingsDep, token: OptionalToken) -> dict[str, Any]:
-    run = _run_for(session, token, settings, body.ref, write=True)
-    TrackingStore(session).lock_run(run.id)
-    RunStore(session).update(run.id, deleted=False)
-    return {}
+    return _mark_deleted(session, token, settings, body.ref, deleted=False)
 
 
 @router.post("/runs/delete-tag")
