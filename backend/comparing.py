@@ -8,6 +8,7 @@ start from (served by ``GET /api/v1/meta``). See docs/API.md, "Comparison".
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from backend.compare.aliases import DEFAULT_METRICS, PARITY_METRICS, AliasTable
 from backend.compare.align import within_window
 from backend.compare.band import DEFAULT_BAND_K
-from backend.compare.comparison import build_comparison
+from backend.compare.comparison import Comparison, build_comparison
 from backend.compare.divergence import DEFAULT_DIVERGENCE_K
 from backend.compare.downsample import DEFAULT_MAX_POINTS
 from backend.compare.response import comparison_to_json
@@ -75,6 +76,8 @@ class CompareOptions:
     figures: tuple[str, ...] = FIGURE_KINDS
     partial: bool = False
     """Compare what is valid: a metric no run has is left out and named in ``missing``."""
+    wall_time: bool = True
+    """Give each run its relative wall time at the steps drawn (``runs[id].wall_time``)."""
 
     @property
     def metric_names(self) -> list[str]:
@@ -334,7 +337,98 @@ def compare_runs(
         }
         for run in [*references, *candidates]
     }
+    if options.wall_time:
+        times = run_wall_times(session, [*references, *candidates], comparison, cache)
+        for run_id, entry in times.items():
+            body["runs"][str(run_id)]["wall_time"] = entry
     return body
+
+
+def _drawn_steps(comparison: Comparison) -> dict[str, dict[str, list[np.ndarray]]]:
+    """Per run id (as text), per raw key: the steps that run's lines are drawn at (its line and
+    its unsmoothed line) and the steps of its divergence markers."""
+    drawn: dict[str, dict[str, list[np.ndarray]]] = {}
+    for metric in comparison.metrics:
+        keys = {str(run.run_id): run.key for run in metric.runs}
+        for run in metric.runs:
+            if run.key is None:
+                continue
+            for shown in (run.series, run.raw):
+                if shown is not None:
+                    drawn.setdefault(str(run.run_id), {}).setdefault(run.key, []).append(shown.x)
+        for candidate in metric.candidates:
+            key = keys.get(str(candidate.run_id))
+            divergence = candidate.divergence
+            if key is None or divergence is None or divergence.first_divergence_step is None:
+                continue
+            marker = np.asarray([divergence.first_divergence_step], dtype=np.int64)
+            drawn.setdefault(str(candidate.run_id), {}).setdefault(key, []).append(marker)
+    return drawn
+
+
+def run_wall_times(
+    session: Session,
+    runs: Sequence[Run],
+    comparison: Comparison,
+    cache: SeriesCache | None = None,
+) -> dict[int, dict[str, Any] | None]:
+    """Each run's relative wall time at the steps the comparison draws for it, or None when the
+    run has no usable wall times (docs/COMPARE.md, "x: step or relative wall time").
+
+    Each drawn step is looked up once, on the first key (in name order) drawn there: one
+    primary-key probe per drawn step plus one per key of the run for the origin, so the cost
+    follows what is drawn, whatever the run's length.
+    """
+    drawn = _drawn_steps(comparison)
+    store = MetricStore(session)
+    names = sorted({key for per_key in drawn.values() for key in per_key})
+    ids = store.key_ids(names, create=False)
+    out: dict[int, dict[str, Any] | None] = {}
+    for run in runs:
+        per_key = drawn.get(str(run.id), {})
+        pair_keys, pair_steps = [], []
+        taken = np.empty(0, dtype=np.int64)
+        for key in sorted(per_key):
+            if key not in ids:
+                continue
+            steps = np.unique(np.concatenate(per_key[key]).astype(np.int64))
+            fresh = steps[~np.isin(steps, taken)]
+            pair_keys.append(np.full(fresh.size, ids[key], dtype=np.int64))
+            pair_steps.append(fresh)
+            taken = np.union1d(taken, fresh)
+        keys_asked = np.concatenate(pair_keys) if pair_keys else np.empty(0, np.int64)
+        steps_asked = np.concatenate(pair_steps) if pair_steps else np.empty(0, np.int64)
+        # Cached under a name no metric key can have, valid until the run changes.
+        digest = hashlib.sha1(keys_asked.tobytes() + b"|" + steps_asked.tobytes()).hexdigest()
+        name = f"\x00wall {digest}"
+        hit = cache.get(run.id, name, run.updated_at) if cache is not None else None
+        if hit is None:
+            steps, times = store.wall_times_at(run.id, keys_asked, steps_asked)
+            first = store.first_wall_time(run.id) if steps.size else None
+            hit = (steps, times, np.asarray([np.nan if first is None else first]))
+            if cache is not None:
+                cache.put(run.id, name, run.updated_at, hit)
+        out[run.id] = _relative_times(*hit)
+    return out
+
+
+def _relative_times(steps: np.ndarray, times: np.ndarray, first: np.ndarray) -> dict[str, Any] | None:
+    """``{"origin", "steps", "seconds"}`` from the wall times found, or None when there are
+    none, or when the steps carry no more than half as many distinct times as there are steps:
+    points posted without times are stamped with the time the server received their request,
+    one time for a whole batch of steps, which says nothing of when each step ran."""
+    if steps.size == 0:
+        return None
+    order = np.argsort(steps, kind="stable")
+    steps, times = steps[order], times[order]
+    if steps.size > 1 and 2 * np.unique(times).size <= steps.size:
+        return None
+    origin = float(np.nanmin(np.append(times, first)))
+    return {
+        "origin": origin,
+        "steps": steps.tolist(),
+        "seconds": np.round(times - origin, 3).tolist(),
+    }
 
 
 def run_sparklines(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
+from backend.compare.encoding import decode_typed_array
 from backend.db import Database
+from backend.models import MetricPointRow
 from tests.compare.synthetic_runs import PLANTED_STEP, demo_runs
 from tests.conftest import ProjectFixture, make_project
 
@@ -265,3 +269,131 @@ def test_partial_still_refuses_what_cannot_be_compared(client: TestClient, proje
     r = client.get("/api/v1/compare", params={"reference": ref, "partial": "maybe"}, headers=auth)
     assert r.status_code == 422
     assert client.get("/api/v1/compare", params={"reference": ref, "partial": "true"}).status_code == 401
+
+
+# -- relative wall time -------------------------------------------------------------------------
+
+T0 = 1_750_000_000.25
+
+
+def post_timed_run(client: TestClient, project: ProjectFixture, run, seconds_per_step: float) -> int:
+    """``run`` with every key of a step logged at ``T0 + seconds_per_step · step``, in one request."""
+    created = client.post(f"/api/v1/projects/{project.slug}/runs",
+                          json={"name": run.name, "config": dict(run.config), "engine": dict(run.engine)},
+                          headers=project.auth())
+    assert created.status_code == 201, created.text
+    run_id = created.json()["id"]
+    steps = next(iter(run.series.values()))[0]
+    assert all(np.array_equal(s, steps) for s, _ in run.series.values())
+    body = {"steps": steps.tolist(), "values": {key: _wire(values) for key, (_, values) in run.series.items()},
+            "times": (T0 + seconds_per_step * steps).tolist()}
+    r = client.post(f"/api/v1/runs/{run_id}/metrics", content=orjson.dumps(body),
+                    headers=project.auth() | {"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    return run_id
+
+
+def _times_of(body: dict, run_id: int) -> dict[int, float]:
+    entry = body["runs"][str(run_id)]["wall_time"]
+    assert entry is not None and len(entry["steps"]) == len(entry["seconds"])
+    return dict(zip(entry["steps"], entry["seconds"], strict=True))
+
+
+def test_wall_time_at_the_drawn_steps_mixed_selection(client: TestClient, project: ProjectFixture) -> None:
+    runs = demo_runs()
+    rates = {"reference": 2.0, "reference-replica": 3.0, "v1-initial": 2.5}
+    ids = {name: post_timed_run(client, project, runs[name], rate) for name, rate in rates.items()}
+    # Posted without times: the server stamps each request's points with the time it received them.
+    ids["v1-fixed"] = post_run(client, project, runs["v1-fixed"])
+    params = {"reference": f"{ids['reference']},{ids['reference-replica']}",
+              "candidates": f"{ids['v1-initial']},{ids['v1-fixed']}", "max_points": 60, "smoothing": 0.5}
+    r = client.get("/api/v1/compare", params=params, headers=project.auth("read"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["runs"][str(ids["v1-fixed"])]["wall_time"] is None
+    for name, rate in rates.items():
+        assert body["runs"][str(ids[name])]["wall_time"]["origin"] == T0
+        times = _times_of(body, ids[name])
+        drawn = {x for m in body["metrics"].values() for s in m["series"] if s["run_id"] == ids[name] for x in s["x"]}
+        # Downsampled and smoothed lines: every drawn step has its time, and only drawn steps
+        # (plus markers) were looked up.
+        assert len(drawn) > 50 and drawn <= set(times), name
+        for step in drawn:
+            assert times[step] == pytest.approx(rate * step, abs=1e-3), (name, step)
+    # Exactly the steps of the run's drawn lines (smoothed and faint unsmoothed) and markers.
+    for name in rates:
+        lines = {
+            x
+            for figures in body["figures"].values()
+            for trace in figures["overlay"]["data"]
+            if trace.get("legendgroup") == str(ids[name])
+            for x in decode_typed_array(trace["x"]).tolist()
+        }
+        markers = {m["step"] for entry in body["metrics"].values() for m in entry["markers"] if m["run_id"] == ids[name]}
+        assert set(_times_of(body, ids[name])) == lines | markers, name
+        assert bool(markers) == (name == "v1-initial")
+
+
+def test_wall_time_is_null_for_runs_without_one(client: TestClient, database: Database, project: ProjectFixture) -> None:
+    runs = demo_runs()
+    timed = post_timed_run(client, project, runs["reference"], 1.0)
+    stamped = post_run(client, project, runs["v1-fixed"])
+    cleared = post_timed_run(client, project, runs["v1-initial"], 1.0)
+    with database.session() as session:
+        session.execute(update(MetricPointRow).where(MetricPointRow.run_id == cleared).values(wall_time=None))
+    r = client.get("/api/v1/compare", params={"reference": timed, "candidates": f"{stamped},{cleared}",
+                                               "include": "overlay,wall_time"}, headers=project.auth("read"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["runs"][str(stamped)]["wall_time"] is None
+    assert body["runs"][str(cleared)]["wall_time"] is None
+    assert _times_of(body, timed)[100] == 100.0
+
+
+def test_wall_time_is_a_section_and_a_bad_one_is_named(client: TestClient, project: ProjectFixture) -> None:
+    run_id = post_timed_run(client, project, demo_runs()["reference"], 1.0)
+    auth = project.auth("read")
+    lean = client.get("/api/v1/compare", params={"reference": run_id, "include": "overlay"}, headers=auth).json()
+    assert "wall_time" not in lean["runs"][str(run_id)]
+    timed = client.get("/api/v1/compare", params={"reference": run_id, "include": "overlay,wall_time"},
+                       headers=auth).json()
+    assert _times_of(timed, run_id)[0] == 0.0
+    assert timed["figures"] == lean["figures"]
+    r = client.get("/api/v1/compare", params={"reference": run_id, "include": "overlay,walltime"}, headers=auth)
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "include"
+    assert "'walltime'" in r.json()["detail"] and "wall_time" in r.json()["detail"]
+
+
+def test_wall_time_over_a_long_window_follows_what_is_drawn(client: TestClient, project: ProjectFixture) -> None:
+    steps = np.arange(40_000)
+    values = np.sin(steps / 500.0)
+    ids = []
+    for name, rate in (("long-a", 0.5), ("long-b", 0.25)):
+        created = client.post(f"/api/v1/projects/{project.slug}/runs", json={"name": name}, headers=project.auth())
+        run_id = created.json()["id"]
+        body = {"steps": steps.tolist(), "values": {"rl/reward": values.tolist()},
+                "times": (T0 + 7.0 + rate * steps).tolist()}
+        r = client.post(f"/api/v1/runs/{run_id}/metrics", content=orjson.dumps(body),
+                        headers=project.auth() | {"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+        ids.append(run_id)
+    r = client.get("/api/v1/compare", params={"reference": ids[0], "candidates": ids[1], "metrics": "reward",
+                                               "max_points": 200}, headers=project.auth("read"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["settings"]["resolution"] == "summaries"
+    for run_id, rate in zip(ids, (0.5, 0.25), strict=True):
+        times = _times_of(body, run_id)
+        (series,) = [s for s in body["metrics"]["reward"]["series"] if s["run_id"] == run_id]
+        # One time per drawn step (and marker), about max_points of them: never the run's length.
+        assert set(series["x"]) <= set(times) and len(times) <= len(series["x"]) + 1 <= 201
+        assert body["runs"][str(run_id)]["wall_time"]["origin"] == T0 + 7.0
+        for step in series["x"]:
+            assert times[step] == pytest.approx(rate * step, abs=1e-3)
+    # A zoomed window reads full resolution and keeps the run's origin.
+    r = client.get("/api/v1/compare", params={"reference": ids[0], "metrics": "reward", "start": 30_000,
+                                               "end": 30_100}, headers=project.auth("read"))
+    body = r.json()
+    assert body["settings"]["resolution"] == "points"
+    assert _times_of(body, ids[0]) == {s: 0.5 * s for s in range(30_000, 30_101)}

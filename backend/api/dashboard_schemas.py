@@ -146,7 +146,13 @@ class ShareView(StrictModel):
     log_y: bool | list[str] = Field(
         default=False, description="the metrics drawn on a log y axis (true: every one)"
     )
-    x_range: list[float] | None = Field(default=None, min_length=2, max_length=2)
+    x_range: list[float] | None = Field(
+        default=None, min_length=2, max_length=2,
+        description="the zoomed x range: steps, or seconds of relative wall time with x_axis time",
+    )
+    x_axis: Literal["step", "time"] = Field(
+        default="step", description="the panels' x: step, or each run's relative wall time"
+    )
     max_points: int = Field(default=CompareOptions.max_points, ge=MIN_POINTS_LIMIT, le=MAX_POINTS_LIMIT)
     # A ladder job of the runs' project shown under the panels (docs/LADDER.md).
     ladder: int | None = Field(default=None, ge=1)

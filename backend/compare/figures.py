@@ -36,6 +36,7 @@ __all__ = [
     "BAND_FILL",
     "CANDIDATE_COLOURS",
     "CLIP_LABEL",
+    "MARKER_NAME",
     "METRIC_UNITS",
     "REFERENCE_COLOUR",
     "DivergenceMarker",
@@ -81,6 +82,8 @@ _NEAR_BANDS = 1.0
 # Edge labels of clipped runs are named "clipped-run:<run id>", so the page can drop them for
 # "fit all" and for runs hidden in its legend (docs/API.md, GET /api/v1/compare).
 CLIP_LABEL = "clipped-run"
+# Divergence markers' line and label are named "marker:<run id>" (docs/API.md, GET /api/v1/compare).
+MARKER_NAME = "marker"
 # A "different definition" note above the plot: characters per line, pixels per line.
 _NOTE_WIDTH = 100
 _NOTE_LINE_PX = 13
@@ -388,8 +391,10 @@ def _layout(
         )
     for index, marker in enumerate(markers):
         colour = colours[marker.run_id]
+        # Named after the run, so the page can move a marker onto another x axis (wall time).
         shapes.append(
             {
+                "name": f"{MARKER_NAME}:{marker.run_id}",
                 "type": "line",
                 "xref": "x",
                 "yref": "paper",
@@ -402,6 +407,7 @@ def _layout(
         )
         annotations.append(
             {
+                "name": f"{MARKER_NAME}:{marker.run_id}",
                 "x": marker.step,
                 "xref": "x",
                 "y": 1 - 0.07 * index,

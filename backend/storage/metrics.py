@@ -352,6 +352,63 @@ class MetricStore:
             return empty, empty, np.empty(0, dtype=np.float64)
         return np.concatenate(keys_out), np.concatenate(steps_out), np.concatenate(values_out)
 
+    def wall_times_at(
+        self, run_id: int, key_ids: np.ndarray, steps: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The wall times of the points ``(key_ids[i], steps[i])`` of ``run_id`` that exist and
+        have one, as ``(steps, times)`` in the order found: one primary-key probe per pair, so
+        the cost follows the number of pairs asked, never the run's length."""
+        empty = (np.empty(0, np.int64), np.empty(0, np.float64))
+        if len(steps) == 0:
+            return empty
+        keys = np.asarray(key_ids, dtype=np.int64).tolist()
+        wanted = np.asarray(steps, dtype=np.int64).tolist()
+        if self._dialect == "postgresql":
+            rows = self.session.execute(
+                text(
+                    "SELECT p.step, p.wall_time FROM unnest(CAST(:keys AS int[]), CAST(:steps AS int8[]))"
+                    " AS q(key_id, step) JOIN metric_point AS p ON p.run_id = :run"
+                    " AND p.key_id = q.key_id AND p.step = q.step WHERE p.wall_time IS NOT NULL"
+                ),
+                {"run": run_id, "keys": keys, "steps": wanted},
+            ).all()
+        else:
+            # CROSS JOIN keeps the pairs as the outer loop: SQLite's planner would otherwise
+            # walk every point of the run and probe the pairs.
+            rows = self.session.execute(
+                text(
+                    "SELECT p.step, p.wall_time FROM json_each(:pairs) AS q"
+                    " CROSS JOIN metric_point AS p ON p.run_id = :run"
+                    " AND p.key_id = json_extract(q.value, '$[0]') AND p.step = json_extract(q.value, '$[1]')"
+                    " WHERE p.wall_time IS NOT NULL"
+                ),
+                {"run": run_id, "pairs": json.dumps(list(zip(keys, wanted, strict=True)))},
+            ).all()
+        if not rows:
+            return empty
+        return (
+            np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+            np.fromiter((r[1] for r in rows), np.float64, len(rows)),
+        )
+
+    def first_wall_time(self, run_id: int) -> float | None:
+        """The earliest wall time among the first points (lowest step) of each of the run's
+        keys, or None when none of them has one: one primary-key probe per key."""
+        found = self.session.execute(
+            text(
+                "WITH RECURSIVE k(key_id) AS ("
+                " SELECT min(key_id) FROM metric_point WHERE run_id = :run"
+                " UNION ALL"
+                " SELECT (SELECT min(key_id) FROM metric_point WHERE run_id = :run AND key_id > k.key_id)"
+                " FROM k WHERE k.key_id IS NOT NULL)"
+                " SELECT min((SELECT p.wall_time FROM metric_point AS p"
+                " WHERE p.run_id = :run AND p.key_id = k.key_id ORDER BY p.step LIMIT 1))"
+                " FROM k WHERE k.key_id IS NOT NULL"
+            ),
+            {"run": run_id},
+        ).scalar_one()
+        return None if found is None else float(found)
+
     def read_series(
         self,
         run_id: int,

@@ -138,11 +138,16 @@ export function xRange(div) {
   return axis ? [...axis.range] : null;
 }
 
-/** Call `handler(step)` when the user clicks a point of `div`. */
+/**
+ * Call `handler(step)` when the user clicks a point of `div`. On an x axis that is not the step
+ * (relative wall time), each point's `text` holds its step.
+ */
 function listenClickStep(div, handler) {
   div.on('plotly_click', (event) => {
     const point = event && event.points && event.points[0];
-    if (point && Number.isFinite(Number(point.x))) handler(Math.round(Number(point.x)));
+    if (!point) return;
+    const step = point.text !== undefined && point.text !== '' ? Number(point.text) : Number(point.x);
+    if (Number.isFinite(step)) handler(Math.round(step));
   });
 }
 

@@ -8,7 +8,7 @@ import { addBisectButtons, focusFigure, ladderIdFromSearch, loadLadder, renderLa
 import { byId, clear, h } from './dom.js';
 import { META } from './meta.js';
 import { downloadCsv, downloadHtml, makeShareLink, renderShareList } from './page-actions.js';
-import { anyRunning, isFocused, legendEntries, panelFigure, runChanges } from './shaping.js';
+import { anyRunning, isFocused, legendEntries, panelFigure, runChanges, timeFigure, timeUnit, wallTimeAvailability } from './shaping.js';
 import { mountTokenBar } from './tokenbar.js';
 import { DEFAULT_METRICS, fromShareView, parseView, runIds, toShareView, viewToSearch } from './viewstate.js';
 
@@ -45,8 +45,19 @@ const state = {
 // -- data ------------------------------------------------------------------------------------
 
 // The panels need the figures of the mode shown; diff figures are asked for once diff mode is on.
+// Each run's wall times come along, so "x: relative time" redraws without asking again.
 function figureSections(view) {
-  return view.mode === 'diff' ? ['overlay', 'diff'] : ['overlay'];
+  return [...(view.mode === 'diff' ? ['overlay', 'diff'] : ['overlay']), 'wall_time'];
+}
+
+// Whether the panels are drawn against relative wall time: asked for, and every run recorded it.
+function onTimeAxis() {
+  return state.view.xAxis === 'time' && wallTimeAvailability(state.payload).ok;
+}
+
+// The seconds one unit of the drawn x axis stands for (1 on steps).
+function xUnitSeconds() {
+  return onTimeAxis() ? timeUnit(state.payload).seconds : 1;
 }
 
 // The runs the server compared (the view's, less any it named as missing).
@@ -107,6 +118,12 @@ async function refresh() {
     return false;
   }
   document.body.classList.remove('refused');
+  if (state.view.xAxis === 'time' && !wallTimeAvailability(state.payload).ok) {
+    // Step only, and the address says so; the reason stands next to the control.
+    state.view.xAxis = 'step';
+    state.view.xRange = null;
+    syncUrl();
+  }
   renderAll();
   await drawPanels();
   return true;
@@ -220,7 +237,8 @@ async function drawPanels() {
   const draws = [];
   for (const metric of metrics) {
     const panel = state.panels.get(metric);
-    const figure = focusFigure(panelFigure(state.payload, metric, state.view, state.notes), state.payload, state.ladderFocus);
+    let figure = focusFigure(panelFigure(state.payload, metric, state.view, state.notes), state.payload, state.ladderFocus);
+    if (figure && onTimeAxis()) figure = timeFigure(figure, state.payload, state.view);
     panel.note.textContent = figure ? resolvedNote(metric) : `no data for ${metric}`;
     renderPanelHead(metric, panel);
     if (figure) {
@@ -244,7 +262,8 @@ async function drawPanels() {
 
 async function onZoom(source, range) {
   if (state.syncing) return;
-  state.view.xRange = range;
+  // Kept in steps, or in seconds on the time axis (whatever unit the axis is drawn in).
+  state.view.xRange = range && range.map((x) => x * xUnitSeconds());
   state.syncing = true;
   try {
     await Promise.all([...state.panels]
@@ -349,12 +368,25 @@ function renderControls() {
   byId('smoothing').value = String(view.smoothing);
   byId('smoothing-value').textContent = view.smoothing.toFixed(2);
   byId(view.mode === 'diff' ? 'mode-diff' : 'mode-overlay').checked = true;
+  renderXAxis();
   // A share page is read-only: it shows the link's view (its smoothing is in the banner) and
   // offers nothing that edits.
   for (const id of ['smoothing-control', 'metric-controls']) {
     byId(id).classList.toggle('hidden', Boolean(shareToken));
   }
   renderEditing();
+}
+
+// x: step | relative time. Relative time is offered only when every run recorded wall times;
+// otherwise the reason is written next to the control.
+function renderXAxis() {
+  const availability = state.payload ? wallTimeAvailability(state.payload) : { ok: true, reason: '' };
+  const time = byId('x-time');
+  time.disabled = !availability.ok;
+  time.title = availability.ok ? 'each run’s wall time since its first recorded point' : availability.reason;
+  byId(onTimeAxis() ? 'x-time' : 'x-step').checked = true;
+  byId('x-axis-reason').textContent = availability.ok ? '' : availability.reason;
+  byId('x-axis-control').dataset.axis = onTimeAxis() ? 'time' : 'step';
 }
 
 // Editing controls only where the token may write; elsewhere the notes say what is needed.
@@ -587,6 +619,16 @@ function wireControls() {
       syncUrl();
       if (hasFigures(state.payload, state.view)) await drawPanels();
       else await refresh();
+    });
+  }
+  for (const id of ['x-step', 'x-time']) {
+    byId(id).addEventListener('change', async (event) => {
+      state.view.xAxis = event.target.value;
+      // A range in steps means nothing in seconds, and back.
+      state.view.xRange = null;
+      renderXAxis();
+      syncUrl();
+      await drawPanels();
     });
   }
   byId('reset-zoom').addEventListener('click', () => {

@@ -324,3 +324,140 @@ figures.forEach(function (f, i) {
 </body></html>
 `;
 }
+
+// -- x: relative wall time (docs/COMPARE.md, "x: step or relative wall time") -----------------
+
+/** The numbers of an array as the server sends it: a plain list or a Plotly typed array. */
+export function plainNumbers(array) {
+  if (!array) return [];
+  if (Array.isArray(array) || ArrayBuffer.isView(array)) return Array.from(array, Number);
+  const bytes = Uint8Array.from(atob(array.bdata), (c) => c.charCodeAt(0));
+  const Typed = { i1: Int8Array, u1: Uint8Array, i2: Int16Array, u2: Uint16Array, i4: Int32Array,
+    u4: Uint32Array, f4: Float32Array, f8: Float64Array }[array.dtype];
+  if (!Typed) throw new Error(`unknown typed array dtype ${array.dtype}`);
+  return Array.from(new Typed(bytes.buffer), Number);
+}
+
+/**
+ * Whether the panels can be drawn against relative wall time: every compared run must have
+ * recorded wall times (`runs[id].wall_time`, docs/API.md). `reason` says why not, in words.
+ */
+export function wallTimeAvailability(payload) {
+  const ids = [...((payload && payload.references) || []), ...((payload && payload.candidates) || [])];
+  const runs = ids.map((id) => (payload.runs || {})[String(id)]).filter(Boolean);
+  if (!runs.length || runs.some((run) => !('wall_time' in run))) {
+    return { ok: false, reason: 'this comparison carries no wall times' };
+  }
+  const without = runs.filter((run) => !run.wall_time).map((run) => run.name);
+  if (without.length) {
+    const who = without.length === 1 ? without[0] : `${without.slice(0, -1).join(', ')} and ${without[without.length - 1]}`;
+    return { ok: false, reason: `${who} recorded no wall times (no times were sent with ${without.length === 1 ? 'its' : 'their'} points), so x is step` };
+  }
+  return { ok: true, reason: '' };
+}
+
+/** The unit the time axis is drawn in: seconds, minutes or hours, after the longest run. */
+export function timeUnit(payload) {
+  let longest = 0;
+  for (const run of Object.values((payload && payload.runs) || {})) {
+    const seconds = run.wall_time && run.wall_time.seconds;
+    if (seconds && seconds.length) longest = Math.max(longest, seconds[seconds.length - 1]);
+  }
+  if (longest > 3 * 3600) return { name: 'h', seconds: 3600 };
+  if (longest > 180) return { name: 'min', seconds: 60 };
+  return { name: 's', seconds: 1 };
+}
+
+/**
+ * step → seconds since the run's first point, from `wall_time` ({steps, seconds}, sorted by
+ * step): exact at the steps it holds, linear between its neighbours elsewhere, NaN outside.
+ */
+export function stepClock(wallTime) {
+  const steps = (wallTime && wallTime.steps) || [];
+  const seconds = (wallTime && wallTime.seconds) || [];
+  return (step) => {
+    let lo = 0;
+    let hi = steps.length - 1;
+    if (hi < 0 || step < steps[0] || step > steps[hi]) return NaN;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (steps[mid] <= step) lo = mid;
+      else hi = mid;
+    }
+    if (steps[lo] === step) return seconds[lo];
+    if (steps[hi] === step) return seconds[hi];
+    return seconds[lo] + ((seconds[hi] - seconds[lo]) * (step - steps[lo])) / (steps[hi] - steps[lo]);
+  };
+}
+
+function median(values) {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!sorted.length) return NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The clocks of a payload: one per run, and the band's (the median of the references'). */
+export function clocks(payload) {
+  const runs = {};
+  for (const [id, run] of Object.entries(payload.runs || {})) runs[id] = stepClock(run.wall_time);
+  const references = (payload.references || []).map((id) => runs[String(id)]).filter(Boolean);
+  return { runs, band: (step) => median(references.map((clock) => clock(step))) };
+}
+
+/**
+ * A panel's figure (as `panelFigure` makes it) redrawn against relative wall time: every trace's
+ * x through its run's clock (the band's through the references' median), the divergence markers
+ * (named `marker:<run id>` by the server) and notes moved with them, the hover still naming each
+ * point's step, and the view's x range (seconds) in the axis unit. A new figure; `figure` is kept.
+ */
+export function timeFigure(figure, payload, view) {
+  const unit = timeUnit(payload);
+  const { runs, band } = clocks(payload);
+  const clockOf = (group) => (group === 'band' ? band : runs[String(group)]);
+  const toUnit = (seconds) => seconds / unit.seconds;
+  const data = figure.data.map((trace) => {
+    const clock = clockOf(trace.legendgroup);
+    if (!clock) return trace;
+    const steps = plainNumbers(trace.x);
+    const moved = { ...trace, x: steps.map((step) => toUnit(clock(step))), text: steps };
+    if (trace.hovertemplate) {
+      const at = trace.hovertemplate.indexOf('<extra>');
+      const head = at < 0 ? trace.hovertemplate : trace.hovertemplate.slice(0, at);
+      const tail = at < 0 ? '' : trace.hovertemplate.slice(at);
+      moved.hovertemplate = `${head} · step %{text}${tail}`;
+    }
+    return moved;
+  });
+  const layout = structuredClone(figure.layout);
+  // Markers move with their run's clock, the page's notes with the band's.
+  const place = (item, step) => {
+    const run = String(item.name || '').startsWith('marker:') ? item.name.slice('marker:'.length) : null;
+    const clock = run !== null ? runs[run] : (String(item.name || '').startsWith('note-') ? band : null);
+    return clock ? toUnit(clock(step)) : null;
+  };
+  for (const shape of layout.shapes || []) {
+    if (shape.xref !== 'x') continue;
+    const x = place(shape, shape.x0);
+    if (x !== null) Object.assign(shape, { x0: x, x1: x });
+  }
+  for (const annotation of layout.annotations || []) {
+    if (annotation.xref !== 'x') continue;
+    const x = place(annotation, annotation.x);
+    if (x !== null) annotation.x = x;
+  }
+  const label = { s: 'seconds', min: 'minutes', h: 'hours' }[unit.name];
+  layout.xaxis = {
+    ...(layout.xaxis || {}),
+    title: { text: `relative wall time (${label} since each run’s first point)` },
+    unifiedhovertitle: { text: `%{x:.3~f} ${unit.name}` },
+    // A new axis: the zoom made on the other one does not carry over.
+    uirevision: 'time',
+  };
+  if (view && view.xRange) {
+    layout.xaxis.range = view.xRange.map(toUnit);
+    layout.xaxis.autorange = false;
+  }
+  layout.meta = { ...(layout.meta || {}), x_unit_seconds: unit.seconds };
+  return { data, layout };
+}

@@ -15,7 +15,8 @@ export function emptyView() {
     smoothing: META.compare.smoothing,
     mode: 'overlay',
     logY: [], // the metrics whose panel has a log y axis
-    xRange: null,
+    xRange: null, // steps, or seconds of relative wall time when xAxis is 'time'
+    xAxis: 'step', // 'step' or 'time' (each run's relative wall time)
     maxPoints: DEFAULT_MAX_POINTS,
   };
 }
@@ -55,6 +56,10 @@ export function parseView(search) {
   const logY = params.get('logy');
   if (logY === '1') view.logY = [...view.metrics];
   else if (logY) view.logY = [...new Set(logY.split(',').map((m) => m.trim()).filter((m) => view.metrics.includes(m)))];
+  if (params.has('x')) {
+    if (params.get('x') === 'time' || params.get('x') === 'step') view.xAxis = params.get('x');
+    else errors.push('x: must be step or time');
+  }
   const x0 = Number(params.get('x0'));
   const x1 = Number(params.get('x1'));
   if (params.has('x0') && params.has('x1') && Number.isFinite(x0) && Number.isFinite(x1) && x0 < x1) {
@@ -82,6 +87,7 @@ export function viewToSearch(view) {
   if (view.smoothing) parts.push(`smoothing=${view.smoothing}`);
   if (view.mode === 'diff') parts.push('mode=diff');
   if (view.logY.length) parts.push(`logy=${view.logY.map((m) => encodeURIComponent(m)).join(',')}`);
+  if (view.xAxis === 'time') parts.push('x=time');
   if (view.xRange) parts.push(`x0=${roundStep(view.xRange[0])}`, `x1=${roundStep(view.xRange[1])}`);
   if (view.maxPoints !== DEFAULT_MAX_POINTS) parts.push(`max_points=${view.maxPoints}`);
   return `?${parts.join('&')}`;
@@ -101,6 +107,7 @@ export function toShareView(view) {
     mode: view.mode,
     log_y: [...view.logY],
     x_range: view.xRange ? view.xRange.map(roundStep) : null,
+    x_axis: view.xAxis === 'time' ? 'time' : 'step',
     max_points: view.maxPoints,
   };
 }
@@ -118,6 +125,7 @@ export function fromShareView(stored) {
     mode: stored.mode === 'diff' ? 'diff' : 'overlay',
     logY,
     xRange: stored.x_range ? [...stored.x_range] : null,
+    xAxis: stored.x_axis === 'time' ? 'time' : 'step',
     maxPoints: stored.max_points || DEFAULT_MAX_POINTS,
   };
 }

@@ -23,6 +23,8 @@ from tests.compare.synthetic_runs import demo_runs
 from tests.conftest import LiveServer, ProjectFixture, make_project
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# The wall time, in seconds since the epoch, of step 0 of seeded runs that log wall times.
+WALL_T0 = 1_750_000_000.0
 CHROMIUM = os.environ.get("PARITYSCOPE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -131,12 +133,19 @@ class Seeder:
         assert r.status_code == 201, r.text
         return r.json()["id"]
 
-    def points(self, run_id: int, series: dict, start: int = 0, stop: int | None = None) -> None:
+    def points(
+        self, run_id: int, series: dict, start: int = 0, stop: int | None = None, seconds_per_step: float | None = None
+    ) -> None:
+        """Post ``series`` (every key on the same steps) in one request; with ``seconds_per_step``
+        each step carries the wall time ``WALL_T0 + seconds_per_step · step``, else none (the
+        server stamps them all with the time it received them)."""
         body: dict = {"steps": None, "values": {}}
         for key, (steps, values) in series.items():
             chosen = (steps >= start) & (steps < (stop if stop is not None else 2**62))
             body["steps"] = steps[chosen].tolist()
             body["values"][key] = values[chosen].tolist()
+            if seconds_per_step is not None:
+                body["times"] = (WALL_T0 + seconds_per_step * steps[chosen]).tolist()
         r = self.http.post(
             f"/api/v1/runs/{run_id}/metrics",
             content=orjson.dumps(body),
@@ -144,14 +153,18 @@ class Seeder:
         )
         assert r.status_code == 200, r.text
 
-    def demo(self, stop: int | None = None, names: dict[str, str] | None = None) -> dict[str, int]:
-        """The demo's four runs (two reference replicas, a broken and a fixed candidate)."""
+    def demo(
+        self, stop: int | None = None, names: dict[str, str] | None = None,
+        seconds_per_step: dict[str, float] | None = None,
+    ) -> dict[str, int]:
+        """The demo's four runs (two reference replicas, a broken and a fixed candidate); the
+        runs named in ``seconds_per_step`` log wall times at that pace."""
         ids = {}
         for key, run in demo_runs().items():
             name = (names or {}).get(key, run.name)
             ids[key] = self.run(name, config=dict(run.config), engine=dict(run.engine), label=run.label,
                                 tags=["gspo", "v0" if key.startswith("reference") else "v1"])
-            self.points(ids[key], dict(run.series), stop=stop)
+            self.points(ids[key], dict(run.series), stop=stop, seconds_per_step=(seconds_per_step or {}).get(key))
         return ids
 
     def close(self) -> None:

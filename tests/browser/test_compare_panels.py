@@ -127,3 +127,78 @@ def test_the_modebar_offers_only_local_buttons(new_page, seeded) -> None:  # typ
     )
     assert buttons == ["Download plot as a PNG", "Zoom", "Pan", "Zoom in", "Zoom out", "Autoscale", "Reset axes"]
     assert page.locator(".modebar a, .modebar-btn[data-title*='Chart Studio'], .modebar-btn[data-title*='cloud']").count() == 0
+
+
+PACE = {"reference": 2.0, "reference-replica": 2.2, "v1-initial": 3.0, "v1-fixed": 2.5}
+X_TITLE = "p => p._fullLayout.xaxis.title.text"
+
+
+def test_x_switches_to_relative_wall_time_without_asking_again(new_page, seeded) -> None:  # type: ignore[no-untyped-def]
+    ids = seeded.demo(seconds_per_step=PACE)
+    page = new_page()
+    open_compare(page, seeded.url, ids)
+    kl = ".panel[data-metric='kl'] .plot"
+    assert page.eval_on_selector(kl, X_TITLE) == "step"
+    assert page.is_enabled("#x-time") and page.text_content("#x-axis-reason") == ""
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/v1/compare" in r.url else None)
+    page.check("#x-time")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.panel .plot')].every(p => p._fullLayout.xaxis.title.text.startsWith('relative wall time'))"
+    )
+    assert "x=time" in page.url
+    # The longest run is 597 s: the axis is in minutes.
+    assert page.eval_on_selector(kl, X_TITLE) == "relative wall time (minutes since each run’s first point)"
+    # Each run on its own clock: v1-initial logs a step every 3 s, the band follows the
+    # references' median (2 s and 2.2 s a step).
+    trace = """(p, name) => { const t = p.data.find(t => t.name === name);
+                               return [Array.from(t.x), Array.from(t.text)]; }"""
+    x, steps = page.eval_on_selector(kl, f"p => ({trace})(p, 'v1-initial')")
+    assert len(x) == len(steps) > 100 and steps[:3] == [0, 1, 2]
+    for minutes, step in zip(x, steps, strict=True):
+        assert abs(minutes - 3.0 * step / 60) < 1e-6, (minutes, step)
+    band_x, band_steps = page.eval_on_selector(kl, f"p => ({trace})(p, p.data.find(t => t.name.startsWith('reference band')).name)")
+    for minutes, step in zip(band_x, band_steps, strict=True):
+        assert abs(minutes - 2.1 * step / 60) < 1e-6, (minutes, step)
+    # The divergence marker moved with its run; its label still names the step.
+    marker = page.eval_on_selector(
+        kl, f"p => [p.layout.shapes.find(s => s.name === 'marker:{ids['v1-initial']}').x0, "
+            f"p.layout.annotations.find(a => a.name === 'marker:{ids['v1-initial']}').text]")
+    step = int(marker[1].rsplit("step ", 1)[1])
+    assert abs(marker[0] - 3.0 * step / 60) < 1e-6
+    # Hover gives the time in the title and each run's own step.
+    box = page.locator(".panel[data-metric='kl'] .nsewdrag").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    page.wait_for_function("() => document.querySelectorAll('.panel .hoverlayer .legend').length === 4")
+    rows = page.eval_on_selector(".panel[data-metric='kl']", "p => [...p.querySelectorAll('.hoverlayer .legend text')].map(t => t.textContent)")
+    assert re.fullmatch(r"[\d.]+ min", rows[0]), rows
+    assert any(re.search(r"v1-initial : -?[\d.e+-]+ · step \d+", r) for r in rows), rows
+    screenshot(page, "compare-relative-time")
+    page.mouse.move(5, 5)
+    # A zoom is kept in the URL in seconds, whatever unit the axis is drawn in.
+    page.eval_on_selector(kl, "p => Plotly.relayout(p, {'xaxis.range': [1, 2]})")
+    page.wait_for_function("() => location.search.includes('x0=60&x1=120')")
+    assert page.eval_on_selector(".panel[data-metric='reward'] .plot", "p => p._fullLayout.xaxis.range.map(Number)") == [1, 2]
+    assert asked == []
+
+    # The address keeps the axis: a reload draws relative time again.
+    page.reload()
+    page.wait_for_selector("#panels[data-drawn='4']")
+    assert page.eval_on_selector(kl, X_TITLE).startswith("relative wall time") and page.is_checked("#x-time")
+    assert page.eval_on_selector(kl, "p => p._fullLayout.xaxis.range.map(Number)") == [1, 2]
+    page.check("#x-step")
+    page.wait_for_function(f"() => ({X_TITLE})(document.querySelector(\"{kl}\")) === 'step'")
+    assert "x=time" not in page.url and "x0=" not in page.url
+    x = page.eval_on_selector(kl, "p => Array.from(p._fullData.find(t => t.name === 'v1-initial').x)")
+    assert x[:3] == [0, 1, 2]
+
+
+def test_step_only_when_a_run_has_no_wall_times(new_page, seeded) -> None:  # type: ignore[no-untyped-def]
+    ids = seeded.demo(seconds_per_step={k: v for k, v in PACE.items() if k != "v1-fixed"})
+    page = new_page()
+    open_compare(page, seeded.url, ids, "&x=time")
+    assert page.eval_on_selector(".panel[data-metric='kl'] .plot", X_TITLE) == "step"
+    assert page.is_disabled("#x-time") and page.is_checked("#x-step")
+    reason = page.text_content("#x-axis-reason")
+    assert reason == "v1-fixed recorded no wall times (no times were sent with its points), so x is step"
+    page.wait_for_function("() => !location.search.includes('x=time')")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def run_module_checks(page, script: str):  # type: ignore[no-untyped-def]
     return page.evaluate(
@@ -103,7 +105,7 @@ def test_view_state_and_shaping(new_page, browser_server) -> None:  # type: igno
     # A run given as both reference and candidate is kept, for the server to refuse with its reason.
     assert results["view"] == {
         "reference": [3, 4], "candidates": [7, 3], "metrics": ["kl", "reward"], "smoothing": 0.6,
-        "mode": "diff", "logY": ["kl", "reward"], "xRange": [10, 80], "maxPoints": 2000,
+        "mode": "diff", "logY": ["kl", "reward"], "xRange": [10, 80], "xAxis": "step", "maxPoints": 2000,
     }
     assert results["errors"] == []
     assert results["search"] == "?reference=3,4&candidates=7,3&metrics=kl,reward&smoothing=0.6&mode=diff&logy=kl,reward&x0=10&x1=80"
@@ -163,3 +165,91 @@ def test_view_state_and_shaping(new_page, browser_server) -> None:  # type: igno
     assert results["noFigure"] is None
     assert results["html"] == [False, True, True]
     assert results["escaped"] == '&lt;a href="x"&gt;&amp;&lt;/a&gt;'
+
+
+def test_time_axis_shaping(new_page, browser_server) -> None:  # type: ignore[no-untyped-def]
+    page = new_page(bypass_csp=True)
+    page.goto(f"{browser_server.url}/")
+    results = run_module_checks(
+        page,
+        """
+        const { parseView, viewToSearch, toShareView, fromShareView } = viewstate;
+        const { stepClock, clocks, timeUnit, timeFigure, wallTimeAvailability, plainNumbers } = shaping;
+        const out = {};
+        const timed = parseView('?reference=1&candidates=2&x=time&x0=30&x1=90');
+        out.timed = [timed.view.xAxis, timed.view.xRange, viewToSearch(timed.view), timed.errors];
+        out.share = [toShareView(timed.view).x_axis, fromShareView(toShareView(timed.view)).xAxis,
+                     fromShareView({reference: [1]}).xAxis];
+        out.badX = parseView('?reference=1&x=wall').errors;
+        const clock = stepClock({steps: [0, 10, 20], seconds: [0, 5, 30]});
+        out.clock = [clock(0), clock(10), clock(15), clock(20), clock(-1), clock(21)];
+        // Typed arrays as the server sends them (int32 little-endian 0, 10, 20).
+        out.typed = plainNumbers({dtype: 'i4', bdata: 'AAAAAAoAAAAUAAAA'});
+        const payload = {
+          references: [1, 3], candidates: [2],
+          runs: {'1': {name: 'ref', wall_time: {origin: 100, steps: [0, 10, 20], seconds: [0, 10, 20]}},
+                 '3': {name: 'replica', wall_time: {origin: 50, steps: [0, 10, 20], seconds: [0, 30, 60]}},
+                 '2': {name: 'cand', wall_time: {origin: 70, steps: [0, 10, 20], seconds: [0, 100, 200]}}},
+        };
+        out.band = [0, 10, 15].map(clocks(payload).band);
+        out.unit = [timeUnit(payload), timeUnit({runs: {'1': {wall_time: {steps: [0], seconds: [4000]}}}}),
+                    timeUnit({runs: {'1': {wall_time: {steps: [0], seconds: [20000]}}}})];
+        out.ok = wallTimeAvailability(payload);
+        const missing = structuredClone(payload);
+        missing.runs['2'].wall_time = null;
+        missing.runs['3'].wall_time = null;
+        out.missing = wallTimeAvailability(missing);
+        const old = structuredClone(payload);
+        delete old.runs['2'].wall_time;
+        out.old = wallTimeAvailability(old);
+        const figure = {
+          data: [{legendgroup: 'band', x: [0, 10, 15], y: [1, 2, 3], hovertemplate: '[%{y}, %{customdata}]<extra>band</extra>'},
+                 {legendgroup: '2', x: {dtype: 'i4', bdata: 'AAAAAAoAAAAUAAAA'}, y: [1, 2, 3], hovertemplate: '%{y:.4g}<extra>%{fullData.name}</extra>'},
+                 {legendgroup: '2', x: [0, 20], y: [1, 3], hoverinfo: 'skip'}],
+          layout: {xaxis: {title: {text: 'step'}}, shapes: [{name: 'marker:2', xref: 'x', x0: 10, x1: 10},
+                                                             {name: 'note-4', xref: 'x', x0: 15, x1: 15},
+                                                             {xref: 'paper', x0: 0.5, x1: 0.5}],
+                   annotations: [{name: 'marker:2', xref: 'x', x: 10, text: 'cand · step 10'}, {name: 'clipped-run:2', xref: 'paper', x: 1}]},
+        };
+        const before = JSON.stringify(figure);
+        const moved = timeFigure(figure, payload, {xRange: [60, 120]});
+        out.moved = {
+          x: moved.data.map(t => t.x), text: moved.data.map(t => t.text || null),
+          hover: moved.data.map(t => t.hovertemplate || null),
+          shapes: moved.layout.shapes.map(s => [s.x0, s.x1]), annotations: moved.layout.annotations.map(a => [a.x, a.text || null]),
+          title: moved.layout.xaxis.title.text, hoverTitle: moved.layout.xaxis.unifiedhovertitle.text,
+          range: moved.layout.xaxis.range, untouched: JSON.stringify(figure) === before,
+        };
+        return out;
+        """,
+    )
+    assert results["timed"] == ["time", [30, 90], "?reference=1&candidates=2&x=time&x0=30&x1=90", []]
+    assert results["share"] == ["time", "time", "step"]
+    assert results["badX"] == ["x: must be step or time"]
+    assert results["clock"][:4] == [0, 5, 17.5, 30]
+    assert math.isnan(results["clock"][4]) and math.isnan(results["clock"][5])  # outside the run
+    assert results["typed"] == [0, 10, 20]
+    # The band's clock is the median of the references' (two: their mean).
+    assert results["band"] == [0, 20, 30]
+    assert results["unit"] == [{"name": "min", "seconds": 60}, {"name": "min", "seconds": 60}, {"name": "h", "seconds": 3600}]
+    assert results["ok"] == {"ok": True, "reason": ""}
+    assert results["missing"] == {
+        "ok": False, "reason": "replica and cand recorded no wall times (no times were sent with their points), so x is step",
+    }
+    assert results["old"] == {"ok": False, "reason": "this comparison carries no wall times"}
+    moved = results["moved"]
+    # Minutes (the longest run is 200 s): the band at the references' median, the candidate on its own clock.
+    assert moved["x"] == [[0, 20 / 60, 0.5], [0, 100 / 60, 200 / 60], [0, 200 / 60]]
+    assert moved["text"] == [[0, 10, 15], [0, 10, 20], [0, 20]]
+    assert moved["hover"] == [
+        "[%{y}, %{customdata}] · step %{text}<extra>band</extra>",
+        "%{y:.4g} · step %{text}<extra>%{fullData.name}</extra>",
+        None,
+    ]
+    # The marker on the candidate's clock, the note on the band's, paper-anchored items untouched.
+    assert moved["shapes"] == [[100 / 60, 100 / 60], [0.5, 0.5], [0.5, 0.5]]
+    assert moved["annotations"] == [[100 / 60, "cand · step 10"], [1, None]]
+    assert moved["title"] == "relative wall time (minutes since each run’s first point)"
+    assert moved["hoverTitle"] == "%{x:.3~f} min"
+    assert moved["range"] == [1, 2]
+    assert moved["untouched"] is True

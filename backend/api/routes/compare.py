@@ -37,7 +37,7 @@ from parityscope.wire import MAX_STEP
 
 router = APIRouter(tags=["compare"])
 
-SECTIONS = ("series", *FIGURE_KINDS)
+SECTIONS = ("series", *FIGURE_KINDS, "wall_time")
 
 
 def parse_include(raw: str | None) -> set[str]:
@@ -95,7 +95,10 @@ def compare(
     divergence_k: Annotated[int, Query(ge=1, le=MAX_DIVERGENCE_K)] = CompareOptions.divergence_k,
     include: Annotated[
         str | None,
-        Query(description="comma-separated sections with data arrays: series, overlay, diff (default all)"),
+        Query(
+            description="comma-separated sections with data arrays: series, overlay, diff, wall_time "
+            "(default all)"
+        ),
     ] = None,
     partial: Annotated[
         bool,
@@ -122,6 +125,7 @@ def compare(
         divergence_k=divergence_k,
         figures=tuple(kind for kind in FIGURE_KINDS if kind in sections),
         partial=partial,
+        wall_time="wall_time" in sections,
     )
     body = compare_runs(
         session, references, candidate_runs, project_id, options, request.app.state.series_cache

@@ -80,8 +80,12 @@ def create_share(
         expires_at = utcnow() + timedelta(hours=body.expires_in_hours)
     issued = ShareStore(session).create(
         project_id,
-        # A view without a ladder is stored as before the ladder existed.
-        view.model_dump(mode="json", exclude=None if view.ladder is not None else {"ladder"}),
+        # A view without a ladder, on steps, is stored as before either existed.
+        view.model_dump(
+            mode="json",
+            exclude={name for name, default in (("ladder", None), ("x_axis", "step"))
+                     if getattr(view, name) == default} or None,
+        ),
         view.run_ids,
         snapshot=orjson.dumps(data).decode() if body.frozen else None,
         expires_at=expires_at,
