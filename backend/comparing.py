@@ -344,10 +344,10 @@ def compare_runs(
     return body
 
 
-def _drawn_steps(comparison: Comparison) -> dict[str, dict[str, list[np.ndarray]]]:
-    """Per run id (as text), per raw key: the steps that run's lines are drawn at (its line and
-    its unsmoothed line) and the steps of its divergence markers."""
-    drawn: dict[str, dict[str, list[np.ndarray]]] = {}
+def _drawn_steps(comparison: Comparison) -> dict[str, tuple[dict[str, list[np.ndarray]], list[int]]]:
+    """Per run id (as text): per raw key, the steps that run's lines are drawn at (its line and
+    its unsmoothed line), and the steps of its divergence markers (on those keys too)."""
+    drawn: dict[str, tuple[dict[str, list[np.ndarray]], list[int]]] = {}
     for metric in comparison.metrics:
         keys = {str(run.run_id): run.key for run in metric.runs}
         for run in metric.runs:
@@ -355,15 +355,40 @@ def _drawn_steps(comparison: Comparison) -> dict[str, dict[str, list[np.ndarray]
                 continue
             for shown in (run.series, run.raw):
                 if shown is not None:
-                    drawn.setdefault(str(run.run_id), {}).setdefault(run.key, []).append(shown.x)
+                    drawn.setdefault(str(run.run_id), ({}, []))[0].setdefault(run.key, []).append(shown.x)
         for candidate in metric.candidates:
             key = keys.get(str(candidate.run_id))
             divergence = candidate.divergence
             if key is None or divergence is None or divergence.first_divergence_step is None:
                 continue
-            marker = np.asarray([divergence.first_divergence_step], dtype=np.int64)
-            drawn.setdefault(str(candidate.run_id), {}).setdefault(key, []).append(marker)
+            per_key, markers = drawn.setdefault(str(candidate.run_id), ({}, []))
+            per_key.setdefault(key, []).append(np.asarray([divergence.first_divergence_step], dtype=np.int64))
+            markers.append(divergence.first_divergence_step)
     return drawn
+
+
+def _steps_to_look_up(
+    per_key: Mapping[int, np.ndarray], markers: Sequence[int], most: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(key ids, steps)``: every drawn step, or ``most`` of them spread evenly over the
+    drawn ones when there are more (the markers' always), each on the first key of ``per_key``
+    drawn there."""
+    if not per_key:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    steps = np.concatenate(list(per_key.values())).astype(np.int64, copy=False)
+    keys = np.concatenate([np.full(drawn.size, key_id, dtype=np.int64) for key_id, drawn in per_key.items()])
+    rank = np.concatenate([np.full(drawn.size, i, dtype=np.int64) for i, drawn in enumerate(per_key.values())])
+    order = np.lexsort((rank, steps))
+    steps, keys = steps[order], keys[order]
+    first = np.ones(steps.size, dtype=bool)
+    first[1:] = steps[1:] != steps[:-1]
+    steps, keys = steps[first], keys[first]
+    if steps.size > most:
+        spread = np.linspace(0, steps.size - 1, most).round().astype(np.int64)
+        at_markers = np.searchsorted(steps, np.asarray(markers, dtype=np.int64))
+        chosen = np.unique(np.concatenate([spread, at_markers]))
+        steps, keys = steps[chosen], keys[chosen]
+    return keys, steps
 
 
 def run_wall_times(
@@ -372,32 +397,26 @@ def run_wall_times(
     comparison: Comparison,
     cache: SeriesCache | None = None,
 ) -> dict[int, dict[str, Any] | None]:
-    """Each run's relative wall time at the steps the comparison draws for it, or None when the
-    run has no usable wall times (docs/COMPARE.md, "x: step or relative wall time").
+    """Each run's relative wall time at the steps the comparison draws for it (at most
+    ``max_points`` of them, spread evenly, plus its markers), or None when the run has no usable
+    wall times (docs/COMPARE.md, "x: step or relative wall time").
 
-    Each drawn step is looked up once, on the first key (in name order) drawn there: one
-    primary-key probe per drawn step plus one per key of the run for the origin, so the cost
-    follows what is drawn, whatever the run's length.
+    One primary-key probe per step looked up plus one per key of the run for the origin, so the
+    cost follows what is drawn, whatever the run's length; cached until the run changes.
     """
     drawn = _drawn_steps(comparison)
+    most = int(comparison.settings["max_points"])
     store = MetricStore(session)
-    names = sorted({key for per_key in drawn.values() for key in per_key})
+    names = sorted({key for per_key, _ in drawn.values() for key in per_key})
     ids = store.key_ids(names, create=False)
     out: dict[int, dict[str, Any] | None] = {}
     for run in runs:
-        per_key = drawn.get(str(run.id), {})
-        pair_keys, pair_steps = [], []
-        taken = np.empty(0, dtype=np.int64)
-        for key in sorted(per_key):
-            if key not in ids:
-                continue
-            steps = np.unique(np.concatenate(per_key[key]).astype(np.int64))
-            fresh = steps[~np.isin(steps, taken)]
-            pair_keys.append(np.full(fresh.size, ids[key], dtype=np.int64))
-            pair_steps.append(fresh)
-            taken = np.union1d(taken, fresh)
-        keys_asked = np.concatenate(pair_keys) if pair_keys else np.empty(0, np.int64)
-        steps_asked = np.concatenate(pair_steps) if pair_steps else np.empty(0, np.int64)
+        per_key, markers = drawn.get(str(run.id), ({}, []))
+        keys_asked, steps_asked = _steps_to_look_up(
+            {ids[key]: np.concatenate(per_key[key]) for key in sorted(per_key) if key in ids},
+            markers,
+            most,
+        )
         # Cached under a name no metric key can have, valid until the run changes.
         digest = hashlib.sha1(keys_asked.tobytes() + b"|" + steps_asked.tobytes()).hexdigest()
         name = f"\x00wall {digest}"

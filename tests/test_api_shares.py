@@ -96,6 +96,11 @@ def test_a_link_restores_the_view_and_stores_only_a_hash(
     # Listing shows the link without its secret.
     (listed,) = client.get(f"/api/v1/projects/{project.slug}/shares", headers=project.auth()).json()
     assert listed["id"] == made["id"] and listed["token"] is None and listed["url"] is None
+    # A view on relative wall time keeps its axis; one on steps is stored as before.
+    timed = _share(client, project, view | {"x_axis": "time", "x_range": [10.5, 80.0]})
+    assert _open(client, f"/s/{timed['token']}")["share"]["view"] == view | {"x_axis": "time", "x_range": [10.5, 80.0]}
+    stepped = _share(client, project, view | {"x_axis": "step"})
+    assert _open(client, f"/s/{stepped['token']}")["share"]["view"] == view
 
 
 def test_a_frozen_link_ignores_points_posted_later(client: TestClient, project: ProjectFixture) -> None:
@@ -170,6 +175,7 @@ def test_bad_share_requests_store_nothing(client: TestClient, database: Database
         ({"view": good | {"mode": "sideways"}}, 422, "mode"),
         ({"view": good | {"x_range": [10, 5]}}, 422, "x_range"),
         ({"view": good | {"x_range": [1]}}, 422, "x_range"),
+        ({"view": good | {"x_axis": "wall"}}, 422, "x_axis"),
         ({"view": good | {"max_points": 5}}, 422, "max_points"),
         ({"view": good | {"metrics": []}}, 422, "metrics"),
         ({"view": good | {"metrics": ["no_such_metric"]}}, 422, "no_such_metric"),

@@ -364,11 +364,15 @@ class MetricStore:
         keys = np.asarray(key_ids, dtype=np.int64).tolist()
         wanted = np.asarray(steps, dtype=np.int64).tolist()
         if self._dialect == "postgresql":
+            # A LATERAL subquery with LIMIT is never turned into a join: one primary-key probe
+            # per pair, whatever the statistics say (a plain join on a freshly written run was
+            # planned as a hash join over all of its points).
             rows = self.session.execute(
                 text(
-                    "SELECT p.step, p.wall_time FROM unnest(CAST(:keys AS int[]), CAST(:steps AS int8[]))"
-                    " AS q(key_id, step) JOIN metric_point AS p ON p.run_id = :run"
-                    " AND p.key_id = q.key_id AND p.step = q.step WHERE p.wall_time IS NOT NULL"
+                    "SELECT q.step, w.wall_time FROM unnest(CAST(:keys AS int[]), CAST(:steps AS int8[]))"
+                    " AS q(key_id, step) CROSS JOIN LATERAL (SELECT p.wall_time FROM metric_point AS p"
+                    " WHERE p.run_id = :run AND p.key_id = q.key_id AND p.step = q.step LIMIT 1) AS w"
+                    " WHERE w.wall_time IS NOT NULL"
                 ),
                 {"run": run_id, "keys": keys, "steps": wanted},
             ).all()

@@ -350,7 +350,8 @@ export function wallTimeAvailability(payload) {
   }
   const without = runs.filter((run) => !run.wall_time).map((run) => run.name);
   if (without.length) {
-    const who = without.length === 1 ? without[0] : `${without.slice(0, -1).join(', ')} and ${without[without.length - 1]}`;
+    const named = without.length > 3 ? [...without.slice(0, 2), `${without.length - 2} others`] : without;
+    const who = named.length === 1 ? named[0] : `${named.slice(0, -1).join(', ')} and ${named[named.length - 1]}`;
     return { ok: false, reason: `${who} recorded no wall times (no times were sent with ${without.length === 1 ? 'its' : 'their'} points), so x is step` };
   }
   return { ok: true, reason: '' };

@@ -202,3 +202,4 @@ def test_step_only_when_a_run_has_no_wall_times(new_page, seeded) -> None:  # ty
     reason = page.text_content("#x-axis-reason")
     assert reason == "v1-fixed recorded no wall times (no times were sent with its points), so x is step"
     page.wait_for_function("() => !location.search.includes('x=time')")
+    screenshot(page, "compare-step-only")

@@ -199,6 +199,10 @@ def test_time_axis_shaping(new_page, browser_server) -> None:  # type: ignore[no
         missing.runs['2'].wall_time = null;
         missing.runs['3'].wall_time = null;
         out.missing = wallTimeAvailability(missing);
+        missing.runs['1'].wall_time = null;
+        missing.runs['4'] = {name: 'fourth', wall_time: null};
+        missing.candidates = [2, 4];
+        out.many = wallTimeAvailability(missing).reason;
         const old = structuredClone(payload);
         delete old.runs['2'].wall_time;
         out.old = wallTimeAvailability(old);
@@ -236,6 +240,7 @@ def test_time_axis_shaping(new_page, browser_server) -> None:  # type: ignore[no
     assert results["missing"] == {
         "ok": False, "reason": "replica and cand recorded no wall times (no times were sent with their points), so x is step",
     }
+    assert results["many"] == "ref, replica and 2 others recorded no wall times (no times were sent with their points), so x is step"
     assert results["old"] == {"ok": False, "reason": "this comparison carries no wall times"}
     moved = results["moved"]
     # Minutes (the longest run is 200 s): the band at the references' median, the candidate on its own clock.
