@@ -41,7 +41,7 @@ from backend.api.routes import (
     summaries,
 )
 from backend.api.routes import mlflow as mlflow_routes
-from backend.api.schemas import ColumnsBody, RowsBody
+from backend.api.schemas import JSON_VALUE_SCHEMA, ColumnsBody, RowsBody
 from backend.api.security import SecurityHeaders
 from backend.db import Database, prepare_database
 from backend.settings import Settings, get_settings
@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 for name, sub in model_schema.pop("$defs", {}).items():
                     components.setdefault(name, sub)
                 components[model.__name__] = model_schema
+            components["JsonValue"] = JSON_VALUE_SCHEMA
             declare_error_responses(schema)
             # Every endpoint takes the project or admin token as a bearer token; reads may
             # also go without one on a public deployment (docs/API.md, "Conventions").

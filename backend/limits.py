@@ -24,7 +24,9 @@ __all__ = [
     "MAX_ROW_ID",
     "MAX_TAGS",
     "MAX_TAG_LENGTH",
+    "ROW_ID_TEXT",
     "is_row_id",
+    "row_id_text",
 ]
 
 # A request without a token may still carry a body (an MLflow run search on a deployment with
@@ -57,6 +59,32 @@ MAX_BAND_K = 1000.0
 
 # Row ids are 32-bit on PostgreSQL; a path id beyond them names nothing (404, not 422).
 MAX_ROW_ID = 2**31 - 1
+
+
+def _decimal_at_most(limit: int) -> str:
+    """A regular expression of the decimal numbers 0..``limit`` (leading zeros allowed)."""
+    digits = str(limit)
+    alternatives = [f"[0-9]{{1,{len(digits) - 1}}}"] if len(digits) > 1 else []
+    for i, digit in enumerate(digits):
+        low = "1" if i == 0 else "0"
+        if int(digit) > int(low):
+            rest = len(digits) - i - 1
+            alternatives.append(f"{digits[:i]}[{low}-{int(digit) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    alternatives.append(digits)
+    return f"^0*(?:{'|'.join(alternatives)})$"
+
+
+# A row id as text (a cursor of the runs list): ASCII digits whose value is at most MAX_ROW_ID.
+ROW_ID_TEXT = _decimal_at_most(MAX_ROW_ID)
+
+
+def row_id_text(text: str) -> int | None:
+    """The number ``text`` spells if it matches ``ROW_ID_TEXT``, else None."""
+    digits = text.lstrip("0") or "0"
+    if not (text.isascii() and text.isdigit() and len(digits) <= len(str(MAX_ROW_ID))):
+        return None
+    value = int(digits)
+    return value if value <= MAX_ROW_ID else None
 
 
 def is_row_id(value: int) -> bool:

@@ -302,8 +302,7 @@ class Run:
             if self._sent:
                 # Keep only what the server has not acknowledged: a server that takes a few
                 # requests at a time (a rate limit) then sees progress, not the same first ones.
-                self._spool.remove()
-                self._spool.append(self._header, records[self._sent :])
+                self._spool.rewrite(self._header, records[self._sent :])
             self._failed(exc)
             return
         self._spool.remove()

@@ -11,6 +11,15 @@ metrics line is a request body of ``POST /api/v1/runs/{id}/metrics``, which is i
 (run, key, step): sending a file twice never duplicates a point. A process that writes a spool
 holds an exclusive lock on ``<file>.lock`` while it lives, so ``parityscope sync`` leaves the files
 of running trainers alone. Only the standard library is used here.
+
+A crash never loses what a spool file held before it:
+
+- an append writes whole lines and fsyncs before it returns; a crash mid-append can leave a torn
+  last line, which a reader skips and the next append cuts off before it writes;
+- a rewrite (the spool less what the server has acknowledged) writes a temporary file in the
+  same directory (``.<name>.tmp``), fsyncs it, renames it over the spool with ``os.replace`` and
+  fsyncs the directory; a crash before the rename leaves the old spool whole and a temporary
+  file that nothing reads and the next rewrite or removal replaces.
 """
 
 from __future__ import annotations
@@ -113,30 +122,55 @@ class SpoolFile:
             self._lock_file.close()
             self._lock_file = None
 
+    @property
+    def temp_path(self) -> Path:
+        """Where a rewrite is prepared; never read as a spool (it does not end in ``.jsonl``)."""
+        return self.path.with_name(f".{self.path.name}.tmp")
+
     def append(self, header: dict[str, Any], records: list[dict[str, Any]]) -> None:
         """Append ``records``; a new file starts with ``header`` (the run line)."""
         if not self.try_lock():
             raise SpoolError(f"{self.path}: locked by another process")
-        fresh = not self.path.exists() or self.path.stat().st_size == 0
-        lines = ([header] if fresh else []) + records
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(json.dumps(line, allow_nan=False, separators=(",", ":")) + "\n")
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "r+b") as handle:
+            # A torn last line (a crash mid-append) is cut off, so that what follows starts a line.
+            size = handle.seek(0, os.SEEK_END)
+            whole = _whole_lines_length(handle, size)
+            if whole != size:
+                handle.truncate(whole)
+            handle.seek(whole)
+            lines = ([header] if whole == 0 else []) + records
+            handle.write(b"".join(_line(line) for line in lines))
             handle.flush()
             os.fsync(handle.fileno())
+        if created:
+            _fsync_directory(self.path.parent)
+
+    def rewrite(self, header: dict[str, Any], records: list[dict[str, Any]]) -> None:
+        """Replace the file with ``header`` and ``records``, atomically: after a crash the file
+        holds either its old contents or the new ones, whole."""
+        if not self.try_lock():
+            raise SpoolError(f"{self.path}: locked by another process")
+        fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(b"".join(_line(line) for line in [header, *records]))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(self.temp_path, self.path)
+        _fsync_directory(self.path.parent)
 
     def read(self) -> SpoolContents:
-        """The file's contents; a damaged last line (a crash mid-write) is ignored."""
-        lines = self.path.read_text(encoding="utf-8").splitlines()
+        """The file's contents; a torn last line (a crash mid-append) is skipped."""
+        lines = self.path.read_bytes().split(b"\n")
         records: list[dict[str, Any]] = []
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                if number == len(lines):
+                records.append(json.loads(line.decode("utf-8")))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                if number == len(lines):  # no newline after it: the append never finished
                     break
                 raise SpoolError(f"{self.path}: line {number} is not JSON") from None
         if not records or records[0].get("kind") != "run":
@@ -155,6 +189,39 @@ class SpoolFile:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.temp_path.unlink(missing_ok=True)
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def _whole_lines_length(handle: Any, size: int) -> int:
+    """The length of the file up to and with its last newline (0 without one)."""
+    position = size
+    while position > 0:
+        start = max(0, position - 65536)
+        handle.seek(start)
+        chunk = handle.read(position - start)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        position = start
+    return 0
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable, where the platform allows it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - Windows cannot open a directory
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - file systems that refuse it
+        pass
+    finally:
+        os.close(fd)
 
 
 def _of_kind(records: list[dict[str, Any]], kind: str) -> Iterator[dict[str, Any]]:

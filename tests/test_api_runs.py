@@ -130,6 +130,53 @@ def test_ids_beyond_the_id_range_are_not_found(
         assert str(huge) in r.json()["detail"]
 
 
+@pytest.mark.parametrize("path", ["runs", "run-summaries"])
+def test_a_cursor_past_the_end_is_an_empty_page_and_a_malformed_one_a_422(
+    client: TestClient, project: ProjectFixture, path: str
+) -> None:
+    """Cursors are run ids: one below every run's id (or of a run since deleted) gives an empty
+    page with no next cursor; anything that is not a run id is a 422 naming ``cursor``."""
+    base, auth = f"/api/v1/projects/{project.slug}/{path}", project.auth("read")
+    ids = [_create(client, project, name=f"c{i}")["id"] for i in range(3)]
+    first = client.get(base, params={"limit": 2}, headers=auth).json()
+    assert [r["id"] for r in first["runs"]] == ids[:0:-1] and first["next_cursor"] == str(ids[1])
+    last = client.get(base, params={"limit": 2, "cursor": first["next_cursor"]}, headers=auth).json()
+    assert [r["id"] for r in last["runs"]] == [ids[0]] and last["next_cursor"] is None
+    for past_the_end in (str(ids[0]), "1", "0", "000"):
+        r = client.get(base, params={"cursor": past_the_end}, headers=auth)
+        assert r.status_code == 200, (past_the_end, r.text)
+        assert r.json()["runs"] == [] and r.json()["next_cursor"] is None, past_the_end
+    # The largest row id (32 bits) is well formed: every run lies before it.
+    r = client.get(base, params={"cursor": str(2**31 - 1)}, headers=auth)
+    assert r.status_code == 200 and [x["id"] for x in r.json()["runs"]] == ids[::-1]
+    for malformed in ("zzz", "-1", "+5", " 5", "5.0", "1_0", "\u0661\u0662", str(2**31), str(2**32),
+                      str(2**63), str(2**64), str(10**30), "9" * 5000):
+        r = client.get(base, params={"cursor": malformed}, headers=auth)
+        assert r.status_code == 422, (malformed[:40], r.text)
+        assert r.json()["field"] == "cursor" and r.json()["detail"].startswith("cursor:"), r.text
+
+
+def test_mlflow_page_tokens_past_the_end_give_an_empty_page(
+    client: TestClient, project: ProjectFixture, run_id: int
+) -> None:
+    auth = project.auth()
+    client.post(f"/api/v1/runs/{run_id}/metrics", json={"steps": [0, 1], "values": {"a": [1.0, 2.0]}}, headers=auth)
+    history = "/api/2.0/mlflow/metrics/get-history"
+    r = client.get(history, params={"run_id": run_id, "metric_key": "a", "page_token": "2", "max_results": 1}, headers=auth)
+    assert r.status_code == 200 and r.json() == {"metrics": []}, r.text
+    r = client.get(history, params={"run_id": run_id, "metric_key": "a", "page_token": "x"}, headers=auth)
+    assert r.status_code == 400 and "page_token" in r.json()["message"], r.text
+    experiment = client.get(
+        "/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": project.slug}, headers=auth
+    ).json()["experiment"]["experiment_id"]
+    search = {"experiment_ids": [experiment]}
+    assert len(client.post("/api/2.0/mlflow/runs/search", json=search, headers=auth).json()["runs"]) == 1
+    r = client.post("/api/2.0/mlflow/runs/search", json=search | {"page_token": "1000000"}, headers=auth)
+    assert r.status_code == 200 and r.json() == {"runs": []}, r.text
+    r = client.post("/api/2.0/mlflow/runs/search", json=search | {"page_token": str(10**30)}, headers=auth)
+    assert r.status_code == 200 and r.json() == {"runs": []}, r.text
+
+
 def test_cursors_beyond_64_bits_are_a_4xx(client: TestClient, project: ProjectFixture, run_id: int) -> None:
     huge = 10**30
     auth = project.auth()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, WithJsonSchema, field_validator, model_validator
 
-from backend.api.schemas import StrictModel
+from backend.api.schemas import StrictModel, printable
 from backend.compare.aliases import DEFAULT_METRICS
 from backend.compare.downsample import MAX_POINTS_LIMIT, MIN_POINTS_LIMIT
 from backend.compare.encoding import api_numbers
@@ -26,7 +26,10 @@ __all__ = [
     "SparklineOut",
 ]
 
-RunId = int
+RunId = Annotated[int, Field(ge=1)]
+MetricName = Annotated[str, WithJsonSchema(printable(MAX_KEY_LENGTH))]
+# The validators below refuse a run given twice; the schema says so too.
+DISTINCT = {"uniqueItems": True}
 
 
 def _distinct_ids(ids: list[int], field: str) -> list[int]:
@@ -92,6 +95,7 @@ class NoteCreate(StrictModel):
         min_length=1,
         max_length=MAX_RUNS_PER_COMPARISON,
         description="every run of the comparison (references and candidates, any order)",
+        json_schema_extra=DISTINCT,
     )
     step: int = Field(ge=0, le=MAX_STEP)
     text: str = Field(min_length=1, max_length=2000)
@@ -138,12 +142,16 @@ class NoteOut(BaseModel):
 class ShareView(StrictModel):
     """Everything the compare page needs to show the same picture again."""
 
-    reference: list[RunId] = Field(min_length=1, max_length=MAX_RUNS_PER_COMPARISON)
-    candidates: list[RunId] = Field(default_factory=list, max_length=MAX_RUNS_PER_COMPARISON)
-    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS), min_length=1, max_length=20)
+    reference: list[RunId] = Field(min_length=1, max_length=MAX_RUNS_PER_COMPARISON, json_schema_extra=DISTINCT)
+    candidates: list[RunId] = Field(
+        default_factory=list, max_length=MAX_RUNS_PER_COMPARISON, json_schema_extra=DISTINCT
+    )
+    metrics: list[MetricName] = Field(
+        default_factory=lambda: list(DEFAULT_METRICS), min_length=1, max_length=20
+    )
     smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     mode: Literal["overlay", "diff"] = "overlay"
-    log_y: bool | list[str] = Field(
+    log_y: bool | list[MetricName] = Field(
         default=False, description="the metrics drawn on a log y axis (true: every one)"
     )
     x_range: list[float] | None = Field(

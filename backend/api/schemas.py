@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from backend.domain import Project, Run, RunStatus
 from backend.limits import (
@@ -20,6 +20,7 @@ from backend.limits import (
     MAX_TAG_LENGTH,
     MAX_TAGS,
 )
+from backend.storage.projects import SLUG_PATTERN
 from parityscope.wire import MAX_STEP
 
 
@@ -57,9 +58,46 @@ def check_json_value(value: Any, *, max_bytes: int) -> Any:
     return value
 
 
+# str.isprintable() in /openapi.json: no character of Unicode's categories Other or Separator
+# but the space. A validator's Unicode tables may be of another version than Python's.
+PRINTABLE = r"^(?:[^\p{C}\p{Z}]| )*$"
+
+
+def printable(max_length: int, min_length: int = 1) -> dict[str, Any]:
+    """The JSON schema of a string of ``min_length``-``max_length`` printable characters."""
+    return {"type": "string", "minLength": min_length, "maxLength": max_length, "pattern": PRINTABLE}
+
+
+# What ``check_json_value`` accepts, published in /openapi.json as the component ``JsonValue``
+# (the app adds it). Its depth and serialized size are bounds on the whole document that JSON
+# Schema cannot state; they are checked all the same (docs/RELIABILITY.md, "Bad inputs tried").
+NO_NUL = "^[^\\u0000]*$"
+JSON_VALUE_REF = {"$ref": "#/components/schemas/JsonValue"}
+# Written without a union of types: each keyword applies to the values of its own type, which
+# standard client generators read (a union that refers to itself they refuse).
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "a JSON value stored as sent: integers within ±2**53, no NUL character",
+    "if": {"type": "integer"},
+    "then": {"minimum": -MAX_JSON_INTEGER, "maximum": MAX_JSON_INTEGER},
+    "pattern": NO_NUL,
+    "items": JSON_VALUE_REF,
+    "additionalProperties": JSON_VALUE_REF,
+    "propertyNames": {"pattern": NO_NUL},
+}
+
+
 def json_object(max_bytes: int) -> Any:
     """A JSON object checked by ``check_json_value`` with its own size limit."""
-    return Annotated[dict[str, Any], AfterValidator(lambda v: check_json_value(v, max_bytes=max_bytes))]
+    return Annotated[
+        dict[str, Any],
+        AfterValidator(lambda v: check_json_value(v, max_bytes=max_bytes)),
+        WithJsonSchema({
+            "type": "object",
+            "additionalProperties": JSON_VALUE_REF,
+            "propertyNames": {"pattern": NO_NUL},
+            "description": f"a JSON object of at most {max_bytes} bytes serialized, {MAX_JSON_DEPTH} levels deep",
+        }),
+    ]
 
 
 JsonObject = json_object(MAX_OPTIONS_BYTES)
@@ -72,8 +110,8 @@ class StrictModel(BaseModel):
 
 
 class ProjectCreate(StrictModel):
-    slug: str = Field(min_length=1, max_length=64, examples=["gspo-v1-migration"])
-    name: str = Field(min_length=1, max_length=200)
+    slug: str = Field(min_length=1, max_length=64, pattern=SLUG_PATTERN.pattern, examples=["gspo-v1-migration"])
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
 
 
 class ProjectOut(BaseModel):
@@ -96,10 +134,14 @@ def _check_tags(tags: list[str]) -> list[str]:
     return tags
 
 
+Tag = Annotated[str, WithJsonSchema(printable(MAX_TAG_LENGTH))]
+TAGS = {"maxItems": MAX_TAGS}  # published; _check_tags refuses more with its own message
+
+
 class RunCreate(StrictModel):
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     config: ConfigObject = Field(default_factory=dict)
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list, json_schema_extra=TAGS)
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
     engine: EngineObject | None = None
     label: str | None = Field(default=None, max_length=200)
@@ -110,7 +152,7 @@ class RunCreate(StrictModel):
 class RunPatch(StrictModel):
     status: RunStatus | None = None
     name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
-    tags: list[str] | None = None
+    tags: list[Tag] | None = Field(default=None, json_schema_extra=TAGS)
     config: ConfigObject | None = None
 
     @field_validator("tags")

@@ -55,13 +55,13 @@ class LoggedModelStore:
 
     def get(self, model_id: str) -> LoggedModel:
         """The model, or ``NotFound``."""
-        row = self.session.get(LoggedModelRow, model_id)
+        row = None if "\x00" in model_id else self.session.get(LoggedModelRow, model_id)
         if row is None:
             raise NotFound(f"Logged model with ID '{model_id}' not found.", field="model_id")
         return _to_domain(row)
 
     def update(self, model_id: str, *, status: str | None = None, details: dict[str, Any] | None = None) -> LoggedModel:
-        row = self.session.get(LoggedModelRow, model_id)
+        row = None if "\x00" in model_id else self.session.get(LoggedModelRow, model_id)
         if row is None:
             raise NotFound(f"Logged model with ID '{model_id}' not found.", field="model_id")
         if status is not None:

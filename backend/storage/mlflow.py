@@ -39,6 +39,9 @@ class TrackingStore:
 
     def projects_named(self, names: set[str], only_ids: set[int] | None = None) -> list[Project]:
         """Projects whose name or slug is one of ``names``, optionally only among ``only_ids``."""
+        names = {name for name in names if "\x00" not in name}  # no name holds a NUL
+        if not names:
+            return []
         stmt = select(ProjectRow.id).where(or_(ProjectRow.name.in_(names), ProjectRow.slug.in_(names)))
         if only_ids is not None:
             stmt = stmt.where(ProjectRow.id.in_(only_ids))

@@ -25,7 +25,7 @@ class ProjectStore:
 
     def create(self, slug: str, name: str) -> Project:
         """Create a project; ``Conflict`` if the slug is taken, ``BadInput`` if malformed."""
-        if not SLUG_PATTERN.match(slug):
+        if not SLUG_PATTERN.fullmatch(slug):
             raise BadInput(
                 "slug: use 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit",
                 field="slug",
@@ -39,7 +39,10 @@ class ProjectStore:
 
     def get_by_slug(self, slug: str) -> Project:
         """The project with this slug, or ``NotFound``."""
-        row = self.session.scalar(select(ProjectRow).where(ProjectRow.slug == slug))
+        # A malformed slug names nothing (and a NUL would not even reach PostgreSQL).
+        row = None
+        if SLUG_PATTERN.fullmatch(slug):
+            row = self.session.scalar(select(ProjectRow).where(ProjectRow.slug == slug))
         if row is None:
             raise NotFound(f"project {slug!r} not found")
         return _to_domain(row)

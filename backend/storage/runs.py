@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from backend.domain import Run, RunPage, RunStatus
 from backend.errors import BadInput, NotFound
-from backend.limits import is_row_id
+from backend.limits import is_row_id, row_id_text
 from backend.models import RunRow, utcnow
 
 
@@ -148,10 +148,10 @@ class RunStore:
         if status is not None:
             stmt = stmt.where(RunRow.status == status.value)
         if cursor:
-            try:
-                before_id = int(cursor)
-            except ValueError:
-                raise BadInput("cursor: not a cursor returned by this API", field="cursor") from None
+            # A cursor is a row id; one below every run's id is past the end (an empty page).
+            before_id = row_id_text(cursor)
+            if before_id is None:
+                raise BadInput("cursor: not a cursor returned by this API", field="cursor")
             stmt = stmt.where(RunRow.id < before_id)
         rows = list(self.session.scalars(stmt.order_by(RunRow.id.desc()).limit(limit + 1)))
         next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None

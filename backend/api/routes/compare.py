@@ -17,7 +17,7 @@ from backend.api.deps import (
     check_write,
 )
 from backend.api.json import orjson_response
-from backend.api.params import parse_run_ids
+from backend.api.params import RUN_IDS, parse_run_ids
 from backend.api.schemas import JsonObject
 from backend.compare.downsample import MAX_POINTS_LIMIT, MIN_POINTS_LIMIT
 from backend.comparing import (
@@ -38,12 +38,15 @@ from parityscope.wire import MAX_STEP
 router = APIRouter(tags=["compare"])
 
 SECTIONS = ("series", *FIGURE_KINDS, "wall_time")
+# What parse_include accepts: sections separated by commas, spaces and empty parts ignored.
+_SECTION = f"(?:{'|'.join(SECTIONS)})"
+INCLUDE = {"pattern": rf"^ *(?:{_SECTION} *)?(?:, *(?:{_SECTION} *)?)*$"}
 
 
 def parse_include(raw: str | None) -> set[str]:
     if raw is None:
         return set(SECTIONS)
-    wanted = {part.strip() for part in raw.split(",") if part.strip()}
+    wanted = {part.strip(" ") for part in raw.split(",") if part.strip(" ")}
     unknown = wanted - set(SECTIONS)
     if unknown:
         raise BadInput(
@@ -84,8 +87,8 @@ def compare(
     session: SessionDep,
     settings: SettingsDep,
     token: OptionalToken,
-    reference: Annotated[str, Query(description="run id, or comma-separated replica ids")],
-    candidates: Annotated[str | None, Query(description="comma-separated run ids")] = None,
+    reference: Annotated[str, Query(description="run id, or comma-separated replica ids", json_schema_extra=RUN_IDS)],
+    candidates: Annotated[str | None, Query(description="comma-separated run ids", json_schema_extra=RUN_IDS)] = None,
     metrics: Annotated[str | None, Query(description="comma-separated canonical names or raw keys")] = None,
     start: Annotated[int | None, Query(ge=0, le=MAX_STEP)] = None,
     end: Annotated[int | None, Query(ge=0, le=MAX_STEP)] = None,
@@ -97,7 +100,8 @@ def compare(
         str | None,
         Query(
             description="comma-separated sections with data arrays: series, overlay, diff, wall_time "
-            "(default all)"
+            "(default all)",
+            json_schema_extra=INCLUDE,
         ),
     ] = None,
     partial: Annotated[

@@ -13,11 +13,12 @@ import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from sqlalchemy.orm import Session
 
 from backend.api.deps import OptionalToken, SessionDep, SettingsDep, check_read, check_write
 from backend.api.mlflow_errors import EndpointNotFound, MlflowRoute
+from backend.api.schemas import printable
 from backend.domain import PointBatch, Project, Run, Scope, Token
 from backend.errors import BadInput, Conflict, Forbidden, NotAuthenticated, NotFound
 from backend.ingest import check_key, check_step
@@ -53,19 +54,42 @@ class MlflowBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+# Param and tag keys, metric keys: printable, at most 250 characters (MLflow's limit too).
+EntityKey = Annotated[str, WithJsonSchema(printable(MAX_KEY_LENGTH))]
+
+
 class KeyValue(MlflowBody):
-    key: str
+    key: EntityKey
     value: str = ""
 
 
 class MetricIn(MlflowBody):
-    key: str
+    key: EntityKey
     value: Any = None
     timestamp: int | None = None
     step: int = 0
 
 
+# A run is named by run_id or by its deprecated alias run_uuid; one of the two, not empty.
+_NAMES_A_RUN = {
+    "anyOf": [
+        {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}}
+        for name in ("run_id", "run_uuid")
+    ]
+}
+# Page tokens this API returns: a run offset or a first step, in ASCII digits (or none).
+_PAGE_TOKEN = {"pattern": "^[0-9]*$"}
+# run_view_type, in any case (empty: ACTIVE_ONLY).
+_VIEW_TYPE = {"pattern": "^(?:" + "|".join(
+    "".join(f"[{c}{c.lower()}]" if c.isalpha() else c for c in name) for name in ("ACTIVE_ONLY", "DELETED_ONLY", "ALL", "")
+) + ")$"}
+# The page sizes the searches accept (checked by hand for MLflow's own messages).
+_MAX_RESULTS = {"minimum": 1, "maximum": MAX_SEARCH_RESULTS}
+
+
 class RunRef(MlflowBody):
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_NAMES_A_RUN)
+
     run_id: str | None = None
     run_uuid: str | None = Field(default=None, description="deprecated alias of run_id")
 
@@ -77,7 +101,8 @@ class RunRef(MlflowBody):
 
 
 class CreateExperiment(MlflowBody):
-    name: str
+    # 1-200 characters, not all of them white space, no NUL.
+    name: str = Field(json_schema_extra={"maxLength": 200, "pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"})
     artifact_location: str | None = None
     tags: list[KeyValue] = Field(default_factory=list)
 
@@ -103,19 +128,19 @@ class LogBatch(RunRef):
 
 
 class LogMetric(RunRef):
-    key: str
+    key: EntityKey
     value: Any = None
     timestamp: int | None = None
     step: int = 0
 
 
 class LogParam(RunRef):
-    key: str
+    key: EntityKey
     value: str
 
 
 class SetTag(RunRef):
-    key: str
+    key: EntityKey
     value: str
 
 
@@ -124,8 +149,8 @@ class DeleteTag(RunRef):
 
 
 class SearchExperiments(MlflowBody):
-    max_results: int = 1000
-    page_token: str | None = None
+    max_results: int = Field(default=1000, json_schema_extra=_MAX_RESULTS)
+    page_token: str | None = Field(default=None, json_schema_extra=_PAGE_TOKEN)
     filter: str | None = None
     order_by: list[str] = Field(default_factory=list)
     view_type: str | None = None
@@ -188,10 +213,10 @@ class SearchLoggedModels(MlflowBody):
 class SearchRuns(MlflowBody):
     experiment_ids: list[str] = Field(default_factory=list)
     filter: str | None = None
-    run_view_type: str | None = None
-    max_results: int = 1000
+    run_view_type: str | None = Field(default=None, json_schema_extra=_VIEW_TYPE)
+    max_results: int = Field(default=1000, json_schema_extra=_MAX_RESULTS)
     order_by: list[str] = Field(default_factory=list)
-    page_token: str | None = None
+    page_token: str | None = Field(default=None, json_schema_extra=_PAGE_TOKEN)
 
 
 # -- lookups and permission checks --------------------------------------------------------
@@ -297,8 +322,8 @@ def create_experiment(body: CreateExperiment, session: SessionDep, token: Option
             "default experiment"
         )
     name = body.name.strip()
-    if not name or len(name) > 200:
-        raise BadInput("name: an experiment name is 1-200 characters", field="name")
+    if not name or len(body.name) > 200 or "\x00" in name:
+        raise BadInput("name: an experiment name is 1-200 characters, no NUL", field="name")
     slug = ml.slug_for(name)
     if TrackingStore(session).projects_named({name, slug}):
         raise Conflict(f"Experiment '{name}' already exists.", field="name")
@@ -491,7 +516,7 @@ def get_metric_history(
     run_id: Annotated[str | None, Query(max_length=100)] = None,
     run_uuid: Annotated[str | None, Query(max_length=100)] = None,
     max_results: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
-    page_token: Annotated[str | None, Query(max_length=40)] = None,
+    page_token: Annotated[str | None, Query(max_length=40, json_schema_extra=_PAGE_TOKEN)] = None,
 ) -> dict[str, Any]:
     run = _run_for(session, token, settings, RunRef(run_id=run_id, run_uuid=run_uuid).ref, write=False)
     points = TrackingStore(session).history(

@@ -13,7 +13,7 @@ import mimetypes
 import posixpath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,13 @@ from backend.storage.runs import RunStore
 PREFIX = "/api/2.0/mlflow-artifacts"
 
 router = APIRouter(prefix=PREFIX, tags=["mlflow"], route_class=MlflowRoute)
+
+# The paths published in /openapi.json: an experiment id, then components of printable ASCII other
+# than '/' and '\\', none empty or dots only. ``check_artifact_path`` also takes printable
+# characters beyond ASCII, which a pattern cannot list (docs/RELIABILITY.md, "Bad inputs tried").
+_COMPONENT = r"[\x20-\x2e\x30-\x5b\x5d-\x7e]*[\x20-\x2d\x30-\x5b\x5d-\x7e][\x20-\x2e\x30-\x5b\x5d-\x7e]*"
+ARTIFACT_PATH = {"pattern": rf"^[0-9]{{1,17}}(/{_COMPONENT})*$", "maxLength": 1000}
+PathParam = Annotated[str, Path(json_schema_extra=ARTIFACT_PATH)]
 
 
 def _check_access(session: Session, token: Token | None, settings: Settings, path: str, *, write: bool) -> None:
@@ -60,7 +67,7 @@ def _check_access(session: Session, token: Token | None, settings: Settings, pat
 
 @router.put("/artifacts/{path:path}", operation_id="mlflow_upload_artifact")
 async def upload_artifact(
-    path: str, request: Request, session: SessionDep, settings: SettingsDep, token: OptionalToken,
+    path: PathParam, request: Request, session: SessionDep, settings: SettingsDep, token: OptionalToken,
     artifacts: ArtifactsDep,
 ) -> dict[str, Any]:
     check_artifact_path(path)
@@ -77,9 +84,15 @@ async def upload_artifact(
     return {}
 
 
-@router.get("/artifacts/{path:path}", operation_id="mlflow_download_artifact")
+@router.get(
+    "/artifacts/{path:path}",
+    operation_id="mlflow_download_artifact",
+    response_class=StreamingResponse,
+    responses={200: {"description": "the file, typed by its name's extension",
+                     "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
+)
 def download_artifact(
-    path: str, session: SessionDep, settings: SettingsDep, token: OptionalToken, artifacts: ArtifactsDep
+    path: PathParam, session: SessionDep, settings: SettingsDep, token: OptionalToken, artifacts: ArtifactsDep
 ) -> StreamingResponse:
     check_artifact_path(path)
     _check_access(session, token, settings, path, write=False)
@@ -95,7 +108,7 @@ def download_artifact(
 @router.get("/artifacts", operation_id="mlflow_list_artifacts")
 def list_artifacts(
     session: SessionDep, settings: SettingsDep, token: OptionalToken, artifacts: ArtifactsDep,
-    path: Annotated[str | None, Query(max_length=1000)] = None,
+    path: Annotated[str | None, Query(json_schema_extra=ARTIFACT_PATH)] = None,
 ) -> dict[str, Any]:
     path = check_artifact_path(path or "", allow_empty=True)
     if not path:
@@ -112,7 +125,7 @@ def list_artifacts(
 
 @router.delete("/artifacts/{path:path}", operation_id="mlflow_delete_artifact")
 def delete_artifact(
-    path: str, session: SessionDep, settings: SettingsDep, token: OptionalToken, artifacts: ArtifactsDep
+    path: PathParam, session: SessionDep, settings: SettingsDep, token: OptionalToken, artifacts: ArtifactsDep
 ) -> dict[str, Any]:
     check_artifact_path(path)
     _check_access(session, token, settings, path, write=True)

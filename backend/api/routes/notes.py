@@ -15,7 +15,7 @@ from backend.api.deps import (
     check_write,
     require_token,
 )
-from backend.api.params import parse_run_ids
+from backend.api.params import RUN_IDS, parse_run_ids
 from backend.comparing import load_comparable_runs
 from backend.errors import BadInput
 from backend.storage.notes import NoteStore
@@ -38,7 +38,7 @@ def list_notes(
     session: SessionDep,
     settings: SettingsDep,
     token: OptionalToken,
-    runs: Annotated[str, Query(description="comma-separated run ids of the comparison")],
+    runs: Annotated[str, Query(description="comma-separated run ids of the comparison", json_schema_extra=RUN_IDS)],
 ) -> list[NoteOut]:
     run_ids = parse_run_ids(runs, "runs", required=True)
     if len(set(run_ids)) != len(run_ids):

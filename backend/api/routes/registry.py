@@ -3,12 +3,14 @@ config-key → layer rules, on top of the built-in tables."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from backend.api.deps import ReadableProject, SessionDep, WritableProject
+from backend.api.schemas import printable
 from backend.compare.aliases import BUILTIN_ALIASES
 from backend.compare.registry import LAYERS, classify_key
 from backend.errors import BadInput
@@ -18,10 +20,18 @@ from parityscope.wire import MAX_KEY_LENGTH
 
 router = APIRouter(prefix="/api/v1/projects/{slug}", tags=["registry"])
 
+# A canonical metric name: ASCII lowercase letters, digits and '_', not only '_'.
+CANONICAL = re.compile(r"^[a-z0-9_]*[a-z0-9][a-z0-9_]*$")
+
 
 class AliasIn(BaseModel):
-    alias: str = Field(min_length=1, max_length=MAX_KEY_LENGTH, description="the raw metric key a trainer logs")
-    canonical: str = Field(min_length=1, max_length=64, description="e.g. clip_rate, kl, entropy, reward")
+    alias: str = Field(
+        description="the raw metric key a trainer logs", json_schema_extra=printable(MAX_KEY_LENGTH)
+    )
+    canonical: str = Field(
+        min_length=1, max_length=64, description="e.g. clip_rate, kl, entropy, reward",
+        json_schema_extra={"pattern": CANONICAL.pattern},
+    )
 
 
 class AliasesOut(BaseModel):
@@ -30,7 +40,11 @@ class AliasesOut(BaseModel):
 
 
 class RuleIn(BaseModel):
-    key: str = Field(min_length=1, max_length=MAX_KEY_LENGTH, description="config key, nested or flat")
+    # Printable, and not only spaces.
+    key: str = Field(
+        min_length=1, max_length=MAX_KEY_LENGTH, description="config key, nested or flat",
+        json_schema_extra={"pattern": r"^ *[^\p{C}\p{Z}](?:[^\p{C}\p{Z}]| )*$"},
+    )
     layer: Literal["workload", "semantic", "inference-path", "objective"]
 
 
@@ -58,7 +72,7 @@ def get_aliases(project: ReadableProject, session: SessionDep) -> AliasesOut:
 @router.post("/aliases", status_code=201, response_model=AliasesOut)
 def add_alias(body: AliasIn, project: WritableProject, session: SessionDep) -> AliasesOut:
     check_key(body.alias, "alias")
-    if not body.canonical.replace("_", "").isalnum() or body.canonical != body.canonical.lower():
+    if not CANONICAL.fullmatch(body.canonical):
         raise BadInput("canonical: use lowercase letters, digits and '_'", field="canonical")
     store = ProjectRegistryStore(session)
     store.set_alias(project.id, body.alias, body.canonical)

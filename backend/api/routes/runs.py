@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from backend.api.deps import ReadableProject, ReadableRun, SessionDep, WritableProject, WritableRun
+from backend.api.params import CURSOR
 from backend.api.schemas import RunCreate, RunOut, RunPageOut, RunPatch
 from backend.domain import RunStatus
 from backend.storage.runs import RunStore
@@ -45,7 +46,7 @@ def list_runs(
     tag: Annotated[str | None, Query(max_length=100)] = None,
     status: RunStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(json_schema_extra=CURSOR)] = None,
 ) -> RunPageOut:
     page = RunStore(session).list(
         project.id, q=q, tag=tag, status=status, limit=limit, cursor=cursor

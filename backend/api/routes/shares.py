@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from backend.api.dashboard_schemas import NoteOut, ShareCreate, ShareOut, ShareView
 from backend.api.deps import OptionalToken, SessionDep, WritableProject, check_write, require_token
 from backend.api.json import orjson_response
-from backend.api.params import parse_run_ids
+from backend.api.params import RUN_IDS, parse_run_ids
 from backend.comparing import CompareOptions, compare_runs, load_comparable_runs
 from backend.domain import Run, ShareLink
 from backend.errors import BadInput
@@ -103,8 +103,8 @@ def list_shares(project: WritableProject, session: SessionDep) -> list[ShareOut]
 def list_comparison_shares(
     session: SessionDep,
     token: OptionalToken,
-    reference: Annotated[str, Query(description="run id, or comma-separated replica ids")],
-    candidates: Annotated[str | None, Query(description="comma-separated run ids")] = None,
+    reference: Annotated[str, Query(description="run id, or comma-separated replica ids", json_schema_extra=RUN_IDS)],
+    candidates: Annotated[str | None, Query(description="comma-separated run ids", json_schema_extra=RUN_IDS)] = None,
 ) -> list[ShareOut]:
     """The links of one comparison (these reference and candidate runs), newest first, revoked
     and expired ones included; the secrets are not stored, so not shown."""

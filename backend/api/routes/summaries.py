@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from backend.api.dashboard_schemas import RunSummaryOut, RunSummaryPageOut
 from backend.api.deps import ReadableProject, SessionDep
+from backend.api.params import CURSOR
 from backend.comparing import run_sparklines
 from backend.domain import RunStatus
 from backend.errors import BadInput
@@ -25,7 +26,7 @@ def list_run_summaries(
     tag: Annotated[str | None, Query(max_length=100)] = None,
     status: RunStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(json_schema_extra=CURSOR)] = None,
     metric: Annotated[str, Query(min_length=1, max_length=MAX_KEY_LENGTH, description="sparkline metric")] = "reward",
     points: Annotated[int, Query(ge=2, le=200, description="sparkline points per run")] = 48,
 ) -> RunSummaryPageOut:
