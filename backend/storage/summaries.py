@@ -4,8 +4,9 @@
 row is updated, which holds its lock until commit, so two writers of one run refresh one after
 the other and each sees the other's points). It recomputes only the buckets the batch touched:
 the finest level from the points of those buckets, each coarser level from the rows of the
-level below. Appends and replacements take the same path. Every statement filters by
-``run_id``. See ``backend/series_summary.py`` for what a bucket holds and docs/ARCHITECTURE.md,
+level below. Appends and replacements take the same path. ``rebuild`` recomputes a whole run
+from its points, a window at a time, for points loaded around the API. Every statement filters
+by ``run_id``. See ``backend/series_summary.py`` for what a bucket holds and docs/ARCHITECTURE.md,
 "Summaries", for how the comparison reads them.
 """
 
