@@ -107,6 +107,34 @@ def db_upgrade(database_url: DatabaseUrl = None) -> None:
     typer.echo("database is at the latest revision")
 
 
+@db_app.command("rebuild-summaries")
+def db_rebuild_summaries(
+    run: Annotated[
+        list[int] | None, typer.Option("--run", help="only this run (repeatable) [default: every run]")
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Recompute the multi-resolution summaries of runs from their points (after a bulk load
+    that bypassed the API, for example), one run per transaction."""
+    from sqlalchemy import select
+
+    from backend.models import RunRow
+    from backend.storage.summaries import SummaryStore
+
+    database = _open(_settings(database_url))
+    with database.session() as session:
+        known = set(session.execute(select(RunRow.id)).scalars())
+    missing = sorted(set(run or ()) - known)
+    if missing:
+        _fail(f"--run: no run {missing[0]}")
+    ids = sorted(set(run) if run else known)
+    points = 0
+    for run_id in ids:
+        with database.session() as session:
+            points += SummaryStore(session).rebuild(run_id)
+    typer.echo(f"summaries of {len(ids)} run(s) rebuilt from {points} points")
+
+
 @project_app.command("create")
 def project_create(
     slug: Annotated[str, typer.Argument(help="1-64 lowercase letters, digits, '-' or '_'")],

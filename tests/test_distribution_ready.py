@@ -152,3 +152,70 @@ def test_every_statement_on_per_run_tables_filters_by_run(
             raw.rollback()
     # The append (COPY), the replace (merge), the MLflow batch, and every read path were seen.
     assert writes >= 3 and reads >= 8, (writes, reads)
+
+
+def test_an_append_to_a_run_newer_than_the_statistics_reads_only_its_batch(
+    client: TestClient, database: Database, project: ProjectFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run created after the last ANALYZE is outside the statistics, so the planner estimates
+    its points at about one row. Every statement of an append must still find only the rows near
+    the batch by index, not read the run's points whole (docs/SCALING.md, "Single-node limits")."""
+    auth = project.auth()
+    keys = ("rl/reward", "kl_new_old", "entropy")
+
+    def post(run_id: int, lo: int) -> None:
+        steps = list(range(lo, lo + 1000))
+        body = {"steps": steps, "values": {key: [0.001 * (s % 13) for s in steps] for key in keys}}
+        r = client.post(f"/api/v1/runs/{run_id}/metrics", content=orjson.dumps(body),
+                        headers=auth | {"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+
+    def new_run(name: str) -> int:
+        r = client.post(f"/api/v1/projects/{project.slug}/runs", json={"name": name}, headers=auth)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    known = new_run("known")
+    for lo in range(0, 5000, 1000):
+        post(known, lo)
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE metric_point")
+        connection.exec_driver_sql("ANALYZE metric_summary")
+        connection.commit()
+    fresh = new_run("fresh")
+    for lo in range(0, 20_000, 1000):
+        post(fresh, lo)
+
+    captured: list[tuple[str, Any]] = []
+    execute = psycopg.Cursor.execute
+
+    def capturing_execute(self, query, params=None, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(query, str) and _MENTIONS.search(query):
+            captured.append((query, params))
+        return execute(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", capturing_execute)
+    try:
+        post(fresh, 20_000)
+    finally:
+        monkeypatch.undo()
+
+    batch = 1000 * len(keys)
+    explained = 0
+    with database.engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        with raw.cursor() as cursor:
+            for statement, parameters in captured:
+                if _WRITES.search(statement) or _MODIFIES.search(statement):
+                    continue
+                cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters or None)
+                plan = cursor.fetchone()[0][0]["Plan"]
+                for node in _scans(plan):
+                    if node.get("Relation Name") == "metric_point":
+                        read = node["Actual Rows"] * node["Actual Loops"]
+                        # The batch's points and at most a bucket more per key; the run has 21×.
+                        assert read <= batch + 64 * len(keys), (read, statement)
+                explained += 1
+            raw.rollback()
+    assert explained >= 2, captured

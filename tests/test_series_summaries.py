@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import orjson
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from backend.db import Database
 from backend.models import MetricKeyRow, MetricSummaryRow
 from backend.series_summary import LEVELS, NO_STEP, point_buckets
 from backend.storage.metrics import MetricStore
+from backend.storage.summaries import SummaryStore
 from tests.conftest import ProjectFixture
+from tests.test_cli import run_cli
 
 
 def post(client: TestClient, project: ProjectFixture, run_id: int, steps, values: dict):
@@ -174,3 +176,64 @@ def test_a_long_window_with_bad_bounds_is_refused(client: TestClient, project: P
         headers=project.auth("read"),
     )
     assert response.status_code == 422 and "start" in response.json()["detail"], response.text
+
+
+def all_summary_rows(database: Database, run_id: int) -> list[tuple]:
+    with database.session() as session:
+        rows = session.execute(
+            select(MetricSummaryRow).where(MetricSummaryRow.run_id == run_id)
+            .order_by(MetricSummaryRow.key_id, MetricSummaryRow.level, MetricSummaryRow.bucket)
+        ).scalars().all()
+        names = [c.name for c in MetricSummaryRow.__table__.columns]
+        # NaN compares unequal to itself; its repr does not.
+        return [tuple(repr(getattr(row, n)) for n in names) for row in rows]
+
+
+def test_bulk_rebuild_equals_the_summaries_kept_at_ingest(
+    client: TestClient, database: Database, project: ProjectFixture, run_id: int
+) -> None:
+    rng = np.random.default_rng(3)
+    # Appends in several requests, points far apart (empty coarsest buckets in between),
+    # a replacement, NaN and infinities, two keys with different extents.
+    batches = [np.arange(0, 3000), np.arange(3000, 5000, 3), np.arange(70_000, 71_000),
+               np.arange(10_000_000, 10_000_500), np.arange(2000, 2600)]
+    for steps in batches:
+        values = rng.normal(0, 1, steps.size)
+        values[::97] = np.nan
+        values[5::211] = np.inf
+        values[7::307] = -np.inf
+        post(client, project, run_id, steps, {"loss": values, "reward": values[::-1] * 2})
+    post(client, project, run_id, np.arange(140_000, 140_010), {"reward": np.ones(10)})
+    kept = all_summary_rows(database, run_id)
+    assert len(kept) > 100
+    with database.session() as session:
+        # A row no point backs: the rebuild must drop it, not keep it.
+        session.add(MetricSummaryRow(run_id=run_id, key_id=1, level=LEVELS[0], bucket=99_999_999, first_step=0,
+                                     last_step=0, count=1, finite_count=1))
+    for window_buckets, flush_points in ((1, 1), (1, 1_000_000), (16, 1_000_000), (200, 5)):
+        with database.session() as session:
+            read = SummaryStore(session).rebuild(run_id, window_buckets=window_buckets, flush_points=flush_points)
+        assert read == sum(s.size for s in batches[:4]) * 2 + 10
+        assert all_summary_rows(database, run_id) == kept, (window_buckets, flush_points)
+    assert_summaries_match_points(database, run_id, "loss")
+    assert_summaries_match_points(database, run_id, "reward")
+
+
+def test_the_rebuild_command_restores_summaries_a_bulk_load_lacks(
+    client: TestClient, database: Database, database_url: str, project: ProjectFixture, run_id: int
+) -> None:
+    other = new_run(client, project, "other")
+    steps = np.arange(0, 5000)
+    post(client, project, run_id, steps, {"loss": np.sin(steps / 50.0)})
+    post(client, project, other, steps, {"loss": np.cos(steps / 50.0)})
+    kept = {r: all_summary_rows(database, r) for r in (run_id, other)}
+    with database.session() as session:
+        session.execute(delete(MetricSummaryRow))
+    result = run_cli("db", "rebuild-summaries", "--run", str(run_id), url=database_url)
+    assert "summaries of 1 run(s) rebuilt from 5000 points" in result.stdout
+    assert all_summary_rows(database, run_id) == kept[run_id]
+    assert all_summary_rows(database, other) == []
+    run_cli("db", "rebuild-summaries", url=database_url)
+    assert {r: all_summary_rows(database, r) for r in (run_id, other)} == kept
+    refused = run_cli("db", "rebuild-summaries", "--run", "999999", url=database_url, check=False)
+    assert refused.returncode == 1 and "--run: no run 999999" in refused.stderr

@@ -118,18 +118,22 @@ class MetricStore:
         """Refuse a batch that would give the run more than ``MAX_KEYS_PER_RUN`` keys. Keys the
         run already has cost one index probe each; only new keys trigger the full count."""
         if self._dialect == "postgresql":
-            absent = "SELECT k FROM unnest(CAST(:ids AS int[])) AS k"
+            # One LATERAL probe per key: as an anti-join, a run newer than the table's
+            # statistics is estimated at one row and the planner read all of its points
+            # (docs/SCALING.md, "Single-node limits").
+            query = (
+                "SELECT count(*) FROM unnest(CAST(:ids AS int[])) AS batch(k)"
+                " LEFT JOIN LATERAL (SELECT 1 AS found FROM metric_point"
+                " WHERE run_id = :run AND key_id = batch.k LIMIT 1) AS p ON true WHERE p.found IS NULL"
+            )
             params: dict[str, object] = {"run": run_id, "ids": key_ids}
         else:
-            absent = "SELECT value AS k FROM json_each(:ids)"
-            params = {"run": run_id, "ids": json.dumps(key_ids)}
-        new = self.session.execute(
-            text(
-                f"SELECT count(*) FROM ({absent}) AS batch WHERE NOT EXISTS "
+            query = (
+                "SELECT count(*) FROM (SELECT value AS k FROM json_each(:ids)) AS batch WHERE NOT EXISTS "
                 "(SELECT 1 FROM metric_point WHERE run_id = :run AND key_id = batch.k)"
-            ),
-            params,
-        ).scalar_one()
+            )
+            params = {"run": run_id, "ids": json.dumps(key_ids)}
+        new = self.session.execute(text(query), params).scalar_one()
         if not new:
             return
         existing = self.session.execute(

@@ -4,8 +4,9 @@
 row is updated, which holds its lock until commit, so two writers of one run refresh one after
 the other and each sees the other's points). It recomputes only the buckets the batch touched:
 the finest level from the points of those buckets, each coarser level from the rows of the
-level below. Appends and replacements take the same path. Every statement filters by
-``run_id``. See ``backend/series_summary.py`` for what a bucket holds and docs/ARCHITECTURE.md,
+level below. Appends and replacements take the same path. ``rebuild`` recomputes a whole run
+from its points, a window at a time, for points loaded around the API. Every statement filters
+by ``run_id``. See ``backend/series_summary.py`` for what a bucket holds and docs/ARCHITECTURE.md,
 "Summaries", for how the comparison reads them.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.models import MetricPointRow, MetricSummaryRow
@@ -85,13 +86,9 @@ class SummaryStore:
             return
         finest = LEVELS[0]
         span_keys, first, last = _spans(key_ids, steps >> finest)
-        point_keys, point_steps, point_values = self._read_points(
-            run_id, span_keys, first << finest, ((last + 1) << finest) - 1
+        keys, rows = _finest_rows(
+            *self._read_points(run_id, span_keys, first << finest, ((last + 1) << finest) - 1)
         )
-        keys = point_keys
-        rows = point_buckets(point_steps, point_values, _groups(point_keys, point_steps >> finest))
-        rows = BucketStats(**{**_as_dict(rows), "bucket": point_steps[_firsts(rows)] >> finest})
-        keys = point_keys[_firsts(rows)]
         written: list[tuple[int, np.ndarray, BucketStats]] = [(finest, keys, rows)]
         # Every level's rows below the touched buckets in one statement: the spans depend only
         # on the written steps.
@@ -116,21 +113,59 @@ class SummaryStore:
             both_keys = np.concatenate([old_keys[~stale], keys])
             both = BucketStats.concat([old_rows.take(~stale), rows])
             order = np.lexsort((both.bucket, both_keys))
-            both_keys, both = both_keys[order], both.take(order)
-            parent = both.bucket >> shift
-            rows = merge_buckets(both, _groups(both_keys, parent), parent)
-            keys = both_keys[_firsts_of(_groups(both_keys, parent))]
+            keys, rows = _merge_up(both_keys[order], both.take(order), shift)
             written.append((level, keys, rows))
         self._write(run_id, written)
 
-    def rebuild(self, run_id: int) -> None:
-        """Recompute every summary of a run from all its points."""
-        found = self.session.execute(
-            select(MetricPointRow.key_id, MetricPointRow.step).where(MetricPointRow.run_id == run_id)
-        ).all()
-        if found:
-            keys, steps = np.asarray(found, dtype=np.int64).T
-            self.refresh(run_id, keys, steps)
+    def rebuild(self, run_id: int, window_buckets: int = 16, flush_points: int = 1_000_000) -> int:
+        """Replace every summary of a run by one computed from all its points; returns how many
+        points were read.
+
+        Reads one key at a time, ``window_buckets`` buckets of the coarsest level at a time, so
+        memory stays bounded whatever the run's length; a window starts at a coarsest-bucket
+        boundary, so every bucket of every level lies inside one window and is computed from its
+        points (the finest level) or the level below, as ``refresh`` computes it. Windows with no
+        points are skipped by seeking to the next stored step. Rows are written every
+        ``flush_points`` points read.
+        """
+        if window_buckets < 1:
+            raise ValueError("window_buckets must be at least 1")
+        coarsest = LEVELS[-1]
+        width = window_buckets << coarsest
+        self.session.execute(delete(MetricSummaryRow).where(MetricSummaryRow.run_id == run_id))
+        point = MetricPointRow
+        key_ids = [k for (k,) in self.session.execute(
+            select(point.key_id).where(point.run_id == run_id).distinct().order_by(point.key_id)
+        )]
+        pending: list[tuple[int, np.ndarray, BucketStats]] = []
+        pending_points = total = 0
+        for key_id in key_ids:
+            lo: int | None = None
+            while True:
+                query = select(func.min(point.step)).where(point.run_id == run_id, point.key_id == key_id)
+                if lo is not None:
+                    query = query.where(point.step >= lo)
+                first = self.session.execute(query).scalar()
+                if first is None:
+                    break
+                lo = (int(first) >> coarsest) << coarsest
+                point_keys, steps, values = self._read_points(
+                    run_id, np.array([key_id]), np.array([lo]), np.array([lo + width - 1])
+                )
+                keys, rows = _finest_rows(point_keys, steps, values)
+                pending.append((LEVELS[0], keys, rows))
+                for finer, level in zip(LEVELS, LEVELS[1:], strict=False):
+                    keys, rows = _merge_up(keys, rows, level - finer)
+                    pending.append((level, keys, rows))
+                pending_points += steps.size
+                if pending_points >= flush_points:
+                    self._write(run_id, pending)
+                    total += pending_points
+                    pending, pending_points = [], 0
+                lo += width
+        if pending:
+            self._write(run_id, pending)
+        return total + pending_points
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -217,14 +252,18 @@ class SummaryStore:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
         if self._postgresql:
             # The ordered subquery feeds the aggregates in step order (one sort, not one per
-            # column); ``_packed`` re-sorts should a plan ever deliver another order.
+            # column); ``_packed`` re-sorts should a plan ever deliver another order. Each span
+            # is a LATERAL range scan of the primary key: as a plain join, a run newer than the
+            # table's statistics is estimated at one row, and the planner hashed all of the
+            # run's points to keep a few (docs/SCALING.md, "Single-node limits").
             found = self._packed(
                 "SELECT key_id, string_agg(int8send(step), ''::bytea),"
                 " string_agg(float8send(coalesce(value, 'NaN'::float8)), ''::bytea)"
-                " FROM (SELECT p.key_id, p.step, p.value"
+                " FROM (SELECT s.k AS key_id, p.step, p.value"
                 " FROM unnest(%s::int[], %s::int8[], %s::int8[]) AS s(k, lo, hi)"
-                " JOIN metric_point AS p ON p.run_id = %s AND p.key_id = s.k"
-                " AND p.step BETWEEN s.lo AND s.hi ORDER BY p.key_id, p.step) AS ordered"
+                " CROSS JOIN LATERAL (SELECT step, value FROM metric_point"
+                " WHERE run_id = %s AND key_id = s.k AND step BETWEEN s.lo AND s.hi ORDER BY step) AS p"
+                " ORDER BY s.k, p.step) AS ordered"
                 " GROUP BY key_id ORDER BY key_id",
                 (keys.tolist(), lo.tolist(), hi.tolist(), run_id),
                 [">i8", ">f8"],
@@ -264,12 +303,15 @@ class SummaryStore:
                 for name in names
             )
             # Grouped per key and level, both packed into one number (levels are below 32).
+            # LATERAL range scans of the primary key, as in ``_read_points``.
             found = self._packed(
                 f"SELECT key_id::int8 * 32 + level, {columns}"
-                f" FROM (SELECT m.key_id, m.level, {', '.join('m.' + n for n in names)}"
+                f" FROM (SELECT s.k AS key_id, s.l AS level, {', '.join('m.' + n for n in names)}"
                 " FROM unnest(%s::int2[], %s::int[], %s::int8[], %s::int8[]) AS s(l, k, lo, hi)"
-                " JOIN metric_summary AS m ON m.run_id = %s AND m.key_id = s.k AND m.level = s.l"
-                " AND m.bucket BETWEEN s.lo AND s.hi ORDER BY m.key_id, m.level, m.bucket) AS ordered"
+                f" CROSS JOIN LATERAL (SELECT {', '.join(names)} FROM metric_summary"
+                " WHERE run_id = %s AND key_id = s.k AND level = s.l AND bucket BETWEEN s.lo AND s.hi"
+                " ORDER BY bucket) AS m"
+                " ORDER BY s.k, s.l, m.bucket) AS ordered"
                 " GROUP BY key_id, level ORDER BY key_id, level",
                 (levels.tolist(), keys.tolist(), lo.tolist(), hi.tolist(), run_id),
                 [_WIRE[name] for name in ["bucket", *_STAT_FIELDS]],
@@ -404,6 +446,24 @@ class SummaryStore:
             rows,
         )
         cursor.close()
+
+
+def _finest_rows(
+    point_keys: np.ndarray, steps: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, BucketStats]:
+    """Rows of the finest level, and the key of each, from points sorted by key and step."""
+    finest = LEVELS[0]
+    rows = point_buckets(steps, values, _groups(point_keys, steps >> finest))
+    rows = BucketStats(**{**_as_dict(rows), "bucket": steps[_firsts(rows)] >> finest})
+    return point_keys[_firsts(rows)], rows
+
+
+def _merge_up(keys: np.ndarray, rows: BucketStats, shift: int) -> tuple[np.ndarray, BucketStats]:
+    """Rows ``shift`` levels of two coarser, and the key of each, from rows sorted by key and
+    bucket."""
+    parent = rows.bucket >> shift
+    group = _groups(keys, parent)
+    return keys[_firsts_of(group)], merge_buckets(rows, group, parent)
 
 
 def _as_dict(rows: BucketStats) -> dict[str, np.ndarray]:
