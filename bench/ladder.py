@@ -4,6 +4,8 @@ same checks on a 12-step workload (tests/workers/test_ladder_attribution.py).
 
     .venv/bin/python bench/ladder.py              # every case, seeds 0 and 100
     .venv/bin/python bench/ladder.py --seeds 0    # one seed
+    .venv/bin/python bench/ladder.py --cases noise --seeds 0 100 200   # the noise check, three seeds
+    .venv/bin/python bench/ladder.py --cases weight_update --inflight-pieces 4   # a finer in-flight copy
 
 Prints one line per ladder: the closing rung and setting, each rung's diverging metrics, the
 ablation's verdicts, and the wall time. Results go in docs/LADDER.md.
@@ -42,16 +44,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 100])
     parser.add_argument("--steps", type=int, default=DEMO_WORKLOAD["steps"])
+    parser.add_argument("--cases", nargs="+", default=None,
+                        help="run only the cases whose name contains one of these words")
+    parser.add_argument("--inflight-pieces", type=int, default=None,
+                        help="the torch engine's inflight_pieces for every leg (engine default: 2)")
     args = parser.parse_args()
+    cases = [c for c in CASES if args.cases is None or any(word in c[0] for word in args.cases)]
+    if not cases:
+        parser.error(f"--cases matches no case; the cases: {', '.join(c[0] for c in CASES)}")
+    engine_options = {} if args.inflight_pieces is None else {"inflight_pieces": args.inflight_pieces}
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     workload = {**DEMO_WORKLOAD, "steps": args.steps}
     failures = 0
     with tempfile.TemporaryDirectory() as checkpoints, small_model_cpu_math():
-        for name, reference, candidate, expected in CASES:
+        for name, reference, candidate, expected in cases:
             for seed in args.seeds:
                 started = time.perf_counter()
-                ladder = run_ladder(reference, candidate, Path(checkpoints), workload=workload, seed_offset=seed)
+                ladder = run_ladder(reference, candidate, Path(checkpoints), workload=workload, seed_offset=seed,
+                                    engine_options=engine_options)
                 closing = ladder["closing"]
                 got = closing["settings"] if closing else None
                 ok = got == expected

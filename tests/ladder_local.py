@@ -52,12 +52,17 @@ def _series(run_id: int, label: str, metrics: list[dict[str, float]]) -> RunSeri
 _RUNS: dict[tuple[Any, ...], list[dict[str, float]]] = {}
 
 
-def _metrics(workload: Mapping[str, Any], settings: Mapping[str, Any], seed: int, checkpoint_dir: Path) -> list[dict[str, float]]:
-    # A leg is deterministic in (workload, settings, seed), so reference legs that several
-    # ladders share are run once.
-    key = (tuple(sorted(workload.items())), tuple(sorted(settings.items())), seed, str(checkpoint_dir))
+def _metrics(
+    workload: Mapping[str, Any], settings: Mapping[str, Any], seed: int, checkpoint_dir: Path,
+    engine_options: Mapping[str, Any],
+) -> list[dict[str, float]]:
+    # A leg is deterministic in (workload, settings, seed, engine options), so reference legs
+    # that several ladders share are run once.
+    key = (tuple(sorted(workload.items())), tuple(sorted(settings.items())), seed, str(checkpoint_dir),
+           tuple(sorted(engine_options.items())))
     if key not in _RUNS:
-        _RUNS[key] = run_leg(dict(workload), dict(settings), seed, checkpoint_dir=checkpoint_dir).metrics
+        _RUNS[key] = run_leg(dict(workload), dict(settings), seed, checkpoint_dir=checkpoint_dir,
+                             engine_options=dict(engine_options)).metrics
     return _RUNS[key]
 
 
@@ -70,8 +75,11 @@ def run_ladder(
     replicas: int = 2,
     ablation: bool = True,
     seed_offset: int = 0,
+    engine_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Plan the ladder, run every leg on the torch engine, judge it: the job's ``ladder`` JSON."""
+    """Plan the ladder, run every leg on the torch engine, judge it: the job's ``ladder`` JSON.
+
+    ``engine_options`` are the torch engine's constructor options, the same for every leg."""
     reference_settings = EngineSettings.from_dict(dict(reference)).to_dict()
     candidate_settings = EngineSettings.from_dict(dict(candidate)).to_dict()
     plan = plan_ladder("torch", reference_settings, "torch", candidate_settings,
@@ -82,7 +90,7 @@ def run_ladder(
     outcomes: dict[str, LegOutcome] = {}
     references, others = [], []
     for position, (label, settings, role) in enumerate(legs):
-        metrics = _metrics(workload, settings, seed_offset + position + 1, checkpoint_dir)
+        metrics = _metrics(workload, settings, seed_offset + position + 1, checkpoint_dir, engine_options or {})
         run = _series(position + 1, label, metrics)
         (references if role == "reference" else others).append(run)
         outcomes[label] = LegOutcome("finished", position + 1)

@@ -20,8 +20,9 @@ def closing_settings(ladder: dict) -> list[str]:
     return ladder["closing"]["settings"]
 
 
-# GSPO's own ε: the torn tokens of an in-flight update move logprobs by less than the ε the other
-# cases use, and with async scheduling on the reference's clip rate is far from saturated.
+# GSPO's own ε for the in-flight update's case, as the demo runs it. With async scheduling on in
+# both legs the reference's clip rate is already 0.92 on average at this ε, which leaves the
+# torn tokens little room (docs/LADDER.md, limits, has the measurements).
 GSPO_EPSILON = {**LADDER_WORKLOAD, "epsilon_low": 3e-4, "epsilon_high": 4e-4}
 
 
@@ -36,9 +37,10 @@ GSPO_EPSILON = {**LADDER_WORKLOAD, "epsilon_low": 3e-4, "epsilon_high": 4e-4}
             {"async_scheduling": True}, {"async_scheduling": True, "weight_update": "inflight"}, "weight_update",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="at suite size (12 steps) the torn tokens lift the clip rate by about 0.02, which the "
-                "comparison's divergence rule does not flag; only parity/weight_version_lag departs "
-                "(docs/LADDER.md, limits); bench/ladder.py finds the same at the demo's 60 steps",
+                reason="the torn tokens add little to the offset every token of an async reference already "
+                "carries: mean clip-rate lift +0.003 over a saturated 0.92 reference here, at most +0.15 (about "
+                "twice the replica spread per step) over the workloads tried, which the comparison's divergence rule "
+                "does not flag; only parity/weight_version_lag departs (docs/LADDER.md, limits)",
             ),
         ),
         ({}, {"lm_head_dtype": "bf16"}, "lm_head_dtype"),
