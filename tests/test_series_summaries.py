@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import numpy as np
 import orjson
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
 
 from backend.db import Database
-from backend.models import MetricKeyRow, MetricSummaryRow
-from backend.series_summary import LEVELS, NO_STEP, point_buckets
+from backend.domain import PointBatch
+from backend.models import MetricKeyRow, MetricSummaryRow, RunRow
+from backend.series_summary import LEVELS, NO_STEP, BucketStats, point_buckets
 from backend.storage.metrics import MetricStore
+from backend.storage.projects import ProjectStore
+from backend.storage.runs import RunStore
+from backend.storage.summaries import SummaryStore
 from tests.conftest import ProjectFixture
 
 
@@ -174,3 +184,100 @@ def test_a_long_window_with_bad_bounds_is_refused(client: TestClient, project: P
         headers=project.auth("read"),
     )
     assert response.status_code == 422 and "start" in response.json()["detail"], response.text
+
+
+# -- summaries kept by merging appends equal a recompute from the final points -----------------
+
+_KEYS = ("reward", "kl", "entropy")
+# A few repeated values make ties for the minimum and maximum common; NaN and ±inf are there
+# often enough to be first, last, minimum, maximum or a whole bucket.
+_VALUES = st.one_of(
+    st.sampled_from([0.0, 1.0, -1.0, 2.5, math.nan, math.inf, -math.inf]),
+    st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False),
+)
+
+
+@st.composite
+def _batches(draw: st.DrawFn) -> list[dict[str, tuple[list[int], list[float]]]]:
+    """Batches of points per key: ranges that start anywhere (inside buckets, before earlier
+    batches, far beyond them at coarse levels), strided ranges that interleave with other
+    batches, and re-posts of steps already written (replacements) mixed with new ones."""
+    batches: list[dict[str, tuple[list[int], list[float]]]] = []
+    written: dict[str, set[int]] = {key: set() for key in _KEYS}
+    for _ in range(draw(st.integers(1, 7))):
+        batch = {}
+        for key in draw(st.lists(st.sampled_from(_KEYS), min_size=1, max_size=3, unique=True)):
+            if written[key] and draw(st.integers(0, 4)) == 0:
+                old = sorted(written[key])
+                steps = draw(st.lists(st.sampled_from(old), min_size=1, max_size=20, unique=True))
+                steps += draw(st.lists(st.integers(0, 5000), max_size=5, unique=True))
+                steps = sorted(set(steps))
+            else:
+                start = draw(st.one_of(st.integers(0, 3000), st.integers(0, 300_000)))
+                stride = draw(st.sampled_from([1, 1, 1, 2, 3, 17, 64, 1000]))
+                steps = [start + stride * i for i in range(draw(st.integers(1, 150)))]
+            values = draw(st.lists(_VALUES, min_size=len(steps), max_size=len(steps)))
+            batch[key] = (steps, values)
+            written[key].update(steps)
+        batches.append(batch)
+    return batches
+
+
+def _stored_rows(database: Database, run: int) -> dict[tuple[str, int], dict[str, np.ndarray]]:
+    names = [f.name for f in dataclasses.fields(BucketStats)]
+    with database.session() as session:
+        found = session.execute(
+            select(MetricKeyRow.name, MetricSummaryRow)
+            .join(MetricKeyRow, MetricKeyRow.id == MetricSummaryRow.key_id)
+            .where(MetricSummaryRow.run_id == run)
+            .order_by(MetricKeyRow.name, MetricSummaryRow.level, MetricSummaryRow.bucket)
+        ).all()
+        out: dict[tuple[str, int], dict[str, list]] = {}
+        for key, row in found:
+            columns = out.setdefault((key, row.level), {})
+            for name in names:
+                value = getattr(row, name)
+                if value is None:
+                    value = NO_STEP if name.endswith("_step") else np.nan
+                columns.setdefault(name, []).append(value)
+    return {where: {n: np.asarray(v) for n, v in columns.items()} for where, columns in out.items()}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=_batches())
+def test_summaries_of_any_appends_and_replacements_equal_a_recompute(
+    database: Database, batches: list[dict[str, tuple[list[int], list[float]]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with database.session() as session:
+        slug = f"p{session.execute(select(func.count()).select_from(RunRow)).scalar_one()}"
+        project = ProjectStore(session).create(slug, slug)
+        run = RunStore(session).create(project.id, "run", {}, [])[0].id
+    # Points are read back only to recompute buckets after a replacement.
+    reads = []
+    read_points = SummaryStore._read_points
+    monkeypatch.setattr(SummaryStore, "_read_points", lambda self, *a: reads.append(1) or read_points(self, *a))
+    for batch in batches:
+        points = PointBatch()
+        for key, (steps, values) in batch.items():
+            points.extend(key, steps, values, [1.0] * len(steps))
+        reads.clear()
+        with database.session() as session:
+            result = MetricStore(session).ingest(run, points)
+        assert bool(reads) == (result.replaced > 0)
+    with database.session() as session:
+        series = MetricStore(session).read_arrays(run)
+    stored = _stored_rows(database, run)
+    assert set(stored) == {(key, level) for key in series for level in LEVELS}
+    for key, (steps, values) in series.items():
+        finite = values[np.isfinite(values)]
+        scale = float(np.abs(finite).max()) if finite.size else 1.0
+        for level in LEVELS:
+            expected, got = point_buckets(steps, values, steps >> level), stored[(key, level)]
+            for name in ("bucket", "first_step", "last_step", "count", "finite_count", "min_step",
+                         "max_step", "nan_step"):
+                assert np.array_equal(got[name], getattr(expected, name)), (key, level, name)
+            for name in ("first_value", "last_value", "min_value", "max_value"):
+                assert np.array_equal(got[name], getattr(expected, name), equal_nan=True), (key, level, name)
+            # Merged means differ from a one-pass mean by rounding only.
+            assert np.allclose(got["mean_value"], expected.mean_value, rtol=1e-12, atol=1e-12 * scale,
+                               equal_nan=True), (key, level)

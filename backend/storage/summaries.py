@@ -2,11 +2,18 @@
 
 ``refresh`` runs in the ingesting transaction after the points are written (and after the run's
 row is updated, which holds its lock until commit, so two writers of one run refresh one after
-the other and each sees the other's points). It recomputes only the buckets the batch touched:
-the finest level from the points of those buckets, each coarser level from the rows of the
-level below. Appends and replacements take the same path. Every statement filters by
-``run_id``. See ``backend/series_summary.py`` for what a bucket holds and docs/ARCHITECTURE.md,
-"Summaries", for how the comparison reads them.
+the other and each sees the other's committed points and rows). It touches only the buckets the
+batch touched, at every level, in one of two ways:
+
+- a batch that only added points (none replaced a stored value) is summarised from its own
+  values, and each touched bucket's stored row, if any, is taken out and merged with the
+  batch's row: no point is read back and no finer level is re-read;
+- a batch that replaced a point recomputes the touched buckets exactly: the finest level from
+  the points of those buckets, each coarser level from the rows of the level below.
+
+Both give the same rows (the mean up to rounding). Every statement filters by ``run_id``. See
+``backend/series_summary.py`` for what a bucket holds and docs/ARCHITECTURE.md, "Summaries", for
+how the comparison reads them.
 """
 
 from __future__ import annotations
@@ -73,15 +80,29 @@ class SummaryStore:
 
     # -- maintenance --------------------------------------------------------------------------
 
-    def refresh(self, run_id: int, key_ids: np.ndarray, steps: np.ndarray) -> None:
-        """Recompute every bucket, at every level, that holds one of the written points.
+    def refresh(
+        self,
+        run_id: int,
+        key_ids: np.ndarray,
+        steps: np.ndarray,
+        values: np.ndarray | None = None,
+        *,
+        appended: bool = False,
+    ) -> None:
+        """Bring up to date every bucket, at every level, that holds one of the written points.
 
-        ``key_ids`` and ``steps`` are the written points' (any order); the points themselves
-        must already be in ``metric_point``.
+        ``key_ids``, ``steps`` and ``values`` are the written points' (any order, one point per
+        key and step); the points themselves must already be in ``metric_point``. ``appended``
+        says that none of them replaced a stored point: the batch's own statistics are then
+        merged into the stored rows. Otherwise (or without ``values``) the touched buckets are
+        recomputed from the stored points.
         """
         key_ids = np.asarray(key_ids, dtype=np.int64)
         steps = np.asarray(steps, dtype=np.int64)
         if steps.size == 0:
+            return
+        if appended and values is not None:
+            self._merge_appended(run_id, key_ids, steps, np.asarray(values, dtype=np.float64))
             return
         finest = LEVELS[0]
         span_keys, first, last = _spans(key_ids, steps >> finest)
@@ -122,6 +143,64 @@ class SummaryStore:
             keys = both_keys[_firsts_of(_groups(both_keys, parent))]
             written.append((level, keys, rows))
         self._write(run_id, written)
+
+    def _merge_appended(self, run_id: int, key_ids: np.ndarray, steps: np.ndarray, values: np.ndarray) -> None:
+        """Summaries after adding points none of which was stored: the batch's rows at every
+        level, each merged with the stored row of its bucket when there is one."""
+        if key_ids.size > 1 and np.any(
+            (key_ids[1:] < key_ids[:-1]) | ((key_ids[1:] == key_ids[:-1]) & (steps[1:] <= steps[:-1]))
+        ):
+            order = np.lexsort((steps, key_ids))
+            key_ids, steps, values = key_ids[order], steps[order], values[order]
+        finest = LEVELS[0]
+        group = _groups(key_ids, steps >> finest)
+        rows = point_buckets(steps, values, group)
+        firsts = _firsts(rows)
+        rows = BucketStats(**{**_as_dict(rows), "bucket": steps[firsts] >> finest})
+        keys = key_ids[firsts]
+        batch: list[tuple[int, np.ndarray, BucketStats]] = [(finest, keys, rows)]
+        for finer, level in zip(LEVELS, LEVELS[1:], strict=False):
+            parent = rows.bucket >> (level - finer)
+            group = _groups(keys, parent)
+            rows = merge_buckets(rows, group, parent)
+            keys = keys[_firsts_of(group)]
+            batch.append((level, keys, rows))
+        # The stored rows of the touched buckets: consecutive touched buckets of one key and
+        # level make one span.
+        spans = []
+        for level, level_keys, level_rows in batch:
+            span_keys, first, last = _spans(level_keys, level_rows.bucket)
+            spans.append((np.full(span_keys.size, level), span_keys, first, last))
+        span_levels, span_keys, span_first, span_last = (
+            np.concatenate(parts) for parts in zip(*spans, strict=True)
+        )
+        levels = np.concatenate([np.full(len(rows), level) for level, _, rows in batch])
+        keys = np.concatenate([keys for _, keys, _ in batch])
+        rows = BucketStats.concat([rows for _, _, rows in batch])
+        if self._postgresql:
+            # Taken out of the table: the merged rows then go back in by one plain COPY.
+            old_levels, old_keys, old = self._read_summaries(
+                run_id, span_levels, span_keys, span_first, span_last, delete=True
+            )
+        else:
+            old_levels, old_keys, old = self._read_summaries(run_id, span_levels, span_keys, span_first, span_last)
+        if len(old):
+            levels = np.concatenate([old_levels, levels])
+            keys = np.concatenate([old_keys, keys])
+            both = BucketStats.concat([old, rows])
+            order = np.lexsort((both.first_step, both.bucket, levels, keys))
+            levels, keys, both = levels[order], keys[order], both.take(order)
+            group = np.cumsum(np.concatenate(([1], (
+                (keys[1:] != keys[:-1]) | (levels[1:] != levels[:-1]) | (both.bucket[1:] != both.bucket[:-1])
+            ).astype(np.int64))))
+            rows = _merge_disjoint(both, group)
+            firsts = _firsts_of(group)
+            levels, keys = levels[firsts], keys[firsts]
+        if self._postgresql:
+            self._copy_rows(run_id, keys, levels, rows)
+        else:
+            self._write(run_id, [(int(level), keys[levels == level], rows.take(levels == level))
+                                 for level in LEVELS])
 
     def rebuild(self, run_id: int) -> None:
         """Recompute every summary of a run from all its points."""
@@ -251,10 +330,12 @@ class SummaryStore:
         )
 
     def _read_summaries(
-        self, run_id: int, levels: np.ndarray, keys: np.ndarray, lo: np.ndarray, hi: np.ndarray
+        self, run_id: int, levels: np.ndarray, keys: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+        *, delete: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, BucketStats]:
         """``(level, key, rows)`` of the rows with ``level = levels[i]``, ``key = keys[i]`` and
-        ``lo[i] <= bucket <= hi[i]``, sorted by key, level and bucket."""
+        ``lo[i] <= bucket <= hi[i]``, sorted by key, level and bucket. With ``delete`` (on
+        PostgreSQL only) the same statement also deletes them."""
         if keys.size == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64), BucketStats.concat([])
         if self._postgresql:
@@ -263,15 +344,29 @@ class SummaryStore:
                 f"string_agg({_SEND[name]}(coalesce({name}, {_MISSING[name]})), ''::bytea)"
                 for name in names
             )
+            # One index range scan per span: the fenced (OFFSET 0) lateral subquery keeps the
+            # planner from joining the spans to all of the run's rows instead.
+            spans = (
+                "unnest(%(levels)s::int2[], %(keys)s::int[], %(lo)s::int8[], %(hi)s::int8[]) AS s(l, k, lo, hi)"
+                " CROSS JOIN LATERAL (SELECT {what} FROM metric_summary AS m WHERE m.run_id = %(run)s"
+                " AND m.key_id = s.k AND m.level = s.l AND m.bucket BETWEEN s.lo AND s.hi OFFSET 0) AS m"
+            )
+            selected = f"key_id, level, {', '.join(names)}"
+            if delete:
+                source = (
+                    "(DELETE FROM metric_summary WHERE run_id = %(run)s AND ctid = ANY(ARRAY("
+                    f"SELECT m.ctid FROM {spans.format(what='ctid')})) RETURNING {selected})"
+                )
+            else:
+                source = f"(SELECT m.* FROM {spans.format(what=selected)})"
             # Grouped per key and level, both packed into one number (levels are below 32).
             found = self._packed(
-                f"SELECT key_id::int8 * 32 + level, {columns}"
-                f" FROM (SELECT m.key_id, m.level, {', '.join('m.' + n for n in names)}"
-                " FROM unnest(%s::int2[], %s::int[], %s::int8[], %s::int8[]) AS s(l, k, lo, hi)"
-                " JOIN metric_summary AS m ON m.run_id = %s AND m.key_id = s.k AND m.level = s.l"
-                " AND m.bucket BETWEEN s.lo AND s.hi ORDER BY m.key_id, m.level, m.bucket) AS ordered"
+                f"WITH found AS {source}"
+                f" SELECT key_id::int8 * 32 + level, {columns}"
+                " FROM (SELECT * FROM found ORDER BY key_id, level, bucket) AS ordered"
                 " GROUP BY key_id, level ORDER BY key_id, level",
-                (levels.tolist(), keys.tolist(), lo.tolist(), hi.tolist(), run_id),
+                {"levels": levels.tolist(), "keys": keys.tolist(), "lo": lo.tolist(), "hi": hi.tolist(),
+                 "run": run_id},
                 [_WIRE[name] for name in ["bucket", *_STAT_FIELDS]],
             )
             stats = {
@@ -312,7 +407,7 @@ class SummaryStore:
             BucketStats(**stats),
         )
 
-    def _packed(self, query: str, params: tuple, wire: list[str]) -> list[np.ndarray]:
+    def _packed(self, query: str, params: tuple | dict, wire: list[str]) -> list[np.ndarray]:
         """Run a query returning one row per key, each further column a bytea of packed
         big-endian values; returns the key per value and each column as one array."""
         conn = self.session.connection().connection.driver_connection
@@ -332,6 +427,36 @@ class SummaryStore:
         if not rows:
             return [np.empty(0, np.int64), *(np.empty(0, dtype=d) for d in wire)]
         return [np.concatenate(keys), *(np.concatenate(parts) for parts in columns)]
+
+    def _copy_rows(self, run_id: int, keys: np.ndarray, levels: np.ndarray, rows: BucketStats) -> None:
+        """Insert rows none of which is stored, by one binary COPY straight into the table."""
+        if keys.size == 0:
+            return
+        names = ["run_id", "key_id", "level", "bucket", *_STAT_FIELDS]
+        wire = {"run_id": ">i4", "key_id": ">i4", "level": ">i2", "bucket": ">i8"} | _WIRE
+        layout = np.dtype([("n", ">i2")] + [item for name in names
+                                             for item in ((f"l_{name}", ">i4"), (name, wire[name]))])
+        tuples = np.empty(keys.size, dtype=layout)
+        tuples["n"] = len(names)
+        columns = {"run_id": run_id, "key_id": keys, "level": levels} | _as_dict(rows)
+        # NULL is a length of -1 and no bytes: every NaN value and NO_STEP step is cut out below.
+        keep = np.ones((keys.size, layout.itemsize), dtype=bool)
+        for name in names:
+            column = columns[name]
+            tuples[name] = column
+            tuples[f"l_{name}"] = int(wire[name][-1])
+            if name in _STEP_FIELDS or (name in _STAT_FIELDS and name not in _INT_FIELDS):
+                null = column == NO_STEP if name in _STEP_FIELDS else np.isnan(column)
+                if null.any():
+                    tuples[f"l_{name}"][null] = -1
+                    offset = layout.fields[name][1]
+                    keep[null, offset:offset + int(wire[name][-1])] = False
+        body = tuples.view(np.uint8).reshape(keys.size, layout.itemsize)[keep]
+        payload = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + body.tobytes() + b"\xff\xff"
+        conn = self.session.connection().connection.driver_connection
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY metric_summary ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(payload)
 
     def _write(self, run_id: int, levels: list[tuple[int, np.ndarray, BucketStats]]) -> None:
         columns = ["key_id", "level", "bucket", *_STAT_FIELDS]
@@ -404,6 +529,17 @@ class SummaryStore:
             rows,
         )
         cursor.close()
+
+
+def _merge_disjoint(rows: BucketStats, group: np.ndarray) -> BucketStats:
+    """Rows merged per ``group`` (non-decreasing) when the rows of a group hold disjoint sets of
+    steps that may interleave: sorted by first step within a group, the last step and value come
+    from whichever row reaches furthest."""
+    merged = merge_buckets(rows, group, rows.bucket)
+    starts = _firsts_of(group)
+    ends = np.append(starts[1:], group.size)
+    last = np.lexsort((rows.last_step, group))[ends - 1]
+    return BucketStats(**{**_as_dict(merged), "last_step": rows.last_step[last], "last_value": rows.last_value[last]})
 
 
 def _as_dict(rows: BucketStats) -> dict[str, np.ndarray]:
