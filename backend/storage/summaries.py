@@ -6,8 +6,10 @@ the other and each sees the other's committed points and rows). It touches only 
 batch touched, at every level, in one of two ways:
 
 - a batch that only added points (none replaced a stored value) is summarised from its own
-  values, and each touched bucket's stored row, if any, is taken out and merged with the
-  batch's row: no point is read back and no finer level is re-read;
+  values at every level, and each of those rows is merged with its bucket's stored row, if any:
+  on PostgreSQL by one ``INSERT … ON CONFLICT DO UPDATE`` whose update is the merge, on SQLite
+  by reading the touched buckets' rows and writing the merged ones back. No point is read back
+  and no finer level is re-read;
 - a batch that replaced a point recomputes the touched buckets exactly: the finest level from
   the points of those buckets, each coarser level from the rows of the level below.
 
@@ -18,10 +20,13 @@ how the comparison reads them.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import fields
 
 import numpy as np
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -165,25 +170,22 @@ class SummaryStore:
             rows = merge_buckets(rows, group, parent)
             keys = keys[_firsts_of(group)]
             batch.append((level, keys, rows))
-        # The stored rows of the touched buckets: consecutive touched buckets of one key and
-        # level make one span.
-        spans = []
-        for level, level_keys, level_rows in batch:
-            span_keys, first, last = _spans(level_keys, level_rows.bucket)
-            spans.append((np.full(span_keys.size, level), span_keys, first, last))
-        span_levels, span_keys, span_first, span_last = (
-            np.concatenate(parts) for parts in zip(*spans, strict=True)
-        )
         levels = np.concatenate([np.full(len(rows), level) for level, _, rows in batch])
         keys = np.concatenate([keys for _, keys, _ in batch])
         rows = BucketStats.concat([rows for _, _, rows in batch])
         if self._postgresql:
-            # Taken out of the table: the merged rows then go back in by one plain COPY.
-            old_levels, old_keys, old = self._read_summaries(
-                run_id, span_levels, span_keys, span_first, span_last, delete=True
-            )
-        else:
-            old_levels, old_keys, old = self._read_summaries(run_id, span_levels, span_keys, span_first, span_last)
+            # One statement: the database merges each row into its bucket's stored row.
+            self._upsert_merging(run_id, keys, levels, rows)
+            return
+        # The stored rows of the touched buckets (consecutive touched buckets of one key and
+        # level make one span), merged here and written back over them.
+        spans = []
+        for level, level_keys, level_rows in batch:
+            span_keys, first, last = _spans(level_keys, level_rows.bucket)
+            spans.append((np.full(span_keys.size, level), span_keys, first, last))
+        old_levels, old_keys, old = self._read_summaries(
+            run_id, *(np.concatenate(parts) for parts in zip(*spans, strict=True))
+        )
         if len(old):
             levels = np.concatenate([old_levels, levels])
             keys = np.concatenate([old_keys, keys])
@@ -196,11 +198,7 @@ class SummaryStore:
             rows = _merge_disjoint(both, group)
             firsts = _firsts_of(group)
             levels, keys = levels[firsts], keys[firsts]
-        if self._postgresql:
-            self._copy_rows(run_id, keys, levels, rows)
-        else:
-            self._write(run_id, [(int(level), keys[levels == level], rows.take(levels == level))
-                                 for level in LEVELS])
+        self._write(run_id, [(int(level), keys[levels == level], rows.take(levels == level)) for level in LEVELS])
 
     def rebuild(self, run_id: int) -> None:
         """Recompute every summary of a run from all its points."""
@@ -330,12 +328,10 @@ class SummaryStore:
         )
 
     def _read_summaries(
-        self, run_id: int, levels: np.ndarray, keys: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-        *, delete: bool = False,
+        self, run_id: int, levels: np.ndarray, keys: np.ndarray, lo: np.ndarray, hi: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, BucketStats]:
         """``(level, key, rows)`` of the rows with ``level = levels[i]``, ``key = keys[i]`` and
-        ``lo[i] <= bucket <= hi[i]``, sorted by key, level and bucket. With ``delete`` (on
-        PostgreSQL only) the same statement also deletes them."""
+        ``lo[i] <= bucket <= hi[i]``, sorted by key, level and bucket."""
         if keys.size == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64), BucketStats.concat([])
         if self._postgresql:
@@ -346,27 +342,16 @@ class SummaryStore:
             )
             # One index range scan per span: the fenced (OFFSET 0) lateral subquery keeps the
             # planner from joining the spans to all of the run's rows instead.
-            spans = (
-                "unnest(%(levels)s::int2[], %(keys)s::int[], %(lo)s::int8[], %(hi)s::int8[]) AS s(l, k, lo, hi)"
-                " CROSS JOIN LATERAL (SELECT {what} FROM metric_summary AS m WHERE m.run_id = %(run)s"
-                " AND m.key_id = s.k AND m.level = s.l AND m.bucket BETWEEN s.lo AND s.hi OFFSET 0) AS m"
-            )
-            selected = f"key_id, level, {', '.join(names)}"
-            if delete:
-                source = (
-                    "(DELETE FROM metric_summary WHERE run_id = %(run)s AND ctid = ANY(ARRAY("
-                    f"SELECT m.ctid FROM {spans.format(what='ctid')})) RETURNING {selected})"
-                )
-            else:
-                source = f"(SELECT m.* FROM {spans.format(what=selected)})"
             # Grouped per key and level, both packed into one number (levels are below 32).
             found = self._packed(
-                f"WITH found AS {source}"
-                f" SELECT key_id::int8 * 32 + level, {columns}"
-                " FROM (SELECT * FROM found ORDER BY key_id, level, bucket) AS ordered"
+                f"SELECT key_id::int8 * 32 + level, {columns}"
+                f" FROM (SELECT m.key_id, m.level, {', '.join('m.' + n for n in names)}"
+                " FROM unnest(%s::int2[], %s::int[], %s::int8[], %s::int8[]) AS s(l, k, lo, hi)"
+                f" CROSS JOIN LATERAL (SELECT key_id, level, {', '.join(names)} FROM metric_summary"
+                " WHERE run_id = %s AND key_id = s.k AND level = s.l AND bucket BETWEEN s.lo AND s.hi"
+                " OFFSET 0) AS m ORDER BY m.key_id, m.level, m.bucket) AS ordered"
                 " GROUP BY key_id, level ORDER BY key_id, level",
-                {"levels": levels.tolist(), "keys": keys.tolist(), "lo": lo.tolist(), "hi": hi.tolist(),
-                 "run": run_id},
+                (levels.tolist(), keys.tolist(), lo.tolist(), hi.tolist(), run_id),
                 [_WIRE[name] for name in ["bucket", *_STAT_FIELDS]],
             )
             stats = {
@@ -407,7 +392,7 @@ class SummaryStore:
             BucketStats(**stats),
         )
 
-    def _packed(self, query: str, params: tuple | dict, wire: list[str]) -> list[np.ndarray]:
+    def _packed(self, query: str, params: tuple, wire: list[str]) -> list[np.ndarray]:
         """Run a query returning one row per key, each further column a bytea of packed
         big-endian values; returns the key per value and each column as one array."""
         conn = self.session.connection().connection.driver_connection
@@ -428,35 +413,51 @@ class SummaryStore:
             return [np.empty(0, np.int64), *(np.empty(0, dtype=d) for d in wire)]
         return [np.concatenate(keys), *(np.concatenate(parts) for parts in columns)]
 
-    def _copy_rows(self, run_id: int, keys: np.ndarray, levels: np.ndarray, rows: BucketStats) -> None:
-        """Insert rows none of which is stored, by one binary COPY straight into the table."""
+    def _upsert_merging(self, run_id: int, keys: np.ndarray, levels: np.ndarray, rows: BucketStats) -> None:
+        """Insert rows of points none of which is stored yet; a bucket that already has a row
+        gets the two merged, in the same statement (the rules of ``_merge_disjoint``)."""
         if keys.size == 0:
             return
-        names = ["run_id", "key_id", "level", "bucket", *_STAT_FIELDS]
-        wire = {"run_id": ">i4", "key_id": ">i4", "level": ">i2", "bucket": ">i8"} | _WIRE
-        layout = np.dtype([("n", ">i2")] + [item for name in names
-                                             for item in ((f"l_{name}", ">i4"), (name, wire[name]))])
-        tuples = np.empty(keys.size, dtype=layout)
-        tuples["n"] = len(names)
-        columns = {"run_id": run_id, "key_id": keys, "level": levels} | _as_dict(rows)
-        # NULL is a length of -1 and no bytes: every NaN value and NO_STEP step is cut out below.
-        keep = np.ones((keys.size, layout.itemsize), dtype=bool)
-        for name in names:
-            column = columns[name]
-            tuples[name] = column
-            tuples[f"l_{name}"] = int(wire[name][-1])
-            if name in _STEP_FIELDS or (name in _STAT_FIELDS and name not in _INT_FIELDS):
-                null = column == NO_STEP if name in _STEP_FIELDS else np.isnan(column)
-                if null.any():
-                    tuples[f"l_{name}"][null] = -1
-                    offset = layout.fields[name][1]
-                    keep[null, offset:offset + int(wire[name][-1])] = False
-        body = tuples.view(np.uint8).reshape(keys.size, layout.itemsize)[keep]
-        payload = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + body.tobytes() + b"\xff\xff"
+        columns = {"key_id": keys, "level": levels} | _as_dict(rows)
+        names = list(columns)
+        arrays = [_pg_array(name, columns[name]) for name in names]
+        old, new = "metric_summary", "excluded"
+        first = f"{new}.first_step < {old}.first_step"
+        last = f"{new}.last_step > {old}.last_step"
+        lower = f"({old}.min_value IS NULL OR {new}.min_value < {old}.min_value)"
+        higher = f"({old}.max_value IS NULL OR {new}.max_value > {old}.max_value)"
+        merge = {
+            "first_step": f"least({old}.first_step, {new}.first_step)",
+            "last_step": f"greatest({old}.last_step, {new}.last_step)",
+            "count": f"{old}.count + {new}.count",
+            "finite_count": f"{old}.finite_count + {new}.finite_count",
+            "first_value": f"CASE WHEN {first} THEN {new}.first_value ELSE {old}.first_value END",
+            "last_value": f"CASE WHEN {last} THEN {new}.last_value ELSE {old}.last_value END",
+            "min_value": f"CASE WHEN {lower} THEN {new}.min_value ELSE {old}.min_value END",
+            "min_step": f"CASE WHEN {lower} THEN {new}.min_step WHEN {new}.min_value = {old}.min_value"
+                        f" THEN least({old}.min_step, {new}.min_step) ELSE {old}.min_step END",
+            "max_value": f"CASE WHEN {higher} THEN {new}.max_value ELSE {old}.max_value END",
+            "max_step": f"CASE WHEN {higher} THEN {new}.max_step WHEN {new}.max_value = {old}.max_value"
+                        f" THEN least({old}.max_step, {new}.max_step) ELSE {old}.max_step END",
+            # Count-weighted, as merge_buckets does it.
+            "mean_value": f"CASE WHEN {new}.finite_count = 0 THEN {old}.mean_value"
+                          f" WHEN {old}.finite_count = 0 THEN {new}.mean_value"
+                          f" ELSE ({old}.mean_value * {old}.finite_count + {new}.mean_value * {new}.finite_count)"
+                          f" / ({old}.finite_count + {new}.finite_count) END",
+            "nan_step": f"least({old}.nan_step, {new}.nan_step)",
+        }
+        assert set(merge) == set(_STAT_FIELDS)
         conn = self.session.connection().connection.driver_connection
+        for array, dumper in _DUMPERS:
+            conn.adapters.register_dumper(array, dumper)
         with conn.cursor() as cur:
-            with cur.copy(f"COPY metric_summary ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.write(payload)
+            cur.execute(
+                f"INSERT INTO metric_summary (run_id, {', '.join(names)})"
+                f" SELECT %b, * FROM unnest({', '.join('%b' for _ in names)})"
+                " ON CONFLICT (run_id, key_id, level, bucket) DO UPDATE SET "
+                + ", ".join(f"{name} = {merge[name]}" for name in _STAT_FIELDS),
+                [run_id, *arrays],
+            )
 
     def _write(self, run_id: int, levels: list[tuple[int, np.ndarray, BucketStats]]) -> None:
         columns = ["key_id", "level", "bucket", *_STAT_FIELDS]
@@ -529,6 +530,58 @@ class SummaryStore:
             rows,
         )
         cursor.close()
+
+
+# PostgreSQL's binary array format, built by numpy like the COPY streams: a header, then per
+# element its length (-1 for NULL, with no bytes) and its big-endian bytes.
+_ARRAY_TYPE = {"key_id": (">i4", 23), "level": (">i2", 21), "bucket": (">i8", 20)} | {
+    name: (wire, {">i4": 23, ">i8": 20, ">f8": 701}[wire]) for name, wire in _WIRE.items() if name != "bucket"
+}
+
+
+def _null(name: str, column: np.ndarray) -> np.ndarray | None:
+    """Where a column holds NULL: NO_STEP in a step column, NaN in a value column."""
+    if name in _STEP_FIELDS:
+        return column == NO_STEP
+    if name in _STAT_FIELDS and name not in _INT_FIELDS:
+        return np.isnan(column)
+    return None
+
+
+class _PgArray:
+    """A one-dimensional array parameter, sent in PostgreSQL's binary format; one subclass per
+    element type, each with its dumper."""
+
+    element_oid = 0
+
+    def __init__(self, column: np.ndarray, wire: str, null: np.ndarray | None) -> None:
+        width = int(wire[-1])
+        items = np.empty(column.size, dtype=[("length", ">i4"), ("value", wire)])
+        items["length"] = width
+        items["value"] = column
+        has_null = null is not None and bool(null.any())
+        if has_null:
+            items["length"][null] = -1
+            keep = np.ones((column.size, 4 + width), dtype=bool)
+            keep[null, 4:] = False
+            body = items.view(np.uint8).reshape(column.size, 4 + width)[keep].tobytes()
+        else:
+            body = items.tobytes()
+        self.payload = struct.pack(">iiiii", 1, int(has_null), self.element_oid, column.size, 1) + body
+
+
+_ARRAYS: dict[int, type[_PgArray]] = {}
+_DUMPERS: list[tuple[type[_PgArray], type[Dumper]]] = []
+for _element, _array in ((21, 1005), (23, 1007), (20, 1016), (701, 1022)):
+    _ARRAYS[_element] = type(f"_PgArray{_element}", (_PgArray,), {"element_oid": _element})
+    _DUMPERS.append((_ARRAYS[_element], type(f"_PgArrayDumper{_element}", (Dumper,), {
+        "format": Format.BINARY, "oid": _array, "dump": lambda self, obj: obj.payload,
+    })))
+
+
+def _pg_array(name: str, column: np.ndarray) -> _PgArray:
+    wire, element = _ARRAY_TYPE[name]
+    return _ARRAYS[element](column, wire, _null(name, column))
 
 
 def _merge_disjoint(rows: BucketStats, group: np.ndarray) -> BucketStats:
