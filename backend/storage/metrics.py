@@ -111,7 +111,8 @@ class MetricStore:
             )
         )
         # After the run's row is updated: its lock serialises writers of one run until commit.
-        SummaryStore(self.session).refresh(run_id, key_ids, steps)
+        # A batch that replaced nothing is merged into the summaries without reading points back.
+        SummaryStore(self.session).refresh(run_id, key_ids, steps, values, appended=replaced == 0)
         return IngestResult(accepted=len(steps), replaced=replaced)
 
     def _check_keys_per_run(self, run_id: int, key_ids: list[int]) -> None:

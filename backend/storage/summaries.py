@@ -2,20 +2,33 @@
 
 ``refresh`` runs in the ingesting transaction after the points are written (and after the run's
 row is updated, which holds its lock until commit, so two writers of one run refresh one after
-the other and each sees the other's points). It recomputes only the buckets the batch touched:
-the finest level from the points of those buckets, each coarser level from the rows of the
-level below. Appends and replacements take the same path. ``rebuild`` recomputes a whole run
-from its points, a window at a time, for points loaded around the API. Every statement filters
-by ``run_id``. See ``backend/series_summary.py`` for what a bucket holds and docs/ARCHITECTURE.md,
-"Summaries", for how the comparison reads them.
+the other and each sees the other's committed points and rows). It touches only the buckets the
+batch touched, at every level, in one of two ways:
+
+- a batch that only added points (none replaced a stored value) is summarised from its own
+  values at every level, and each of those rows is merged with its bucket's stored row, if any:
+  on PostgreSQL by one ``INSERT … ON CONFLICT DO UPDATE`` whose update is the merge, on SQLite
+  by reading the touched buckets' rows and writing the merged ones back. No point is read back
+  and no finer level is re-read;
+- a batch that replaced a point recomputes the touched buckets exactly: the finest level from
+  the points of those buckets, each coarser level from the rows of the level below.
+
+Both give the same rows (the mean up to rounding). ``rebuild`` recomputes a whole run from its
+points, a window at a time, for points loaded around the API. Every statement filters by
+``run_id``. See
+``backend/series_summary.py`` for what a bucket holds and docs/ARCHITECTURE.md, "Summaries", for
+how the comparison reads them.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import fields
 
 import numpy as np
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -74,15 +87,29 @@ class SummaryStore:
 
     # -- maintenance --------------------------------------------------------------------------
 
-    def refresh(self, run_id: int, key_ids: np.ndarray, steps: np.ndarray) -> None:
-        """Recompute every bucket, at every level, that holds one of the written points.
+    def refresh(
+        self,
+        run_id: int,
+        key_ids: np.ndarray,
+        steps: np.ndarray,
+        values: np.ndarray | None = None,
+        *,
+        appended: bool = False,
+    ) -> None:
+        """Bring up to date every bucket, at every level, that holds one of the written points.
 
-        ``key_ids`` and ``steps`` are the written points' (any order); the points themselves
-        must already be in ``metric_point``.
+        ``key_ids``, ``steps`` and ``values`` are the written points' (any order, one point per
+        key and step); the points themselves must already be in ``metric_point``. ``appended``
+        says that none of them replaced a stored point: the batch's own statistics are then
+        merged into the stored rows. Otherwise (or without ``values``) the touched buckets are
+        recomputed from the stored points.
         """
         key_ids = np.asarray(key_ids, dtype=np.int64)
         steps = np.asarray(steps, dtype=np.int64)
         if steps.size == 0:
+            return
+        if appended and values is not None:
+            self._merge_appended(run_id, key_ids, steps, np.asarray(values, dtype=np.float64))
             return
         finest = LEVELS[0]
         span_keys, first, last = _spans(key_ids, steps >> finest)
@@ -116,6 +143,49 @@ class SummaryStore:
             keys, rows = _merge_up(both_keys[order], both.take(order), shift)
             written.append((level, keys, rows))
         self._write(run_id, written)
+
+    def _merge_appended(self, run_id: int, key_ids: np.ndarray, steps: np.ndarray, values: np.ndarray) -> None:
+        """Summaries after adding points none of which was stored: the batch's rows at every
+        level, each merged with the stored row of its bucket when there is one."""
+        if key_ids.size > 1 and np.any(
+            (key_ids[1:] < key_ids[:-1]) | ((key_ids[1:] == key_ids[:-1]) & (steps[1:] <= steps[:-1]))
+        ):
+            order = np.lexsort((steps, key_ids))
+            key_ids, steps, values = key_ids[order], steps[order], values[order]
+        keys, rows = _finest_rows(key_ids, steps, values)
+        batch: list[tuple[int, np.ndarray, BucketStats]] = [(LEVELS[0], keys, rows)]
+        for finer, level in zip(LEVELS, LEVELS[1:], strict=False):
+            keys, rows = _merge_up(keys, rows, level - finer)
+            batch.append((level, keys, rows))
+        levels = np.concatenate([np.full(len(rows), level) for level, _, rows in batch])
+        keys = np.concatenate([keys for _, keys, _ in batch])
+        rows = BucketStats.concat([rows for _, _, rows in batch])
+        if self._postgresql:
+            # One statement: the database merges each row into its bucket's stored row.
+            self._upsert_merging(run_id, keys, levels, rows)
+            return
+        # The stored rows of the touched buckets (consecutive touched buckets of one key and
+        # level make one span), merged here and written back over them.
+        spans = []
+        for level, level_keys, level_rows in batch:
+            span_keys, first, last = _spans(level_keys, level_rows.bucket)
+            spans.append((np.full(span_keys.size, level), span_keys, first, last))
+        old_levels, old_keys, old = self._read_summaries(
+            run_id, *(np.concatenate(parts) for parts in zip(*spans, strict=True))
+        )
+        if len(old):
+            levels = np.concatenate([old_levels, levels])
+            keys = np.concatenate([old_keys, keys])
+            both = BucketStats.concat([old, rows])
+            order = np.lexsort((both.first_step, both.bucket, levels, keys))
+            levels, keys, both = levels[order], keys[order], both.take(order)
+            group = np.cumsum(np.concatenate(([1], (
+                (keys[1:] != keys[:-1]) | (levels[1:] != levels[:-1]) | (both.bucket[1:] != both.bucket[:-1])
+            ).astype(np.int64))))
+            rows = _merge_disjoint(both, group)
+            firsts = _firsts_of(group)
+            levels, keys = levels[firsts], keys[firsts]
+        self._write(run_id, [(int(level), keys[levels == level], rows.take(levels == level)) for level in LEVELS])
 
     def rebuild(self, run_id: int, window_buckets: int = 16, flush_points: int = 1_000_000) -> int:
         """Replace every summary of a run by one computed from all its points; returns how many
@@ -302,6 +372,8 @@ class SummaryStore:
                 f"string_agg({_SEND[name]}(coalesce({name}, {_MISSING[name]})), ''::bytea)"
                 for name in names
             )
+            # One index range scan per span: the fenced (OFFSET 0) lateral subquery keeps the
+            # planner from joining the spans to all of the run's rows instead.
             # Grouped per key and level, both packed into one number (levels are below 32).
             # LATERAL range scans of the primary key, as in ``_read_points``.
             found = self._packed(
@@ -374,6 +446,52 @@ class SummaryStore:
         if not rows:
             return [np.empty(0, np.int64), *(np.empty(0, dtype=d) for d in wire)]
         return [np.concatenate(keys), *(np.concatenate(parts) for parts in columns)]
+
+    def _upsert_merging(self, run_id: int, keys: np.ndarray, levels: np.ndarray, rows: BucketStats) -> None:
+        """Insert rows of points none of which is stored yet; a bucket that already has a row
+        gets the two merged, in the same statement (the rules of ``_merge_disjoint``)."""
+        if keys.size == 0:
+            return
+        columns = {"key_id": keys, "level": levels} | _as_dict(rows)
+        names = list(columns)
+        arrays = [_pg_array(name, columns[name]) for name in names]
+        old, new = "metric_summary", "excluded"
+        first = f"{new}.first_step < {old}.first_step"
+        last = f"{new}.last_step > {old}.last_step"
+        lower = f"({old}.min_value IS NULL OR {new}.min_value < {old}.min_value)"
+        higher = f"({old}.max_value IS NULL OR {new}.max_value > {old}.max_value)"
+        merge = {
+            "first_step": f"least({old}.first_step, {new}.first_step)",
+            "last_step": f"greatest({old}.last_step, {new}.last_step)",
+            "count": f"{old}.count + {new}.count",
+            "finite_count": f"{old}.finite_count + {new}.finite_count",
+            "first_value": f"CASE WHEN {first} THEN {new}.first_value ELSE {old}.first_value END",
+            "last_value": f"CASE WHEN {last} THEN {new}.last_value ELSE {old}.last_value END",
+            "min_value": f"CASE WHEN {lower} THEN {new}.min_value ELSE {old}.min_value END",
+            "min_step": f"CASE WHEN {lower} THEN {new}.min_step WHEN {new}.min_value = {old}.min_value"
+                        f" THEN least({old}.min_step, {new}.min_step) ELSE {old}.min_step END",
+            "max_value": f"CASE WHEN {higher} THEN {new}.max_value ELSE {old}.max_value END",
+            "max_step": f"CASE WHEN {higher} THEN {new}.max_step WHEN {new}.max_value = {old}.max_value"
+                        f" THEN least({old}.max_step, {new}.max_step) ELSE {old}.max_step END",
+            # Count-weighted, as merge_buckets does it.
+            "mean_value": f"CASE WHEN {new}.finite_count = 0 THEN {old}.mean_value"
+                          f" WHEN {old}.finite_count = 0 THEN {new}.mean_value"
+                          f" ELSE ({old}.mean_value * {old}.finite_count + {new}.mean_value * {new}.finite_count)"
+                          f" / ({old}.finite_count + {new}.finite_count) END",
+            "nan_step": f"least({old}.nan_step, {new}.nan_step)",
+        }
+        assert set(merge) == set(_STAT_FIELDS)
+        conn = self.session.connection().connection.driver_connection
+        for array, dumper in _DUMPERS:
+            conn.adapters.register_dumper(array, dumper)
+        with conn.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO metric_summary (run_id, {', '.join(names)})"
+                f" SELECT %b, * FROM unnest({', '.join('%b' for _ in names)})"
+                " ON CONFLICT (run_id, key_id, level, bucket) DO UPDATE SET "
+                + ", ".join(f"{name} = {merge[name]}" for name in _STAT_FIELDS),
+                [run_id, *arrays],
+            )
 
     def _write(self, run_id: int, levels: list[tuple[int, np.ndarray, BucketStats]]) -> None:
         columns = ["key_id", "level", "bucket", *_STAT_FIELDS]
@@ -464,6 +582,69 @@ def _merge_up(keys: np.ndarray, rows: BucketStats, shift: int) -> tuple[np.ndarr
     parent = rows.bucket >> shift
     group = _groups(keys, parent)
     return keys[_firsts_of(group)], merge_buckets(rows, group, parent)
+
+
+# PostgreSQL's binary array format, built by numpy like the COPY streams: a header, then per
+# element its length (-1 for NULL, with no bytes) and its big-endian bytes.
+_ARRAY_TYPE = {"key_id": (">i4", 23), "level": (">i2", 21), "bucket": (">i8", 20)} | {
+    name: (wire, {">i4": 23, ">i8": 20, ">f8": 701}[wire]) for name, wire in _WIRE.items() if name != "bucket"
+}
+
+
+def _null(name: str, column: np.ndarray) -> np.ndarray | None:
+    """Where a column holds NULL: NO_STEP in a step column, NaN in a value column."""
+    if name in _STEP_FIELDS:
+        return column == NO_STEP
+    if name in _STAT_FIELDS and name not in _INT_FIELDS:
+        return np.isnan(column)
+    return None
+
+
+class _PgArray:
+    """A one-dimensional array parameter, sent in PostgreSQL's binary format; one subclass per
+    element type, each with its dumper."""
+
+    element_oid = 0
+
+    def __init__(self, column: np.ndarray, wire: str, null: np.ndarray | None) -> None:
+        width = int(wire[-1])
+        items = np.empty(column.size, dtype=[("length", ">i4"), ("value", wire)])
+        items["length"] = width
+        items["value"] = column
+        has_null = null is not None and bool(null.any())
+        if has_null:
+            items["length"][null] = -1
+            keep = np.ones((column.size, 4 + width), dtype=bool)
+            keep[null, 4:] = False
+            body = items.view(np.uint8).reshape(column.size, 4 + width)[keep].tobytes()
+        else:
+            body = items.tobytes()
+        self.payload = struct.pack(">iiiii", 1, int(has_null), self.element_oid, column.size, 1) + body
+
+
+_ARRAYS: dict[int, type[_PgArray]] = {}
+_DUMPERS: list[tuple[type[_PgArray], type[Dumper]]] = []
+for _element, _array in ((21, 1005), (23, 1007), (20, 1016), (701, 1022)):
+    _ARRAYS[_element] = type(f"_PgArray{_element}", (_PgArray,), {"element_oid": _element})
+    _DUMPERS.append((_ARRAYS[_element], type(f"_PgArrayDumper{_element}", (Dumper,), {
+        "format": Format.BINARY, "oid": _array, "dump": lambda self, obj: obj.payload,
+    })))
+
+
+def _pg_array(name: str, column: np.ndarray) -> _PgArray:
+    wire, element = _ARRAY_TYPE[name]
+    return _ARRAYS[element](column, wire, _null(name, column))
+
+
+def _merge_disjoint(rows: BucketStats, group: np.ndarray) -> BucketStats:
+    """Rows merged per ``group`` (non-decreasing) when the rows of a group hold disjoint sets of
+    steps that may interleave: sorted by first step within a group, the last step and value come
+    from whichever row reaches furthest."""
+    merged = merge_buckets(rows, group, rows.bucket)
+    starts = _firsts_of(group)
+    ends = np.append(starts[1:], group.size)
+    last = np.lexsort((rows.last_step, group))[ends - 1]
+    return BucketStats(**{**_as_dict(merged), "last_step": rows.last_step[last], "last_value": rows.last_value[last]})
 
 
 def _as_dict(rows: BucketStats) -> dict[str, np.ndarray]:
