@@ -1,6 +1,7 @@
 """Concurrent writers against `parityscope serve` on PostgreSQL: no 5xx, every point once.
 
     .venv/bin/python bench/load.py [--writers 32] [--points 50000] [--keys 10] [--per-request 5000]
+                                   [--scenario both] [--waits]
 
 Two scenarios, each on a fresh database:
   distinct  every writer posts its own run;
@@ -8,7 +9,11 @@ Two scenarios, each on a fresh database:
             its keys in its own shuffled order and its requests in a shuffled order.
 A value is a function of (key, step) only, so whichever writer wins a (key, step) the stored
 value is known: afterwards the run's points are counted and summed in the database and
-compared with what was posted. Prints request latency p50/p99 and the status codes seen.
+compared with what was posted. Prints request latency p50/p99 and the status codes seen, and
+with --waits where the server's database sessions spent the load: pg_stat_activity sampled every
+20 ms, each sample of a session of the bench's database counted by state and wait event
+(``idle in transaction`` is a request's Python work between statements; ``Lock/advisory``,
+``Lock/transactionid`` and ``Lock/tuple`` are waits for other writers).
 Needs PostgreSQL at 127.0.0.1:5432 (override with PARITYSCOPE_BENCH_PG).
 """
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import threading
 import time
@@ -54,8 +60,47 @@ def requests_for(writer: int, args: argparse.Namespace, shared: bool) -> list[di
     return bodies
 
 
+class WaitSampler(threading.Thread):
+    """Counts the states and wait events of database ``name``'s sessions until stopped."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(daemon=True)
+        self.name_ = name
+        self.stop = threading.Event()
+        self.counts: Counter[str] = Counter()
+        self.samples = 0
+
+    def run(self) -> None:
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+            while not self.stop.wait(0.02):
+                rows = conn.execute(
+                    "SELECT state, wait_event_type, wait_event, left(query, 24) FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                    (self.name_,),
+                ).fetchall()
+                self.samples += 1
+                for state, wait_type, wait, query in rows:
+                    if state == "active":
+                        label = f"active {wait_type}/{wait}" if wait_type else "active on CPU"
+                        if wait_type == "Lock":  # and in which statement
+                            label += f" in {' '.join(query.split())!r}"
+                    else:
+                        label = state or "unknown"
+                    self.counts[label] += 1
+
+    def shares(self) -> dict[str, float]:
+        """Average number of sessions in each state over the load (sums to the mean number of
+        open sessions)."""
+        return {
+            label: round(n / max(1, self.samples), 2)
+            for label, n in self.counts.most_common()
+            if label != "idle"
+        }
+
+
 def run_scenario(args: argparse.Namespace, shared: bool) -> dict:
-    name = f"bench_load_{'shared' if shared else 'distinct'}"
+    # Unique per process, so two benches on one PostgreSQL never share a database.
+    name = f"bench_load_{'shared' if shared else 'distinct'}_{os.getpid()}"
     url = fresh_postgres(name)
     token = project_token(url, "load", Scope.WRITE)
     latencies: list[float] = []
@@ -84,6 +129,9 @@ def run_scenario(args: argparse.Namespace, shared: bool) -> dict:
                             latencies.append(elapsed)
                             statuses[r.status_code] += 1
 
+            sampler = WaitSampler(name) if args.waits else None
+            if sampler is not None:
+                sampler.start()
             started = time.perf_counter()
             threads = [threading.Thread(target=writer, args=(w,)) for w in range(args.writers)]
             for t in threads:
@@ -91,6 +139,9 @@ def run_scenario(args: argparse.Namespace, shared: bool) -> dict:
             for t in threads:
                 t.join()
             wall = time.perf_counter() - started
+            if sampler is not None:
+                sampler.stop.set()
+                sampler.join()
         steps_total = args.points // args.keys
         per_run = steps_total * args.keys
         expected_sum = sum(value(k, s) for k in range(args.keys) for s in range(steps_total))
@@ -115,6 +166,8 @@ def run_scenario(args: argparse.Namespace, shared: bool) -> dict:
             "wall_s": round(wall, 1),
             "points_per_s": round(args.writers * steps_total * args.keys / wall),
             "stored_exactly_once": exact,
+            "load_average": [round(v, 2) for v in os.getloadavg()],
+            **({"sessions_by_wait": sampler.shares()} if sampler is not None else {}),
         }
     finally:
         drop_postgres(name)
@@ -127,6 +180,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=10)
     parser.add_argument("--per-request", type=int, default=5_000)
     parser.add_argument("--scenario", choices=["distinct", "shared", "both"], default="both")
+    parser.add_argument("--waits", action="store_true", help="sample pg_stat_activity during the load")
     args = parser.parse_args()
     scenarios = {"distinct": [False], "shared": [True], "both": [False, True]}[args.scenario]
     failed = False

@@ -1,13 +1,18 @@
-"""Two writers posting the same run, key and steps at the same moment both succeed."""
+"""Concurrent writers of one run: both succeed, every point once, summaries exact, and the
+run's ingest lock taken only by writes that change something."""
 
 from __future__ import annotations
 
 import threading
+import time
+
+import pytest
 
 from backend.db import Database
 from backend.domain import PointBatch
-from backend.storage.metrics import MetricStore
+from backend.storage.metrics import MetricStore, lock_run_points
 from backend.storage.runs import RunStore
+from backend.storage.summaries import SummaryStore
 from tests.conftest import ProjectFixture
 
 
@@ -90,3 +95,288 @@ def test_overlapping_writers_with_shuffled_keys_never_fail(live_server: str, pro
     assert [k["key"] for k in summary] == keys
     # Every key has exactly one point per step any writer posted: the same count for all keys.
     assert len({k["count"] for k in summary}) == 1
+
+
+def _summary_rows(session) -> list[tuple]:
+    from sqlalchemy import text
+
+    return [
+        tuple(row)
+        for row in session.execute(
+            text("SELECT * FROM metric_summary ORDER BY run_id, key_id, level, bucket")
+        ).all()
+    ]
+
+
+def _points(session, run_id: int) -> dict[tuple[str, int], tuple[float | None, float | None]]:
+    from sqlalchemy import text
+
+    rows = session.execute(
+        text(
+            "SELECT k.name, p.step, p.value, p.wall_time FROM metric_point AS p"
+            " JOIN metric_key AS k ON k.id = p.key_id WHERE p.run_id = :run"
+        ),
+        {"run": run_id},
+    ).all()
+    # NaN (PostgreSQL) and NULL (SQLite) both as None, so equal points compare equal.
+    return {
+        (name, step): (None if value is None or value != value else value, wall_time)
+        for name, step, value, wall_time in rows
+    }
+
+
+def test_reposting_points_as_stored_changes_nothing(database: Database, project: ProjectFixture) -> None:
+    # A point posted again as it is stored (same value and, when the post gives one, same wall
+    # time) is left untouched and counted as replaced; any difference is written.
+    from sqlalchemy import text
+
+    with database.session() as session:
+        run, _ = RunStore(session).create(project.id, "again", {}, [])
+
+    def batch(untimed: list[float], timed: list[float], times: list[float]) -> PointBatch:
+        b = PointBatch()
+        b.extend("untimed", list(range(100)), untimed, [float("nan")] * 100)
+        b.extend("timed", list(range(100)), timed, times)
+        return b
+
+    untimed = [float(i) for i in range(100)]
+    timed = [float("nan") if i % 2 else i * 0.5 for i in range(100)]
+    times = [1000.0 + i for i in range(100)]
+    with database.session() as session:
+        assert MetricStore(session).ingest(run.id, batch(untimed, timed, times)).replaced == 0
+    with database.session() as session:
+        before = _points(session, run.id)
+        postgres = session.get_bind().dialect.name == "postgresql"
+        versions = (
+            session.execute(text("SELECT step, key_id, xmin::text FROM metric_point ORDER BY 1, 2")).all()
+            if postgres
+            else None
+        )
+    with database.session() as session:
+        result = MetricStore(session).ingest(run.id, batch(untimed, timed, times))
+    assert (result.accepted, result.replaced) == (200, 200)
+    with database.session() as session:
+        assert _points(session, run.id) == before  # the receipt times of the untimed points too
+        if postgres:  # not even a new row version
+            assert session.execute(
+                text("SELECT step, key_id, xmin::text FROM metric_point ORDER BY 1, 2")
+            ).all() == versions
+
+    # One value changed, one wall time changed, and an untimed point re-posted: only the first
+    # two are written.
+    untimed2, timed2, times2 = untimed[:], timed[:], times[:]
+    untimed2[7] = 70.0
+    times2[8] = 5000.0
+    with database.session() as session:
+        result = MetricStore(session).ingest(run.id, batch(untimed2, timed2, times2))
+    assert (result.accepted, result.replaced) == (200, 200)
+    with database.session() as session:
+        after = _points(session, run.id)
+        store = SummaryStore(session)
+        summaries = _summary_rows(session)
+        store.rebuild(run.id)
+        assert _summary_rows(session) == summaries  # the summaries follow the changed value
+    changed = {point for point in after if after[point] != before[point]}
+    assert changed == {("untimed", 7), ("timed", 8)}
+    assert after[("untimed", 7)][0] == 70.0
+    assert after[("timed", 8)] == (4.0, 5000.0)
+
+
+def test_ingest_lock_orders_writers_of_a_run(database: Database, project: ProjectFixture) -> None:
+    # On PostgreSQL a write of new points waits for the run's ingest lock; a post of points
+    # stored as they are takes no lock and returns at once.
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("the ingest lock is PostgreSQL's; SQLite's write lock orders whole transactions")
+    from sqlalchemy import text
+
+    with database.session() as session:
+        run, _ = RunStore(session).create(project.id, "locked", {}, [])
+    first = PointBatch()
+    first.extend("loss", list(range(100)), [float(i) for i in range(100)], [1.0] * 100)
+    with database.session() as session:
+        MetricStore(session).ingest(run.id, first)
+
+    results: dict[str, object] = {}
+
+    def write(name: str, batch: PointBatch) -> None:
+        try:
+            with database.session() as session:
+                results[name] = MetricStore(session).ingest(run.id, batch)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            results[name] = exc
+
+    new = PointBatch()
+    new.extend("loss", list(range(50, 150)), [-1.0] * 100, [2.0] * 100)
+    with database.session() as holder:
+        lock_run_points(holder, run.id)
+        waiting = threading.Thread(target=write, args=("new", new))
+        waiting.start()
+        with database.engine.connect() as probe:
+            for _ in range(200):
+                lock_waits = probe.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                    )
+                ).scalar_one()
+                if lock_waits or not waiting.is_alive():
+                    break
+                time.sleep(0.05)
+        assert lock_waits == 1 and waiting.is_alive() and "new" not in results
+        again = threading.Thread(target=write, args=("again", first))
+        again.start()
+        again.join(timeout=30)
+        assert not again.is_alive()
+        assert results["again"].replaced == 100  # type: ignore[union-attr]
+        assert waiting.is_alive()
+    waiting.join(timeout=30)
+    assert results["new"].replaced == 50  # type: ignore[union-attr]
+    with database.session() as session:
+        steps, values = MetricStore(session).read_arrays(run.id, ["loss"])["loss"]
+        assert steps.tolist() == list(range(150))
+        assert values.tolist() == [float(i) for i in range(50)] + [-1.0] * 100
+        summaries = _summary_rows(session)
+        SummaryStore(session).rebuild(run.id)
+        assert _summary_rows(session) == summaries
+
+
+def test_concurrent_overlapping_writers_leave_exact_summaries(database: Database, project: ProjectFixture) -> None:
+    # Writers with different values on overlapping steps, keys in their own orders: each
+    # refresh sees the points committed before it, so the stored summaries equal a rebuild
+    # from the final points.
+    import random
+
+    with database.session() as session:
+        run, _ = RunStore(session).create(project.id, "overlap-summaries", {}, [])
+    keys = [f"k{i}" for i in range(4)]
+    errors: list[BaseException] = []
+    writers = 6
+    barrier = threading.Barrier(writers)
+
+    def write(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            barrier.wait(timeout=30)
+            for round_ in range(3):
+                start = rng.randrange(0, 300)
+                batch = PointBatch()
+                order = keys[:]
+                rng.shuffle(order)
+                for key in order:
+                    steps = list(range(start, start + 200))
+                    batch.extend(key, steps, [seed * 1000.0 + round_ + s for s in steps], [1.0] * 200)
+                with database.session() as session:
+                    MetricStore(session).ingest(run.id, batch)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(seed,)) for seed in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with database.session() as session:
+        points = _points(session, run.id)
+        assert all(value % 1000.0 - step in (0.0, 1.0, 2.0) for (_, step), (value, _) in points.items())
+        summaries = _summary_rows(session)
+        assert summaries
+        SummaryStore(session).rebuild(run.id)
+        assert _summary_rows(session) == summaries
+
+
+def test_writers_of_different_steps_in_the_same_buckets_leave_exact_summaries(
+    database: Database, project: ProjectFixture
+) -> None:
+    # No two writers share a point, so no row lock orders them, but every summary bucket holds
+    # points of all of them: only the ingest lock (or SQLite's write lock) makes each refresh
+    # see the points the others committed.
+    with database.session() as session:
+        run, _ = RunStore(session).create(project.id, "interleaved", {}, [])
+    writers, rounds = 6, 4
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(writers)
+
+    def write(seed: int) -> None:
+        try:
+            for round_ in range(rounds):
+                barrier.wait(timeout=30)
+                steps = list(range(seed, 2400, writers))
+                batch = PointBatch()
+                for key in ("a", "b"):
+                    batch.extend(key, steps, [float(round_ * 10_000 + s) for s in steps], [1.0] * len(steps))
+                with database.session() as session:
+                    MetricStore(session).ingest(run.id, batch)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(seed,)) for seed in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with database.session() as session:
+        steps, values = MetricStore(session).read_arrays(run.id, ["a"])["a"]
+        assert steps.tolist() == list(range(2400))
+        assert values.tolist() == [float((rounds - 1) * 10_000 + s) for s in range(2400)]
+        summaries = _summary_rows(session)
+        SummaryStore(session).rebuild(run.id)
+        assert _summary_rows(session) == summaries
+
+
+def test_mlflow_batches_and_native_posts_to_one_run_never_deadlock(
+    live_server: str, project: ProjectFixture
+) -> None:
+    # An MLflow log-batch locks the run's row and then ingests; a native post takes the ingest
+    # lock and updates the run's row last. Both take the ingest lock first, so neither waits
+    # for the other in a cycle: every request is answered 200, every point stored.
+    import httpx
+
+    auth = project.auth()
+    with httpx.Client(base_url=live_server, headers=auth, timeout=60) as http:
+        r = http.post("/api/2.0/mlflow/runs/create", json={"experiment_id": "0"})
+        assert r.status_code == 200, r.text
+        run = r.json()["run"]["info"]["run_id"]
+    writers, rounds, width = 4, 6, 50
+    statuses: list[int] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2 * writers)
+
+    def native(seed: int) -> None:
+        try:
+            with httpx.Client(base_url=live_server, headers=auth, timeout=60) as http:
+                for round_ in range(rounds):
+                    barrier.wait(timeout=30)
+                    first = (round_ * writers + seed) * width
+                    body = {"steps": list(range(first, first + width)), "values": {"native": [1.0] * width}}
+                    statuses.append(http.post(f"/api/v1/runs/{run}/metrics", json=body).status_code)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    def mlflow(seed: int) -> None:
+        try:
+            with httpx.Client(base_url=live_server, headers=auth, timeout=60) as http:
+                for round_ in range(rounds):
+                    barrier.wait(timeout=30)
+                    first = (round_ * writers + seed) * width
+                    metrics = [
+                        {"key": "mlflow", "value": 2.0, "timestamp": 1000, "step": s}
+                        for s in range(first, first + width)
+                    ]
+                    body = {"run_id": run, "metrics": metrics, "tags": [{"key": f"w{seed}", "value": str(round_)}]}
+                    statuses.append(http.post("/api/2.0/mlflow/runs/log-batch", json=body).status_code)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=native, args=(s,)) for s in range(writers)]
+    threads += [threading.Thread(target=mlflow, args=(s,)) for s in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert statuses == [200] * (2 * writers * rounds)
+    with httpx.Client(base_url=live_server, headers=auth, timeout=60) as http:
+        counts = {k["key"]: k["count"] for k in http.get(f"/api/v1/runs/{run}/keys").json()}
+    assert counts == {"native": writers * rounds * width, "mlflow": writers * rounds * width}

@@ -6,6 +6,12 @@ again replaces its value. On PostgreSQL the rows go in through binary COPY built
 ``metric_point`` when nothing in the batch's step range exists yet (the common append case),
 otherwise into a temporary table followed by one ``INSERT … ON CONFLICT`` merge. On SQLite an
 ``executemany`` upsert does the same job.
+
+Writers of one run take turns only for the part that needs it: on PostgreSQL everything that can
+be done alone (parsing, key ids, the COPY payload, the temporary table) comes first, then the
+run's ingest lock (``lock_run_points``), then the point write and the summary refresh, and the
+run's row is updated last, so its row lock is held only for the commit. See
+docs/ARCHITECTURE.md, "An ingest", for why this order is deadlock-free and exact.
 """
 
 from __future__ import annotations
@@ -30,6 +36,31 @@ from backend.storage.values import from_storage
 # How many times a merge that lost a deadlock or a serialization conflict is tried in all;
 # beyond that the error reaches the API, which answers 503 with Retry-After.
 MERGE_ATTEMPTS = 5
+
+# The first half of the two-integer PostgreSQL advisory lock key of a run's ingest lock; the
+# second half is the run id. No other advisory lock in the schema uses this value.
+INGEST_LOCK_CLASS = 0x50530001
+
+# A replacing batch is compared with the stored points over its steps' range unless that range
+# is more than this many times the batch's size.
+UNCHANGED_SPAN = 4
+
+
+def lock_run_points(session: Session, run_id: int) -> None:
+    """Take run ``run_id``'s ingest lock until the transaction ends (PostgreSQL; a no-op on
+    SQLite, whose first write already locks the whole database until commit).
+
+    Every transaction that writes the run's points holds it while it writes them and refreshes
+    their summaries, so a refresh sees every point committed before it and no two writers of
+    one run wait on each other's point rows. Taking it again in the same transaction is free.
+    A transaction that locks the run's row and then ingests must take this lock first: the
+    ingest order is this lock, then the run's row (docs/ARCHITECTURE.md, "An ingest").
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:cls, :run)"), {"cls": INGEST_LOCK_CLASS, "run": run_id}
+    )
 
 
 class MetricStore:
@@ -84,18 +115,38 @@ class MetricStore:
                 f"keys: {len(batch.names)} distinct metric keys, the limit is {MAX_KEYS_PER_REQUEST} per request",
                 field="keys",
             )
+        # New keys are added before the run's ingest lock is taken: concurrent requests adding
+        # the same keys wait on each other here, in name order, never while holding that lock.
         ids = self.key_ids(batch.names, create=True)
-        self._check_keys_per_run(run_id, sorted(ids.values()))
         key_ids = np.asarray([ids[name] for name in batch.names], dtype=np.int32)[key_index]
         # One canonical order for every writer, key id then step: rows are locked in the order
         # they are written, so two requests with their keys in different orders cannot deadlock.
         order = np.lexsort((steps, key_ids))
         key_ids, steps, values, times = key_ids[order], steps[order], values[order], times[order]
-        times = np.where(np.isnan(times), time.time(), times)
+        timed = ~np.isnan(times)
+        times = np.where(timed, times, time.time())
         if self._dialect == "postgresql":
-            replaced = self._ingest_postgresql(run_id, key_ids, steps, values, times)
+            replaced, written = self._ingest_postgresql(
+                run_id, sorted(ids.values()), key_ids, steps, values, times, timed
+            )
         else:
-            replaced = self._ingest_sqlite(run_id, key_ids, steps, values, times)
+            self._check_keys_per_run(run_id, sorted(ids.values()))
+            replaced = self._ingest_sqlite(run_id, key_ids, steps, values, times, timed)
+            written = np.ones(len(steps), dtype=bool)
+        if not written.any():
+            # Every point was already stored as posted: nothing changed, so neither the
+            # summaries nor the run's row (whose updated_at keys the series cache) are touched.
+            return IngestResult(accepted=len(steps), replaced=replaced)
+        # Still under the ingest lock: the refresh sees every point of the run committed before.
+        # Points left as they were need none: their buckets are already right. When no written
+        # point replaced a stored one, the batch is merged into the summaries without reading
+        # points back (docs/ARCHITECTURE.md, "Summaries").
+        replaced_written = replaced - int(np.count_nonzero(~written))
+        SummaryStore(self.session).refresh(
+            run_id, key_ids[written], steps[written], values[written], appended=replaced_written == 0
+        )
+        # The run's row last, so its row lock (which other updates of the run wait for) is held
+        # only from here to the commit.
         max_step = int(steps.max())
         self.session.execute(
             update(RunRow)
@@ -110,9 +161,6 @@ class MetricStore:
                 updated_at=utcnow(),
             )
         )
-        # After the run's row is updated: its lock serialises writers of one run until commit.
-        # A batch that replaced nothing is merged into the summaries without reading points back.
-        SummaryStore(self.session).refresh(run_id, key_ids, steps, values, appended=replaced == 0)
         return IngestResult(accepted=len(steps), replaced=replaced)
 
     def _check_keys_per_run(self, run_id: int, key_ids: list[int]) -> None:
@@ -156,7 +204,13 @@ class MetricStore:
             )
 
     def _ingest_sqlite(
-        self, run_id: int, key_ids: np.ndarray, steps: np.ndarray, values: np.ndarray, times: np.ndarray
+        self,
+        run_id: int,
+        key_ids: np.ndarray,
+        steps: np.ndarray,
+        values: np.ndarray,
+        times: np.ndarray,
+        timed: np.ndarray,
     ) -> int:
         existing = self.session.execute(
             select(MetricPointRow.key_id, MetricPointRow.step).where(
@@ -167,35 +221,58 @@ class MetricStore:
         )
         found = {(k, s) for k, s in existing}
         rows = [
-            (run_id, k, s, None if v != v else v, t)  # NaN is stored as NULL on SQLite
-            for k, s, v, t in zip(key_ids.tolist(), steps.tolist(), values.tolist(), times.tolist(), strict=True)
+            (run_id, k, s, None if v != v else v, t, g)  # NaN is stored as NULL on SQLite
+            for k, s, v, t, g in zip(
+                key_ids.tolist(), steps.tolist(), values.tolist(), times.tolist(), timed.tolist(), strict=True
+            )
         ]
         replaced = sum(1 for r in rows if (r[1], r[2]) in found) if found else 0
         cursor = self.session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+        # As on PostgreSQL (``_unchanged``), a point stored as posted (its value, and its wall
+        # time when it came with one) is left as it is.
         cursor.executemany(
             "INSERT INTO metric_point (run_id, key_id, step, value, wall_time) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (run_id, key_id, step) DO UPDATE SET value = excluded.value, "
-            "wall_time = excluded.wall_time",
+            "wall_time = excluded.wall_time "
+            "WHERE metric_point.value IS NOT excluded.value OR (? AND metric_point.wall_time IS NOT excluded.wall_time)",
             rows,
         )
         cursor.close()
         return replaced
 
     def _ingest_postgresql(
-        self, run_id: int, key_ids: np.ndarray, steps: np.ndarray, values: np.ndarray, times: np.ndarray
-    ) -> int:
-        clash = self.session.execute(
-            text(
-                "SELECT EXISTS (SELECT 1 FROM metric_point WHERE run_id = :run "
-                "AND key_id = ANY(:keys) AND step BETWEEN :lo AND :hi)"
-            ),
-            {"run": run_id, "keys": np.unique(key_ids).tolist(), "lo": int(steps.min()), "hi": int(steps.max())},
-        ).scalar_one()
-        payload = binary_copy_payload(run_id, key_ids, steps, values, times)
+        self,
+        run_id: int,
+        batch_key_ids: list[int],
+        key_ids: np.ndarray,
+        steps: np.ndarray,
+        values: np.ndarray,
+        times: np.ndarray,
+        timed: np.ndarray,
+    ) -> tuple[int, np.ndarray]:
+        """Write the points; returns how many replaced a stored point and which were written."""
         conn = self.session.connection().connection.driver_connection  # psycopg.Connection
+        written = np.ones(len(steps), dtype=bool)
+        unchanged = 0
+        # Before the run's ingest lock, reading without waiting: whether the batch replaces
+        # anything, and if so which of its points would change nothing; the rest are staged in
+        # the temporary table for the merge.
+        clash = self._clash(run_id, key_ids, steps)
+        if clash:
+            written = ~self._unchanged(run_id, key_ids, steps, values, times, timed)
+            unchanged = int(np.count_nonzero(~written))
+            if not written.any():
+                return unchanged, written
+            key_ids, steps, values, times = key_ids[written], steps[written], values[written], times[written]
+        payload = binary_copy_payload(run_id, key_ids, steps, values, times)
+        if clash:
+            self._stage(conn, payload)
+        lock_run_points(self.session, run_id)
+        # Under the lock, so concurrent batches cannot together pass the per-run key limit.
+        self._check_keys_per_run(run_id, batch_key_ids)
         if not clash:
-            # Append path: nothing can conflict except a concurrent writer, which the savepoint
-            # catches, falling through to the merge below.
+            # Append path. A writer that committed the same steps while this request waited for
+            # the lock makes the COPY fail; the savepoint undoes it and the merge below runs.
             try:
                 # psycopg's own transaction block inside the open transaction is a savepoint.
                 with conn.transaction():
@@ -205,21 +282,15 @@ class MetricStore:
                             "FROM STDIN (FORMAT BINARY)"
                         ) as copy:
                             copy.write(payload)
-                return 0
+                return 0, written
             except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
-                pass
+                self._stage(conn, payload)
         for attempt in range(1, MERGE_ATTEMPTS + 1):
             try:
-                # A savepoint: a deadlock or serialization failure undoes only this merge,
-                # which is then tried again, up to MERGE_ATTEMPTS times.
+                # A savepoint: a deadlock or serialization failure (with a writer that does not
+                # take the ingest lock) undoes only this merge, which is then tried again, up to
+                # MERGE_ATTEMPTS times; the staged rows outlive it.
                 with conn.transaction(), conn.cursor() as cur:
-                    cur.execute(
-                        "CREATE TEMP TABLE IF NOT EXISTS ingest_points (run_id int, key_id int, step bigint, "
-                        "value float8, wall_time float8) ON COMMIT DELETE ROWS"
-                    )
-                    cur.execute("TRUNCATE ingest_points")
-                    with cur.copy("COPY ingest_points FROM STDIN (FORMAT BINARY)") as copy:
-                        copy.write(payload)
                     cur.execute(
                         "WITH merged AS ("
                         " INSERT INTO metric_point (run_id, key_id, step, value, wall_time)"
@@ -231,12 +302,95 @@ class MetricStore:
                         " SELECT count(*) FILTER (WHERE was_update) FROM merged"
                     )
                     (replaced,) = cur.fetchone()
-                return int(replaced)
+                return unchanged + int(replaced), written
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
                 if attempt == MERGE_ATTEMPTS:
                     raise
                 time.sleep(random.uniform(0.005, 0.02) * attempt)
         raise AssertionError("unreachable")
+
+    def _clash(self, run_id: int, key_ids: np.ndarray, steps: np.ndarray) -> bool:
+        """Whether the run may already hold a point in the batch's keys and step range."""
+        return bool(
+            self.session.execute(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM metric_point WHERE run_id = :run "
+                    "AND key_id = ANY(:keys) AND step BETWEEN :lo AND :hi)"
+                ),
+                {"run": run_id, "keys": np.unique(key_ids).tolist(), "lo": int(steps.min()), "hi": int(steps.max())},
+            ).scalar_one()
+        )
+
+    def _unchanged(
+        self,
+        run_id: int,
+        key_ids: np.ndarray,
+        steps: np.ndarray,
+        values: np.ndarray,
+        times: np.ndarray,
+        timed: np.ndarray,
+    ) -> np.ndarray:
+        """Which points the run already holds as posted: the same value, bit for bit, and, when
+        the point came with a wall time, the same wall time. Writing them again would change
+        nothing, so they are not written; they count as replaced all the same.
+
+        ``key_ids`` and ``steps`` are sorted by key, then step. The stored points are read per
+        key over the batch's step range, packed as in ``_copy_out``; a batch whose ranges span
+        more than ``UNCHANGED_SPAN`` times its size (a few far-apart steps) is not checked and
+        is written whole.
+        """
+        unchanged = np.zeros(len(steps), dtype=bool)
+        bounds = np.flatnonzero(np.diff(key_ids)) + 1
+        starts = np.concatenate(([0], bounds))
+        ends = np.append(bounds, len(steps)) - 1
+        lo, hi = steps[starts], steps[ends]
+        if int((hi - lo + 1).sum()) > UNCHANGED_SPAN * len(steps):
+            return unchanged
+        conn = self.session.connection().connection.driver_connection
+        with conn.cursor(binary=True) as cur:
+            # NULL values (none is written on PostgreSQL) are left out, so they never match.
+            cur.execute(
+                "SELECT key_id, string_agg(int8send(step), ''::bytea),"
+                " string_agg(float8send(value), ''::bytea),"
+                " string_agg(float8send(coalesce(wall_time, 'NaN'::float8)), ''::bytea)"
+                " FROM (SELECT p.key_id, p.step, p.value, p.wall_time"
+                " FROM unnest(%s::int[], %s::int8[], %s::int8[]) AS s(k, lo, hi)"
+                " JOIN metric_point AS p ON p.run_id = %s AND p.key_id = s.k"
+                " AND p.step BETWEEN s.lo AND s.hi AND p.value IS NOT NULL"
+                " ORDER BY p.key_id, p.step) AS ordered GROUP BY key_id",
+                (key_ids[starts].tolist(), lo.tolist(), hi.tolist(), run_id),
+            )
+            stored = {key: blobs for key, *blobs in cur.fetchall()}
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            found = stored.get(int(key_ids[start]))
+            if found is None:
+                continue
+            # Bit patterns compared: 0.0 and -0.0 differ, a NaN matches the same NaN.
+            have_steps, have_values, have_times = (
+                np.frombuffer(blob, dtype=dtype).astype(np.int64)
+                for blob, dtype in zip(found, (">i8", ">i8", ">i8"), strict=True)
+            )
+            mine = slice(start, end + 1)
+            at = np.searchsorted(have_steps, steps[mine])
+            hit = at < have_steps.size
+            at = np.where(hit, at, 0)
+            hit &= have_steps[at] == steps[mine]
+            hit &= have_values[at] == values[mine].view(np.int64)
+            hit &= ~timed[mine] | (have_times[at] == times[mine].view(np.int64))
+            unchanged[mine] = hit
+        return unchanged
+
+    @staticmethod
+    def _stage(conn: psycopg.Connection, payload: bytes) -> None:
+        """The batch's rows into the session's temporary table, which the merge reads."""
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS ingest_points (run_id int, key_id int, step bigint, "
+                "value float8, wall_time float8) ON COMMIT DELETE ROWS"
+            )
+            cur.execute("TRUNCATE ingest_points")
+            with cur.copy("COPY ingest_points FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(payload)
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Series summaries: the stored multi-resolution buckets of each run's series.
 
-``refresh`` runs in the ingesting transaction after the points are written (and after the run's
-row is updated, which holds its lock until commit, so two writers of one run refresh one after
-the other and each sees the other's committed points and rows). It touches only the buckets the
+``refresh`` runs in the ingesting transaction after the points are written, under the run's
+ingest lock (``lock_run_points`` in ``backend/storage/metrics.py``; on SQLite the database's write
+lock), so two writers of one run refresh one after the other and each sees the other's
+committed points and rows. It touches only the buckets the
 batch touched, at every level, in one of two ways:
 
 - a batch that only added points (none replaced a stored value) is summarised from its own
@@ -15,9 +16,8 @@ batch touched, at every level, in one of two ways:
 
 Both give the same rows (the mean up to rounding). ``rebuild`` recomputes a whole run from its
 points, a window at a time, for points loaded around the API. Every statement filters by
-``run_id``. See
-``backend/series_summary.py`` for what a bucket holds and docs/ARCHITECTURE.md, "Summaries", for
-how the comparison reads them.
+``run_id``. See ``backend/series_summary.py`` for what a bucket holds and docs/ARCHITECTURE.md,
+"Summaries", for how the comparison reads them.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from backend.api.schemas import RunOut
 from backend.domain import RunStatus
 from backend.errors import BadInput, Conflict, TooLarge
 from backend.importers import read_bytes
-from backend.storage.metrics import MetricStore
+from backend.storage.metrics import MetricStore, lock_run_points
 from backend.storage.runs import RunStore
 
 router = APIRouter(tags=["imports"])
@@ -92,6 +92,9 @@ def import_history(
         run, created = runs.create(
             project.id, name=name, config=history.config, tags=[f"imported:{format}"], external_id=history.external_id
         )
+    # The run's ingest lock before its row is updated: the order every ingest keeps
+    # (docs/ARCHITECTURE.md, "An ingest").
+    lock_run_points(session, run.id)
     if not created and history.config and {**run.config, **history.config} != run.config:
         runs.update(run.id, config={**run.config, **history.config})
     result = MetricStore(session).ingest(run.id, history.batch())

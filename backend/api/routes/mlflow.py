@@ -34,7 +34,7 @@ from backend.mlflow_compat.search import (
 )
 from backend.settings import Settings
 from backend.storage.logged_models import LoggedModelStore
-from backend.storage.metrics import MetricStore
+from backend.storage.metrics import MetricStore, lock_run_points
 from backend.storage.mlflow import TrackingStore
 from backend.storage.projects import ProjectStore
 from backend.storage.runs import RunStore
@@ -296,6 +296,10 @@ def _write(
     batch = _point_batch(metrics)
     # MLflow clients log asynchronously from several threads; holding the run's lock makes
     # concurrent batches of one run (the same step logged twice, say) apply one after another.
+    # A batch with metrics takes the run's ingest lock before its row, the order every ingest
+    # keeps (docs/ARCHITECTURE.md, "An ingest").
+    if metrics:
+        lock_run_points(session, run.id)
     locked = TrackingStore(session).lock_run(run.id)
     if params or tags:
         change = ml.RunChange(locked)
