@@ -219,6 +219,8 @@ def test_ingest_lock_orders_writers_of_a_run(database: Database, project: Projec
                         " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
                     )
                 ).scalar_one()
+                # pg_stat_activity is read once per transaction: end it so the next read is fresh.
+                probe.rollback()
                 if lock_waits or not waiting.is_alive():
                     break
                 time.sleep(0.05)

@@ -266,7 +266,7 @@ _KEYS = ("reward", "kl", "entropy")
 # often enough to be first, last, minimum, maximum or a whole bucket.
 _VALUES = st.one_of(
     st.sampled_from([0.0, 1.0, -1.0, 2.5, math.nan, math.inf, -math.inf]),
-    st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False),
+    st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, allow_subnormal=False),
 )
 
 
