@@ -85,6 +85,15 @@ def test_worker_runs_the_legs_for_its_engine_only(
     saved = client.get(f"/api/v1/comparisons/{done['comparison_id']}").json()
     assert saved["reference"] == [done["legs"][0]["run_id"]]
     assert saved["candidates"] == [done["legs"][1]["run_id"]]
+    # Each step is posted with the wall time it finished at: the comparison can use time as x.
+    compared = client.get("/api/v1/compare", params={
+        "reference": saved["reference"][0], "candidates": saved["candidates"][0], "include": "wall_time",
+    })
+    assert compared.status_code == 200, compared.text
+    for run_id, run in compared.json()["runs"].items():
+        wall = run["wall_time"]
+        assert wall is not None, run_id
+        assert wall["seconds"][0] == 0 and wall["seconds"] == sorted(wall["seconds"]), wall
     api.close()
 
 

@@ -53,12 +53,14 @@ class MetricBuffer:
         self.run_id = run_id
         self.every_steps = every_steps
         self.every_seconds = every_seconds
-        self.rows: list[tuple[int, dict[str, float], None]] = []
+        self.rows: list[tuple[int, dict[str, float], float]] = []
         self.posted = 0
         self._last_flush = time.monotonic()
 
     def add(self, step: int, metrics: Mapping[str, float]) -> None:
-        self.rows.append((step, {key: float(value) for key, value in metrics.items()}, None))
+        # Each step carries the wall time it finished at, so the compare page can draw the run
+        # against relative wall time (docs/COMPARE.md).
+        self.rows.append((step, {key: float(value) for key, value in metrics.items()}, time.time()))
         if len(self.rows) >= self.every_steps or time.monotonic() - self._last_flush >= self.every_seconds:
             self.flush()
 
