@@ -117,6 +117,10 @@ class MetricStore:
             )
         # New keys are added before the run's ingest lock is taken: concurrent requests adding
         # the same keys wait on each other here, in name order, never while holding that lock.
+        # On SQLite this insert, even when every key exists, is the transaction's first write: it
+        # takes the database's write lock, so the read of existing points that follows sees every
+        # writer committed before and the replacement count is exact. It must stay first
+        # (tests/test_ingest_concurrency.py, the concurrent writers test, fails otherwise).
         ids = self.key_ids(batch.names, create=True)
         key_ids = np.asarray([ids[name] for name in batch.names], dtype=np.int32)[key_index]
         # One canonical order for every writer, key id then step: rows are locked in the order
