@@ -105,6 +105,50 @@ def test_summaries_follow_appends_and_replacements(
     assert_summaries_match_points(database, run_id, "reward")
 
 
+def test_long_appends_and_interleaved_steps_keep_exact_summaries(
+    client: TestClient, database: Database, project: ProjectFixture, run_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL an append-only batch COPYs the rows of the buckets between its first and
+    # last one per key and level and merges only those two; a batch whose steps interleave with
+    # stored ones makes that COPY meet stored rows, and every row is merged instead.
+    merged: list[int] = []
+    upsert = SummaryStore._upsert_merging
+    monkeypatch.setattr(SummaryStore, "_upsert_merging",
+                        lambda self, run, keys, *rest: merged.append(keys.size) or upsert(self, run, keys, *rest))
+    rng = np.random.default_rng(7)
+    steps = np.arange(0, 8000, dtype=np.int64)
+    values = rng.normal(0, 1, steps.size)
+    values[320:352] = np.nan  # two whole finest buckets of NaN: NULL min, max and mean
+    values[1000] = np.inf
+    postgresql = database.engine.dialect.name == "postgresql"
+
+    even = steps[:4000:2]
+    post(client, project, run_id, even, {"reward": values[even], "kl": values[even] * 2})
+    assert_summaries_match_points(database, run_id, "reward")
+    assert_summaries_match_points(database, run_id, "kl")
+    if postgresql:
+        # Per key, the first and last bucket of the four levels narrower than the 4,000 steps
+        # and the one bucket of each of the three wider ones: 2 × (4 × 2 + 3).
+        assert merged == [22]
+    merged.clear()
+
+    odd = steps[1:4000:2]
+    result = post(client, project, run_id, odd, {"reward": values[odd], "kl": values[odd] * 2})
+    assert result["replaced"] == 0
+    assert_summaries_match_points(database, run_id, "reward")
+    assert_summaries_match_points(database, run_id, "kl")
+    if postgresql:
+        # Every row of the batch, after the COPY of the inner ones met the stored rows.
+        assert merged == [2 * (250 + 63 + 16 + 4 + 1 + 1 + 1)]
+    merged.clear()
+
+    post(client, project, run_id, steps[4000:], {"reward": values[4000:], "kl": values[4000:] * 2})
+    assert_summaries_match_points(database, run_id, "reward")
+    assert_summaries_match_points(database, run_id, "kl")
+    if postgresql:
+        assert merged and merged[0] <= 28
+
+
 def test_compare_over_a_long_window_reads_summaries_and_draws_spikes_and_the_last_point(
     client: TestClient, database: Database, project: ProjectFixture
 ) -> None:

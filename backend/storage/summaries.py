@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 import numpy as np
+import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from sqlalchemy import delete, func, select
@@ -161,8 +162,7 @@ class SummaryStore:
         keys = np.concatenate([keys for _, keys, _ in batch])
         rows = BucketStats.concat([rows for _, _, rows in batch])
         if self._postgresql:
-            # One statement: the database merges each row into its bucket's stored row.
-            self._upsert_merging(run_id, keys, levels, rows)
+            self._insert_appended(run_id, keys, levels, rows)
             return
         # The stored rows of the touched buckets (consecutive touched buckets of one key and
         # level make one span), merged here and written back over them.
@@ -447,6 +447,42 @@ class SummaryStore:
             return [np.empty(0, np.int64), *(np.empty(0, dtype=d) for d in wire)]
         return [np.concatenate(keys), *(np.concatenate(parts) for parts in columns)]
 
+    def _insert_appended(self, run_id: int, keys: np.ndarray, levels: np.ndarray, rows: BucketStats) -> None:
+        """Store the rows of an append-only batch on PostgreSQL (rows sorted by level, then key,
+        then bucket).
+
+        Only the first and last bucket of each key and level can already have a stored row in
+        the common case, a batch that extends its series past what is stored: they are merged
+        by ``_upsert_merging``. The buckets between them hold none of the run's stored points, so
+        their rows are new and go in by one binary COPY, about four times cheaper per row than
+        the merging insert. A batch interleaved with stored steps (even steps stored, odd ones
+        posted) breaks that assumption: the COPY then meets a stored row, is undone by its
+        savepoint, and every row is merged instead.
+        """
+        if keys.size == 0:
+            return
+        edge = np.ones(keys.size, dtype=bool)
+        if keys.size > 2:
+            series = (keys[1:] != keys[:-1]) | (levels[1:] != levels[:-1])
+            edge[1:-1] = series[:-1] | series[1:]
+        if np.count_nonzero(~edge) < _COPY_AT_LEAST:
+            self._upsert_merging(run_id, keys, levels, rows)
+            return
+        inner = ~edge
+        conn = self.session.connection().connection.driver_connection
+        try:
+            # psycopg's transaction block inside the open transaction is a savepoint.
+            with conn.transaction(), conn.cursor() as cur:
+                with cur.copy(
+                    f"COPY metric_summary (run_id, key_id, level, bucket, {', '.join(_STAT_FIELDS)})"
+                    " FROM STDIN (FORMAT BINARY)"
+                ) as copy:
+                    copy.write(_summary_copy_payload(run_id, keys[inner], levels[inner], rows.take(inner)))
+        except psycopg.errors.UniqueViolation:
+            self._upsert_merging(run_id, keys, levels, rows)
+            return
+        self._upsert_merging(run_id, keys[edge], levels[edge], rows.take(edge))
+
     def _upsert_merging(self, run_id: int, keys: np.ndarray, levels: np.ndarray, rows: BucketStats) -> None:
         """Insert rows of points none of which is stored yet; a bucket that already has a row
         gets the two merged, in the same statement (the rules of ``_merge_disjoint``)."""
@@ -564,6 +600,38 @@ class SummaryStore:
             rows,
         )
         cursor.close()
+
+
+# Fewer new rows than this go through the merging insert with the rest: below it the COPY's own
+# round trips cost more than it saves.
+_COPY_AT_LEAST = 64
+
+
+def _summary_copy_payload(run_id: int, keys: np.ndarray, levels: np.ndarray, rows: BucketStats) -> bytes:
+    """A binary COPY stream of ``metric_summary`` rows, built by numpy: every tuple laid out at
+    full width, then the value bytes of each NULL field (NaN in a value column, NO_STEP in a step
+    column) cut out and its length set to -1, as the format wants."""
+    columns = [("run_id", ">i4", np.full(keys.size, run_id)), ("key_id", ">i4", keys),
+               ("level", ">i2", levels), ("bucket", ">i8", rows.bucket)]
+    columns += [(name, _WIRE[name], getattr(rows, name)) for name in _STAT_FIELDS]
+    layout = np.dtype([("n", ">i2")] + [
+        item for index, (_, wire, _) in enumerate(columns) for item in ((f"l{index}", ">i4"), (f"v{index}", wire))
+    ])
+    tuples = np.empty(keys.size, dtype=layout)
+    tuples["n"] = len(columns)
+    keep: np.ndarray | None = None
+    for index, (name, wire, column) in enumerate(columns):
+        tuples[f"v{index}"] = column
+        tuples[f"l{index}"] = int(wire[-1])
+        null = _null(name, column)
+        if null is not None and null.any():
+            tuples[f"l{index}"][null] = -1
+            if keep is None:
+                keep = np.ones((keys.size, layout.itemsize), dtype=bool)
+            offset = layout.fields[f"v{index}"][1]
+            keep[null, offset:offset + int(wire[-1])] = False
+    body = tuples.tobytes() if keep is None else tuples.view(np.uint8).reshape(keys.size, -1)[keep].tobytes()
+    return b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + body + b"\xff\xff"
 
 
 def _finest_rows(
