@@ -53,10 +53,11 @@ def project_token(url: str, slug: str, scope: Scope) -> str:
 
 
 @contextmanager
-def running_server(database_url: str) -> Iterator[str]:
-    """`parityscope serve` on a free port for the duration; yields its base URL."""
+def running_server(database_url: str, workers: int = 1) -> Iterator[str]:
+    """`parityscope serve` with ``workers`` processes on a free port for the duration; yields
+    its base URL."""
     port = free_port()
-    env = os.environ | {"PARITYSCOPE_DATABASE_URL": database_url}
+    env = os.environ | {"PARITYSCOPE_DATABASE_URL": database_url, "PARITYSCOPE_WORKERS": str(workers)}
     server = subprocess.Popen(
         [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

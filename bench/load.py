@@ -1,7 +1,7 @@
 """Concurrent writers against `parityscope serve` on PostgreSQL: no 5xx, every point once.
 
     .venv/bin/python bench/load.py [--writers 32] [--points 50000] [--keys 10] [--per-request 5000]
-                                   [--scenario both] [--waits]
+                                   [--scenario both] [--waits] [--server-workers 1]
 
 Two scenarios, each on a fresh database:
   distinct  every writer posts its own run;
@@ -107,7 +107,7 @@ def run_scenario(args: argparse.Namespace, shared: bool) -> dict:
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
     try:
-        with running_server(url) as base:
+        with running_server(url, workers=args.server_workers) as base:
             auth = {"Authorization": f"Bearer {token}"}
             with httpx.Client(base_url=base, headers=auth, timeout=120) as http:
                 run_ids = [
@@ -156,6 +156,7 @@ def run_scenario(args: argparse.Namespace, shared: bool) -> dict:
         lat = np.asarray(latencies)
         return {
             "scenario": "shared" if shared else "distinct",
+            "server_workers": args.server_workers,
             "writers": args.writers,
             "points_per_writer": steps_total * args.keys,
             "requests": int(lat.size),
@@ -181,6 +182,8 @@ def main() -> None:
     parser.add_argument("--per-request", type=int, default=5_000)
     parser.add_argument("--scenario", choices=["distinct", "shared", "both"], default="both")
     parser.add_argument("--waits", action="store_true", help="sample pg_stat_activity during the load")
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="server processes (PARITYSCOPE_WORKERS; docker-compose.yml runs 4)")
     args = parser.parse_args()
     scenarios = {"distinct": [False], "shared": [True], "both": [False, True]}[args.scenario]
     failed = False

@@ -252,6 +252,74 @@ def test_ingest_lock_orders_writers_of_a_run(database: Database, project: Projec
         assert _same_summaries(_summary_rows(session), summaries)
 
 
+def test_a_writer_that_waited_for_the_lock_leaves_what_the_holder_stored(
+    database: Database, project: ProjectFixture
+) -> None:
+    # Two writers of one run post overlapping steps with the same values. The second waits for
+    # the first's ingest lock; once it has it, it looks again and writes only the points the
+    # first did not store: the overlap keeps the first writer's row versions.
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("the ingest lock is PostgreSQL's; SQLite's write lock orders whole transactions")
+    from sqlalchemy import text
+
+    with database.session() as session:
+        run, _ = RunStore(session).create(project.id, "overlap", {}, [])
+
+    def batch(lo: int, hi: int) -> PointBatch:
+        points = PointBatch()
+        for key in ("loss", "kl"):
+            points.extend(key, list(range(lo, hi)), [s * 0.5 for s in range(lo, hi)], [1000.0 + s for s in range(lo, hi)])
+        return points
+
+    with database.session() as session:  # the keys exist, so neither writer waits to add them
+        MetricStore(session).ingest(run.id, batch(0, 10))
+    results: dict[str, object] = {}
+
+    def write() -> None:
+        try:
+            with database.session() as session:
+                results["second"] = MetricStore(session).ingest(run.id, batch(150, 250))
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            results["second"] = exc
+
+    versions = (
+        "SELECT key_id, step, xmin::text FROM metric_point WHERE run_id = :run AND step BETWEEN 100 AND 199"
+        " ORDER BY 1, 2"
+    )
+    with database.session() as holder:
+        lock_run_points(holder, run.id)
+        assert MetricStore(holder).ingest(run.id, batch(100, 200)).replaced == 0
+        waiting = threading.Thread(target=write)
+        waiting.start()
+        with database.engine.connect() as probe:
+            for _ in range(200):
+                lock_waits = probe.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                    )
+                ).scalar_one()
+                probe.rollback()
+                if lock_waits or not waiting.is_alive():
+                    break
+                time.sleep(0.05)
+        assert lock_waits == 1 and waiting.is_alive()
+    waiting.join(timeout=30)
+    with database.session() as session:
+        stored = session.execute(text(versions), {"run": run.id}).all()
+    assert len(stored) == 200 and len({xmin for _, _, xmin in stored}) == 1  # all the first writer's
+    assert results["second"].replaced == 100  # type: ignore[union-attr]
+    with database.session() as session:
+        for key in ("loss", "kl"):
+            steps, values = MetricStore(session).read_arrays(run.id, [key])[key]
+            expected = [*range(10), *range(100, 250)]
+            assert steps.tolist() == expected
+            assert values.tolist() == [s * 0.5 for s in expected]
+        summaries = _summary_rows(session)
+        SummaryStore(session).rebuild(run.id)
+        assert _same_summaries(_summary_rows(session), summaries)
+
+
 def test_concurrent_overlapping_writers_leave_exact_summaries(database: Database, project: ProjectFixture) -> None:
     # Writers with different values on overlapping steps, keys in their own orders: each
     # refresh sees the points committed before it, so the stored summaries equal a rebuild

@@ -42,9 +42,12 @@ MERGE_ATTEMPTS = 5
 # second half is the run id. No other advisory lock in the schema uses this value.
 INGEST_LOCK_CLASS = 0x50530001
 
-# A replacing batch is compared with the stored points over its steps' range unless that range
-# is more than this many times the batch's size.
+# A replacing batch is compared with the stored points over its steps' ranges unless they span
+# more than this many times the batch's size. A key's steps make one range, cut wherever two
+# consecutive steps are more than UNCHANGED_GAP apart (a batch that wraps around, steps 4,800 to
+# 4,999 then 0 to 299, makes two).
 UNCHANGED_SPAN = 4
+UNCHANGED_GAP = 64
 
 
 def lock_run_points(session: Session, run_id: int) -> None:
@@ -62,6 +65,16 @@ def lock_run_points(session: Session, run_id: int) -> None:
     session.execute(
         text("SELECT pg_advisory_xact_lock(:cls, :run)"), {"cls": INGEST_LOCK_CLASS, "run": run_id}
     )
+
+
+def try_lock_run_points(session: Session, run_id: int) -> bool:
+    """Take run ``run_id``'s ingest lock if no other transaction holds it; whether it was taken
+    (always True on SQLite, and when this transaction holds it already)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.execute(
+        text("SELECT pg_try_advisory_xact_lock(:cls, :run)"), {"cls": INGEST_LOCK_CLASS, "run": run_id}
+    ).scalar_one())
 
 
 class MetricStore:
@@ -312,11 +325,29 @@ class MetricStore:
             unchanged = int(np.count_nonzero(~written))
             if not written.any():
                 return unchanged, written
-            key_ids, steps, values, times = key_ids[written], steps[written], values[written], times[written]
+            key_ids, steps, values, times, timed = (
+                key_ids[written], steps[written], values[written], times[written], timed[written]
+            )
         payload = binary_copy_payload(run_id, key_ids, steps, values, times)
         if clash:
             self._stage(conn, payload)
-        lock_run_points(self.session, run_id)
+        if not try_lock_run_points(self.session, run_id):
+            lock_run_points(self.session, run_id)
+            # Other writers of the run committed while this one waited. Points they stored as
+            # this batch posts them are not written again: where writers overlap (a shared run's
+            # first pass over its steps) each would otherwise rewrite, and re-summarise, what the
+            # one before it wrote. Nobody else can write the run now, so this look is final.
+            again = self._unchanged(run_id, key_ids, steps, values, times, timed)
+            if again.any():
+                written[np.flatnonzero(written)[again]] = False
+                unchanged += int(np.count_nonzero(again))
+                if not written.any():
+                    return unchanged, written
+                keep = ~again
+                key_ids, steps, values, times = key_ids[keep], steps[keep], values[keep], times[keep]
+                payload = binary_copy_payload(run_id, key_ids, steps, values, times)
+                if clash:
+                    self._stage(conn, payload)
         # Under the lock, so concurrent batches cannot together pass the per-run key limit. Keys
         # the run already had before the lock cannot add to its count.
         self._check_keys_per_run(run_id, new_key_ids)
@@ -332,7 +363,7 @@ class MetricStore:
                             "FROM STDIN (FORMAT BINARY)"
                         ) as copy:
                             copy.write(payload)
-                return 0, written
+                return unchanged, written
             except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
                 self._stage(conn, payload)
         for attempt in range(1, MERGE_ATTEMPTS + 1):
@@ -373,12 +404,12 @@ class MetricStore:
         nothing, so they are not written; they count as replaced all the same.
 
         ``key_ids`` and ``steps`` are sorted by key, then step. The stored points are read per
-        key over the batch's step range, packed as in ``_copy_out``; a batch whose ranges span
-        more than ``UNCHANGED_SPAN`` times its size (a few far-apart steps) is not checked and
-        is written whole.
+        range of the batch's steps (see ``UNCHANGED_GAP``), packed as in ``_copy_out``; a batch
+        whose ranges span more than ``UNCHANGED_SPAN`` times its size (a few far-apart steps) is
+        not checked and is written whole.
         """
         unchanged = np.zeros(len(steps), dtype=bool)
-        bounds = np.flatnonzero(np.diff(key_ids)) + 1
+        bounds = np.flatnonzero((np.diff(key_ids) != 0) | (np.diff(steps) > UNCHANGED_GAP)) + 1
         starts = np.concatenate(([0], bounds))
         ends = np.append(bounds, len(steps)) - 1
         lo, hi = steps[starts], steps[ends]
@@ -398,16 +429,19 @@ class MetricStore:
                 " ORDER BY p.key_id, p.step) AS ordered GROUP BY key_id",
                 (key_ids[starts].tolist(), lo.tolist(), hi.tolist(), run_id),
             )
-            stored = {key: blobs for key, *blobs in cur.fetchall()}
+            stored = {}
+            for key, *blobs in cur.fetchall():
+                # Bit patterns compared: 0.0 and -0.0 differ, a NaN matches the same NaN.
+                columns = [np.frombuffer(blob, dtype=">i8").astype(np.int64) for blob in blobs]
+                if columns[0].size > 1 and np.any(np.diff(columns[0]) < 0):
+                    order = np.argsort(columns[0], kind="stable")
+                    columns = [column[order] for column in columns]
+                stored[key] = columns
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
             found = stored.get(int(key_ids[start]))
             if found is None:
                 continue
-            # Bit patterns compared: 0.0 and -0.0 differ, a NaN matches the same NaN.
-            have_steps, have_values, have_times = (
-                np.frombuffer(blob, dtype=dtype).astype(np.int64)
-                for blob, dtype in zip(found, (">i8", ">i8", ">i8"), strict=True)
-            )
+            have_steps, have_values, have_times = found
             mine = slice(start, end + 1)
             at = np.searchsorted(have_steps, steps[mine])
             hit = at < have_steps.size
