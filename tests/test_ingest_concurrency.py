@@ -192,6 +192,32 @@ def test_reposting_points_as_stored_changes_nothing(database: Database, project:
     assert after[("timed", 8)] == (4.0, 5000.0)
 
 
+def test_a_wrapping_batch_reposted_as_stored_is_not_rewritten(database: Database, project: ProjectFixture) -> None:
+    # Steps 4,800-4,999 then 0-299 of a key, stored already: their one range, 0-4,999, is ten
+    # times the batch, but cut at the gap it is two ranges of the batch's own size, so the
+    # stored points are compared and none is written again.
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("row versions (xmin) are PostgreSQL's")
+    from sqlalchemy import text
+
+    with database.session() as session:
+        run, _ = RunStore(session).create(project.id, "wrap", {}, [])
+    everything = PointBatch()
+    everything.extend("loss", list(range(5000)), [s * 0.25 for s in range(5000)], [10.0 + s for s in range(5000)])
+    with database.session() as session:
+        MetricStore(session).ingest(run.id, everything)
+    versions = "SELECT step, xmin::text FROM metric_point WHERE run_id = :run ORDER BY step"
+    with database.session() as session:
+        before = session.execute(text(versions), {"run": run.id}).all()
+    steps = [*range(4800, 5000), *range(300)]
+    wrapping = PointBatch()
+    wrapping.extend("loss", steps, [s * 0.25 for s in steps], [10.0 + s for s in steps])
+    with database.session() as session:
+        assert MetricStore(session).ingest(run.id, wrapping).replaced == 500
+    with database.session() as session:
+        assert session.execute(text(versions), {"run": run.id}).all() == before
+
+
 def test_ingest_lock_orders_writers_of_a_run(database: Database, project: ProjectFixture) -> None:
     # On PostgreSQL a write of new points waits for the run's ingest lock; a post of points
     # stored as they are takes no lock and returns at once.
