@@ -18,6 +18,27 @@ from backend.storage.summaries import SummaryStore
 from tests.conftest import ProjectFixture
 
 
+def advisory_waits(database: Database, waiting: threading.Thread) -> int:
+    """How many sessions wait for an advisory lock, once one does or ``waiting`` has ended
+    (polled for up to 10 s)."""
+    from sqlalchemy import text
+
+    with database.engine.connect() as probe:
+        for _ in range(200):
+            lock_waits = probe.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                )
+            ).scalar_one()
+            # pg_stat_activity is read once per transaction: end it so the next read is fresh.
+            probe.rollback()
+            if lock_waits or not waiting.is_alive():
+                break
+            time.sleep(0.05)
+    return int(lock_waits)
+
+
 def run_together(calls: list[tuple[Callable[..., None], tuple]]) -> None:
     """Run each ``(function, args)`` in a thread of its own, all at once; fail with the first
     exception any of them raised."""
@@ -223,7 +244,6 @@ def test_ingest_lock_orders_writers_of_a_run(database: Database, project: Projec
     # stored as they are takes no lock and returns at once.
     if database.engine.dialect.name != "postgresql":
         pytest.skip("the ingest lock is PostgreSQL's; SQLite's write lock orders whole transactions")
-    from sqlalchemy import text
 
     with database.session() as session:
         run, _ = RunStore(session).create(project.id, "locked", {}, [])
@@ -247,19 +267,7 @@ def test_ingest_lock_orders_writers_of_a_run(database: Database, project: Projec
         lock_run_points(holder, run.id)
         waiting = threading.Thread(target=write, args=("new", new))
         waiting.start()
-        with database.engine.connect() as probe:
-            for _ in range(200):
-                lock_waits = probe.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                        " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
-                    )
-                ).scalar_one()
-                # pg_stat_activity is read once per transaction: end it so the next read is fresh.
-                probe.rollback()
-                if lock_waits or not waiting.is_alive():
-                    break
-                time.sleep(0.05)
+        lock_waits = advisory_waits(database, waiting)
         assert lock_waits == 1 and waiting.is_alive() and "new" not in results
         again = threading.Thread(target=write, args=("again", first))
         again.start()
@@ -317,18 +325,7 @@ def test_a_writer_that_waited_for_the_lock_leaves_what_the_holder_stored(
         assert MetricStore(holder).ingest(run.id, batch(100, 200)).replaced == 0
         waiting = threading.Thread(target=write)
         waiting.start()
-        with database.engine.connect() as probe:
-            for _ in range(200):
-                lock_waits = probe.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                        " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
-                    )
-                ).scalar_one()
-                probe.rollback()
-                if lock_waits or not waiting.is_alive():
-                    break
-                time.sleep(0.05)
+        lock_waits = advisory_waits(database, waiting)
         assert lock_waits == 1 and waiting.is_alive()
     waiting.join(timeout=30)
     with database.session() as session:
