@@ -189,9 +189,10 @@ def test_an_append_to_a_run_newer_than_the_statistics_reads_only_its_batch(
     # The fresh run, outside the statistics, and the known one, inside them: an EXISTS probe of
     # a run the statistics hold was planned as a sequential scan that stops at the first match,
     # its rows read showing only as removed by the filter.
-    for run_id, lo in ((fresh, 20_000), (known, 5000)):
+    execute = psycopg.Cursor.execute
+
+    def statements_of_a_post(run_id: int, lo: int) -> list[tuple[str, Any]]:
         captured: list[tuple[str, Any]] = []
-        execute = psycopg.Cursor.execute
 
         def capturing_execute(self, query, params=None, **kwargs):  # type: ignore[no-untyped-def]
             if isinstance(query, str) and _MENTIONS.search(query):
@@ -203,6 +204,10 @@ def test_an_append_to_a_run_newer_than_the_statistics_reads_only_its_batch(
             post(run_id, lo)
         finally:
             monkeypatch.undo()
+        return captured
+
+    for run_id, lo in ((fresh, 20_000), (known, 5000)):
+        captured = statements_of_a_post(run_id, lo)
 
         batch = 1000 * len(keys)
         explained = 0
