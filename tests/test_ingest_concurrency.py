@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from backend.db import Database
 from backend.domain import PointBatch
@@ -343,6 +344,100 @@ def test_a_writer_that_waited_for_the_lock_leaves_what_the_holder_stored(
         assert _same_summaries(_summary_rows(session), summaries)
 
 
+def _values_at(database: Database, run_id: int, key: str) -> dict[int, float]:
+    with database.session() as session:
+        steps, values = MetricStore(session).read_arrays(run_id, [key])[key]
+    return dict(zip(steps.tolist(), values.tolist(), strict=True))
+
+
+def test_a_point_left_out_as_stored_is_written_when_another_writer_changed_it_meanwhile(
+    database: Database, project: ProjectFixture
+) -> None:
+    # Steps 0-9 hold 1.0. The holder of the ingest lock changes steps 5 and 6 to 2.0; a second
+    # writer posts 5 → 1.0 and 6 → 3.0 and waits. Its first read saw step 5 as posted and left
+    # it out; once it holds the lock it must judge its whole batch again, so the run ends as if
+    # the two had written one after the other: 5 → 1.0 and 6 → 3.0, not a mix of the two.
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("the ingest lock is PostgreSQL's; SQLite's write lock orders whole transactions")
+    with database.session() as session:
+        run, _ = RunStore(session).create(project.id, "mixed", {}, [])
+
+    def batch(points: dict[int, float]) -> PointBatch:
+        b = PointBatch()
+        b.extend("loss", list(points), list(points.values()), [float("nan")] * len(points))
+        return b
+
+    with database.session() as session:
+        MetricStore(session).ingest(run.id, batch({s: 1.0 for s in range(10)}))
+    results: dict[str, object] = {}
+
+    def write() -> None:
+        try:
+            with database.session() as session:
+                results["second"] = MetricStore(session).ingest(run.id, batch({5: 1.0, 6: 3.0}))
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            results["second"] = exc
+
+    with database.session() as holder:
+        lock_run_points(holder, run.id)
+        MetricStore(holder).ingest(run.id, batch({5: 2.0, 6: 2.0}))
+        waiting = threading.Thread(target=write)
+        waiting.start()
+        assert advisory_waits(database, waiting) == 1 and waiting.is_alive()
+    waiting.join(timeout=30)
+    assert results["second"].replaced == 2  # type: ignore[union-attr]
+    stored = _values_at(database, run.id, "loss")
+    assert (stored[5], stored[6]) == (1.0, 3.0)
+    with database.session() as session:
+        summaries = _summary_rows(session)
+        SummaryStore(session).rebuild(run.id)
+        assert _same_summaries(_summary_rows(session), summaries)
+
+
+def test_a_writer_that_commits_between_the_read_and_the_lock_is_seen(
+    database: Database, project: ProjectFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same race without a wait: the other writer commits after the second writer's first
+    # read and before it takes the lock, which it then gets at once. The run row's version
+    # tells it that somebody wrote meanwhile, and it judges its batch again.
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("the ingest lock is PostgreSQL's; SQLite's write lock orders whole transactions")
+    with database.session() as session:
+        run, _ = RunStore(session).create(project.id, "window", {}, [])
+
+    def batch(points: dict[int, float]) -> PointBatch:
+        b = PointBatch()
+        b.extend("loss", list(points), list(points.values()), [float("nan")] * len(points))
+        return b
+
+    with database.session() as session:
+        MetricStore(session).ingest(run.id, batch({s: 1.0 for s in range(10)}))
+    first_read = MetricStore._to_write
+    reads = []
+
+    def read_then_let_the_other_writer_commit(self, run_id, points, clash):  # type: ignore[no-untyped-def]
+        found = first_read(self, run_id, points, clash)
+        reads.append(clash)
+        if len(reads) == 1:
+            other = threading.Thread(target=lambda: _ingest_in_own_session(database, run.id, batch({5: 2.0, 6: 2.0})))
+            other.start()
+            other.join(timeout=30)
+        return found
+
+    monkeypatch.setattr(MetricStore, "_to_write", read_then_let_the_other_writer_commit)
+    with database.session() as session:
+        result = MetricStore(session).ingest(run.id, batch({5: 1.0, 6: 3.0}))
+    stored = _values_at(database, run.id, "loss")
+    assert (stored[5], stored[6]) == (1.0, 3.0)
+    assert result.replaced == 2
+    assert len(reads) == 3  # the second writer's first read, the other writer's, the second look
+
+
+def _ingest_in_own_session(database: Database, run_id: int, points: PointBatch) -> None:
+    with database.session() as session:
+        MetricStore(session).ingest(run_id, points)
+
+
 def test_concurrent_overlapping_writers_leave_exact_summaries(database: Database, project: ProjectFixture) -> None:
     # Writers with different values on overlapping steps, keys in their own orders: each
     # refresh sees the points committed before it, so the stored summaries equal a rebuild
@@ -452,3 +547,64 @@ def test_mlflow_batches_and_native_posts_to_one_run_never_deadlock(
     with httpx.Client(base_url=live_server, headers=auth, timeout=60) as http:
         counts = {k["key"]: k["count"] for k in http.get(f"/api/v1/runs/{run}/keys").json()}
     assert counts == {"native": writers * rounds * width, "mlflow": writers * rounds * width}
+
+
+def test_every_route_adds_new_keys_before_it_takes_the_ingest_lock(
+    client: TestClient, database: Database, project: ProjectFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A native post adds a new key (its row uncommitted) and then waits for the run's ingest
+    # lock. An MLflow log-batch or an import that took the lock first and then added the same
+    # key would wait for that row while holding the lock: a cycle. So every route adds new keys
+    # first; checked on the statements each one sends.
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("the ingest lock is PostgreSQL's; SQLite's write lock orders whole transactions")
+    import psycopg
+
+    auth = project.auth()
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def recording(self, query, params=None, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append(query if isinstance(query, str) else str(query))
+        return execute(self, query, params, **kwargs)
+
+    def order_of(post: Callable[[], object]) -> tuple[int, int]:
+        sent.clear()
+        monkeypatch.setattr(psycopg.Cursor, "execute", recording)
+        try:
+            post()
+        finally:
+            monkeypatch.undo()
+        adds = [i for i, q in enumerate(sent) if "INSERT INTO metric_key" in q]
+        locks = [i for i, q in enumerate(sent) if "pg_advisory_xact_lock" in q or "pg_try_advisory_xact_lock" in q]
+        assert adds and locks, sent
+        return adds[0], locks[0]
+
+    r = client.post("/api/2.0/mlflow/runs/create", json={"experiment_id": "0"}, headers=auth)
+    assert r.status_code == 200, r.text
+    run = r.json()["run"]["info"]["run_id"]
+
+    def log_batch() -> None:
+        metrics = [{"key": "brand_new_mlflow", "value": 1.0, "timestamp": 1000, "step": 0}]
+        r = client.post("/api/2.0/mlflow/runs/log-batch", json={"run_id": run, "metrics": metrics}, headers=auth)
+        assert r.status_code == 200, r.text
+
+    def native() -> None:
+        r = client.post(f"/api/v1/runs/{run}/metrics", json={"steps": [1], "values": {"brand_new_native": [1.0]}},
+                        headers=auth)
+        assert r.status_code == 200, r.text
+
+    def importer(body: bytes, expected: int) -> Callable[[], None]:
+        def post() -> None:
+            r = client.post(f"/api/v1/projects/{project.slug}/imports",
+                            params={"format": "jsonl", "run_name": "imported", "update": "true"},
+                            content=body, headers=auth)
+            assert r.status_code == expected, r.text
+        return post
+
+    first_import = importer(b'{"_step": 0, "brand_new_import": 0.5}\n', 201)
+    # An update of the run the first import created, with a key new to it.
+    second_import = importer(b'{"_step": 1, "another_new_key": 0.5}\n', 200)
+    for post in (log_batch, native, first_import, second_import):
+        added, locked = order_of(post)
+        assert added < locked, post.__name__

@@ -138,7 +138,9 @@ class MetricStore:
         # On PostgreSQL one probe finds the known keys, whether the run has each of them and
         # whether it has points in the batch's step range; only unknown keys are inserted.
         postgresql = self._dialect == "postgresql"
-        probe = self._probe(run_id, batch.names, int(steps.min()), int(steps.max())) if postgresql else None
+        probe, version = (
+            self._probe(run_id, batch.names, int(steps.min()), int(steps.max())) if postgresql else (None, None)
+        )
         if probe is None:
             ids = self.key_ids(batch.names, create=True)
         else:
@@ -157,7 +159,9 @@ class MetricStore:
             # A key the probe did not find is new to the run, so it has no points either.
             clash = any(found for _, _, found in probe.values())
             new_keys = sorted(key_id for name, key_id in ids.items() if name not in probe or not probe[name][1])
-            replaced, written = self._ingest_postgresql(run_id, new_keys, clash, key_ids, steps, values, times, timed)
+            replaced, written = self._ingest_postgresql(
+                run_id, new_keys, clash, version, key_ids, steps, values, times, timed
+            )
         else:
             self._check_keys_per_run(run_id, sorted(ids.values()))
             replaced = self._ingest_sqlite(run_id, key_ids, steps, values, times, timed)
@@ -198,10 +202,13 @@ class MetricStore:
         )
         return IngestResult(accepted=len(steps), replaced=replaced)
 
-    def _probe(self, run_id: int, names: list[str], lo: int, hi: int) -> dict[str, tuple[int, bool, bool]]:
+    def _probe(
+        self, run_id: int, names: list[str], lo: int, hi: int
+    ) -> tuple[dict[str, tuple[int, bool, bool]], str | None]:
         """For each of ``names`` that is a known key (PostgreSQL): its id, whether run ``run_id``
         has a point of it, and whether it has one in steps ``lo``..``hi``; two index probes a key,
-        in one statement.
+        in one statement. With them, the run row's version (``xmin``) as this statement saw it
+        (see ``_ingest_postgresql``), or None when no name is a known key.
 
         Each probe is a ``min(step)``, which PostgreSQL always answers from the primary key's
         first entry. An ``EXISTS`` over a run the statistics say is large was planned as a
@@ -213,12 +220,14 @@ class MetricStore:
         with conn.cursor() as cur:
             cur.execute(
                 f"SELECT k.name, k.id, ({point}) IS NOT NULL,"
-                f" coalesce(({point} AND p.step >= %(lo)s) <= %(hi)s, false)"
+                f" coalesce(({point} AND p.step >= %(lo)s) <= %(hi)s, false),"
+                " (SELECT r.xmin::text FROM run AS r WHERE r.id = %(run)s)"
                 " FROM metric_key AS k WHERE k.name = ANY(%(names)s::text[])",
                 {"run": run_id, "names": names, "lo": lo, "hi": hi},
             )
             rows = cur.fetchall()
-        return {name: (key_id, has, clash) for name, key_id, has, clash in rows}
+        version = rows[0][4] if rows else None
+        return {name: (key_id, has, clash) for name, key_id, has, clash, _ in rows}, version
 
     def _check_keys_per_run(self, run_id: int, key_ids: list[int]) -> None:
         """Refuse a batch that would give the run more than ``MAX_KEYS_PER_RUN`` keys. Keys the
@@ -304,6 +313,7 @@ class MetricStore:
         run_id: int,
         new_key_ids: list[int],
         clash: bool,
+        version: str | None,
         key_ids: np.ndarray,
         steps: np.ndarray,
         values: np.ndarray,
@@ -313,39 +323,38 @@ class MetricStore:
         """Write the points; returns how many replaced a stored point and which were written.
 
         ``clash`` says whether the run had points of the batch's keys in its step range when
-        ``_probe`` looked, ``new_key_ids`` which of the batch's keys the run did not have."""
+        ``_probe`` looked, ``version`` the run row's version it saw, ``new_key_ids`` which of the
+        batch's keys the run did not have."""
         conn = self.session.connection().connection.driver_connection  # psycopg.Connection
-        written = np.ones(len(steps), dtype=bool)
-        unchanged = 0
+        batch = key_ids, steps, values, times, timed
         # Before the run's ingest lock, reading without waiting: when the batch may replace
         # something, which of its points would change nothing; the rest are staged in the
         # temporary table for the merge.
-        if clash:
-            written = ~self._unchanged(run_id, key_ids, steps, values, times, timed)
-            unchanged = int(np.count_nonzero(~written))
-            if not written.any():
-                return unchanged, written
-            key_ids, steps, values, times, timed = (
-                key_ids[written], steps[written], values[written], times[written], timed[written]
-            )
-        payload = binary_copy_payload(run_id, key_ids, steps, values, times)
+        written, unchanged = self._to_write(run_id, batch, clash)
+        if not written.any():
+            # Nothing to write: the post takes effect as of that read, before any writer that
+            # had not committed yet, and takes no lock.
+            return unchanged, written
+        payload = binary_copy_payload(run_id, *(column[written] for column in batch[:4]))
         if clash:
             self._stage(conn, payload)
-        if not try_lock_run_points(self.session, run_id):
+        waited = not try_lock_run_points(self.session, run_id)
+        if waited:
             lock_run_points(self.session, run_id)
-            # Other writers of the run committed while this one waited. Points they stored as
-            # this batch posts them are not written again: where writers overlap (a shared run's
-            # first pass over its steps) each would otherwise rewrite, and re-summarise, what the
-            # one before it wrote. Nobody else can write the run now, so this look is final.
-            again = self._unchanged(run_id, key_ids, steps, values, times, timed)
-            if again.any():
-                written[np.flatnonzero(written)[again]] = False
-                unchanged += int(np.count_nonzero(again))
-                if not written.any():
-                    return unchanged, written
-                keep = ~again
-                key_ids, steps, values, times = key_ids[keep], steps[keep], values[keep], times[keep]
-                payload = binary_copy_payload(run_id, key_ids, steps, values, times)
+        if waited or (clash and self._run_version(run_id) != version):
+            # Another writer of the run committed since the read above (every writer of points
+            # updates the run's row, so its version moved). The batch is judged again, whole,
+            # now that nobody else can write the run: a point left out as stored may have been
+            # changed meanwhile and must be written after all, and a point the other writer
+            # stored as this batch posts it is not written again (where writers overlap, as in
+            # a shared run's first pass, each would otherwise rewrite and re-summarise what the
+            # one before it wrote).
+            again, unchanged = self._to_write(run_id, batch, True)
+            if not again.any():
+                return unchanged, again
+            if not np.array_equal(again, written):
+                written = again
+                payload = binary_copy_payload(run_id, *(column[written] for column in batch[:4]))
                 if clash:
                     self._stage(conn, payload)
         # Under the lock, so concurrent batches cannot together pass the per-run key limit. Keys
@@ -389,6 +398,25 @@ class MetricStore:
                     raise
                 time.sleep(random.uniform(0.005, 0.02) * attempt)
         raise AssertionError("unreachable")
+
+    def _to_write(
+        self, run_id: int, batch: tuple[np.ndarray, ...], clash: bool
+    ) -> tuple[np.ndarray, int]:
+        """Which points of ``batch`` (key ids, steps, values, times, timed) to write, and how
+        many are left out because the run holds them as posted; without ``clash``, all."""
+        if not clash:
+            return np.ones(len(batch[1]), dtype=bool), 0
+        same = self._unchanged(run_id, *batch)
+        return ~same, int(np.count_nonzero(same))
+
+    def _run_version(self, run_id: int) -> str | None:
+        """The run row's version (``xmin``): every transaction that writes the run's points
+        updates the row, so it changes whenever one commits."""
+        conn = self.session.connection().connection.driver_connection
+        with conn.cursor() as cur:
+            cur.execute("SELECT xmin::text FROM run WHERE id = %s", (run_id,))
+            row = cur.fetchone()
+        return None if row is None else row[0]
 
     def _unchanged(
         self,

@@ -92,12 +92,14 @@ def import_history(
         run, created = runs.create(
             project.id, name=name, config=history.config, tags=[f"imported:{format}"], external_id=history.external_id
         )
-    # The run's ingest lock before its row is updated: the order every ingest keeps
-    # (docs/ARCHITECTURE.md, "An ingest").
+    # New metric keys first, then the run's ingest lock, then its row: the order every ingest
+    # keeps (docs/ARCHITECTURE.md, "An ingest").
+    points = history.batch()
+    MetricStore(session).key_ids(points.names, create=True)
     lock_run_points(session, run.id)
     if not created and history.config and {**run.config, **history.config} != run.config:
         runs.update(run.id, config={**run.config, **history.config})
-    result = MetricStore(session).ingest(run.id, history.batch())
+    result = MetricStore(session).ingest(run.id, points)
     if created:
         runs.update(run.id, status=RunStatus.FINISHED)  # a finished history
     else:
