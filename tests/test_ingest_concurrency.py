@@ -350,6 +350,25 @@ def _values_at(database: Database, run_id: int, key: str) -> dict[int, float]:
     return dict(zip(steps.tolist(), values.tolist(), strict=True))
 
 
+def _loss(points: dict[int, float]) -> PointBatch:
+    """A batch of key ``loss`` at these steps and values, without wall times."""
+    batch = PointBatch()
+    batch.extend("loss", list(points), list(points.values()), [float("nan")] * len(points))
+    return batch
+
+
+def _run_of_ones(database: Database, project: ProjectFixture, name: str):  # type: ignore[no-untyped-def]
+    """A new run whose ``loss`` holds 1.0 at steps 0-9 (PostgreSQL only: the tests using it are
+    about the ingest lock)."""
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("the ingest lock is PostgreSQL's; SQLite's write lock orders whole transactions")
+    with database.session() as session:
+        run, _ = RunStore(session).create(project.id, name, {}, [])
+    with database.session() as session:
+        MetricStore(session).ingest(run.id, _loss({s: 1.0 for s in range(10)}))
+    return run
+
+
 def test_a_point_left_out_as_stored_is_written_when_another_writer_changed_it_meanwhile(
     database: Database, project: ProjectFixture
 ) -> None:
@@ -357,30 +376,19 @@ def test_a_point_left_out_as_stored_is_written_when_another_writer_changed_it_me
     # writer posts 5 → 1.0 and 6 → 3.0 and waits. Its first read saw step 5 as posted and left
     # it out; once it holds the lock it must judge its whole batch again, so the run ends as if
     # the two had written one after the other: 5 → 1.0 and 6 → 3.0, not a mix of the two.
-    if database.engine.dialect.name != "postgresql":
-        pytest.skip("the ingest lock is PostgreSQL's; SQLite's write lock orders whole transactions")
-    with database.session() as session:
-        run, _ = RunStore(session).create(project.id, "mixed", {}, [])
-
-    def batch(points: dict[int, float]) -> PointBatch:
-        b = PointBatch()
-        b.extend("loss", list(points), list(points.values()), [float("nan")] * len(points))
-        return b
-
-    with database.session() as session:
-        MetricStore(session).ingest(run.id, batch({s: 1.0 for s in range(10)}))
+    run = _run_of_ones(database, project, "mixed")
     results: dict[str, object] = {}
 
     def write() -> None:
         try:
             with database.session() as session:
-                results["second"] = MetricStore(session).ingest(run.id, batch({5: 1.0, 6: 3.0}))
+                results["second"] = MetricStore(session).ingest(run.id, _loss({5: 1.0, 6: 3.0}))
         except BaseException as exc:  # noqa: BLE001 - asserted below
             results["second"] = exc
 
     with database.session() as holder:
         lock_run_points(holder, run.id)
-        MetricStore(holder).ingest(run.id, batch({5: 2.0, 6: 2.0}))
+        MetricStore(holder).ingest(run.id, _loss({5: 2.0, 6: 2.0}))
         waiting = threading.Thread(target=write)
         waiting.start()
         assert advisory_waits(database, waiting) == 1 and waiting.is_alive()
@@ -400,18 +408,7 @@ def test_a_writer_that_commits_between_the_read_and_the_lock_is_seen(
     # The same race without a wait: the other writer commits after the second writer's first
     # read and before it takes the lock, which it then gets at once. The run row's version
     # tells it that somebody wrote meanwhile, and it judges its batch again.
-    if database.engine.dialect.name != "postgresql":
-        pytest.skip("the ingest lock is PostgreSQL's; SQLite's write lock orders whole transactions")
-    with database.session() as session:
-        run, _ = RunStore(session).create(project.id, "window", {}, [])
-
-    def batch(points: dict[int, float]) -> PointBatch:
-        b = PointBatch()
-        b.extend("loss", list(points), list(points.values()), [float("nan")] * len(points))
-        return b
-
-    with database.session() as session:
-        MetricStore(session).ingest(run.id, batch({s: 1.0 for s in range(10)}))
+    run = _run_of_ones(database, project, "window")
     first_read = MetricStore._to_write
     reads = []
 
@@ -419,14 +416,14 @@ def test_a_writer_that_commits_between_the_read_and_the_lock_is_seen(
         found = first_read(self, run_id, points, clash)
         reads.append(clash)
         if len(reads) == 1:
-            other = threading.Thread(target=lambda: _ingest_in_own_session(database, run.id, batch({5: 2.0, 6: 2.0})))
+            other = threading.Thread(target=lambda: _ingest_in_own_session(database, run.id, _loss({5: 2.0, 6: 2.0})))
             other.start()
             other.join(timeout=30)
         return found
 
     monkeypatch.setattr(MetricStore, "_to_write", read_then_let_the_other_writer_commit)
     with database.session() as session:
-        result = MetricStore(session).ingest(run.id, batch({5: 1.0, 6: 3.0}))
+        result = MetricStore(session).ingest(run.id, _loss({5: 1.0, 6: 3.0}))
     stored = _values_at(database, run.id, "loss")
     assert (stored[5], stored[6]) == (1.0, 3.0)
     assert result.replaced == 2
