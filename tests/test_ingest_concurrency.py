@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.db import Database
-from backend.domain import PointBatch
+from backend.domain import PointBatch, Run
 from backend.storage.metrics import MetricStore, lock_run_points
 from backend.storage.runs import RunStore
 from backend.storage.summaries import SummaryStore
@@ -357,7 +357,7 @@ def _loss(points: dict[int, float]) -> PointBatch:
     return batch
 
 
-def _run_of_ones(database: Database, project: ProjectFixture, name: str):  # type: ignore[no-untyped-def]
+def _run_of_ones(database: Database, project: ProjectFixture, name: str) -> Run:
     """A new run whose ``loss`` holds 1.0 at steps 0-9 (PostgreSQL only: the tests using it are
     about the ingest lock)."""
     if database.engine.dialect.name != "postgresql":
