@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -17,6 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.errors import SchemaOutOfDate
 
 UPGRADE_COMMAND = "parityscope db upgrade"
+
+
+def driver_connection(session: Session) -> Any:
+    """The DB-API connection under ``session``'s transaction (a ``psycopg.Connection`` on
+    PostgreSQL, a ``sqlite3.Connection`` on SQLite), for COPY and the hot statements that
+    SQLAlchemy's handling would slow down."""
+    return session.connection().connection.driver_connection
 
 
 def migrations_dir() -> Path:

@@ -30,6 +30,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 MAX_EXAMPLES = 8
 
+_SEARCH_GRAMMAR = {
+    "filter": "an expression in MLflow's search grammar",
+    "order_by": "expressions in MLflow's search grammar",
+}
+
 # Rules OpenAPI cannot state, per operation: the fields a refusal of schema-valid data may name,
 # and why. Any other refusal of schema-valid data, on these operations too, is a failure.
 UNDESCRIBABLE: dict[str, dict[str, str]] = {
@@ -44,14 +49,8 @@ UNDESCRIBABLE: dict[str, dict[str, str]] = {
     "POST /api/v1/jobs": {"project": "with an admin token the body names the project; with a project token it may not"},
     "GET /api/2.0/mlflow/runs/get": {"run_id": "run_id or its alias run_uuid: one of two query parameters"},
     "GET /api/2.0/mlflow/metrics/get-history": {"run_id": "run_id or its alias run_uuid: one of two query parameters"},
-    "POST /api/2.0/mlflow/runs/search": {
-        "filter": "an expression in MLflow's search grammar",
-        "order_by": "expressions in MLflow's search grammar",
-    },
-    "POST /api/2.0/mlflow/experiments/search": {
-        "filter": "an expression in MLflow's search grammar",
-        "order_by": "expressions in MLflow's search grammar",
-    },
+    "POST /api/2.0/mlflow/runs/search": _SEARCH_GRAMMAR,
+    "POST /api/2.0/mlflow/experiments/search": _SEARCH_GRAMMAR,
     "POST /api/v1/projects/{slug}/imports": {"file": "a file in the format the `format` query parameter names"},
 }
 

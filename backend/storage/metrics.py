@@ -27,6 +27,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
+from backend.db import driver_connection
 from backend.domain import IngestResult, KeySummary, PointBatch
 from backend.errors import TooLarge
 from backend.limits import MAX_KEYS_PER_REQUEST, MAX_KEYS_PER_RUN
@@ -50,9 +51,11 @@ UNCHANGED_SPAN = 4
 UNCHANGED_GAP = 64
 
 
-def lock_run_points(session: Session, run_id: int) -> None:
-    """Take run ``run_id``'s ingest lock until the transaction ends (PostgreSQL; a no-op on
-    SQLite, whose first write already locks the whole database until commit).
+def lock_run_points(session: Session, run_id: int, *, wait: bool = True) -> bool:
+    """Take run ``run_id``'s ingest lock until the transaction ends; with ``wait=False`` only if
+    no other transaction holds it. Returns whether it was taken (always True on SQLite, whose
+    first write already locks the whole database until commit, and when this transaction
+    holds it already).
 
     Every transaction that writes the run's points holds it while it writes them and refreshes
     their summaries, so a refresh sees every point committed before it and no two writers of
@@ -61,20 +64,23 @@ def lock_run_points(session: Session, run_id: int) -> None:
     ingest order is this lock, then the run's row (docs/ARCHITECTURE.md, "An ingest").
     """
     if session.get_bind().dialect.name != "postgresql":
-        return
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(:cls, :run)"), {"cls": INGEST_LOCK_CLASS, "run": run_id}
-    )
-
-
-def try_lock_run_points(session: Session, run_id: int) -> bool:
-    """Take run ``run_id``'s ingest lock if no other transaction holds it; whether it was taken
-    (always True on SQLite, and when this transaction holds it already)."""
-    if session.get_bind().dialect.name != "postgresql":
         return True
-    return bool(session.execute(
-        text("SELECT pg_try_advisory_xact_lock(:cls, :run)"), {"cls": INGEST_LOCK_CLASS, "run": run_id}
-    ).scalar_one())
+    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    taken = session.execute(
+        text(f"SELECT {function}(:cls, :run)"), {"cls": INGEST_LOCK_CLASS, "run": run_id}
+    ).scalar_one()
+    return wait or bool(taken)
+
+
+# The key ids a run has points for, without scanning its points: a loose index scan that seeks
+# from one key id to the next on the primary key. Statements go on with "SELECT … FROM k".
+_RUN_KEY_IDS = (
+    "WITH RECURSIVE k(key_id) AS ("
+    " SELECT min(key_id) FROM metric_point WHERE run_id = :run"
+    " UNION ALL"
+    " SELECT (SELECT min(key_id) FROM metric_point WHERE run_id = :run AND key_id > k.key_id)"
+    " FROM k WHERE k.key_id IS NOT NULL)"
+)
 
 
 class MetricStore:
@@ -216,7 +222,7 @@ class MetricStore:
         point = "SELECT min(p.step) FROM metric_point AS p WHERE p.run_id = %(run)s AND p.key_id = k.id"
         # On the driver's connection: this runs on every ingest, and SQLAlchemy's handling of a
         # text statement cost several times the statement itself.
-        conn = self.session.connection().connection.driver_connection
+        conn = driver_connection(self.session)
         with conn.cursor() as cur:
             cur.execute(
                 f"SELECT k.name, k.id, ({point}) IS NOT NULL,"
@@ -255,11 +261,7 @@ class MetricStore:
             return
         existing = self.session.execute(
             text(
-                "WITH RECURSIVE k(key_id) AS ("
-                " SELECT min(key_id) FROM metric_point WHERE run_id = :run"
-                " UNION ALL"
-                " SELECT (SELECT min(key_id) FROM metric_point WHERE run_id = :run AND key_id > k.key_id)"
-                " FROM k WHERE k.key_id IS NOT NULL)"
+                _RUN_KEY_IDS +
                 " SELECT count(key_id) FROM k"
             ),
             {"run": run_id},
@@ -295,7 +297,7 @@ class MetricStore:
             )
         ]
         replaced = sum(1 for r in rows if (r[1], r[2]) in found) if found else 0
-        cursor = self.session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = driver_connection(self.session).cursor()
         # As on PostgreSQL (``_unchanged``), a point stored as posted (its value, and its wall
         # time when it came with one) is left as it is.
         cursor.executemany(
@@ -325,7 +327,7 @@ class MetricStore:
         ``clash`` says whether the run had points of the batch's keys in its step range when
         ``_probe`` looked, ``version`` the run row's version it saw, ``new_key_ids`` which of the
         batch's keys the run did not have."""
-        conn = self.session.connection().connection.driver_connection  # psycopg.Connection
+        conn = driver_connection(self.session)  # psycopg.Connection
         batch = key_ids, steps, values, times, timed
         # Before the run's ingest lock, reading without waiting: when the batch may replace
         # something, which of its points would change nothing; the rest are staged in the
@@ -338,7 +340,7 @@ class MetricStore:
         payload = binary_copy_payload(run_id, *(column[written] for column in batch[:4]))
         if clash:
             self._stage(conn, payload)
-        waited = not try_lock_run_points(self.session, run_id)
+        waited = not lock_run_points(self.session, run_id, wait=False)
         if waited:
             lock_run_points(self.session, run_id)
         if waited or (clash and self._run_version(run_id) != version):
@@ -412,7 +414,7 @@ class MetricStore:
     def _run_version(self, run_id: int) -> str | None:
         """The run row's version (``xmin``): every transaction that writes the run's points
         updates the row, so it changes whenever one commits."""
-        conn = self.session.connection().connection.driver_connection
+        conn = driver_connection(self.session)
         with conn.cursor() as cur:
             cur.execute("SELECT xmin::text FROM run WHERE id = %s", (run_id,))
             row = cur.fetchone()
@@ -443,7 +445,7 @@ class MetricStore:
         lo, hi = steps[starts], steps[ends]
         if int((hi - lo + 1).sum()) > UNCHANGED_SPAN * len(steps):
             return unchanged
-        conn = self.session.connection().connection.driver_connection
+        conn = driver_connection(self.session)
         with conn.cursor(binary=True) as cur:
             # NULL values (none is written on PostgreSQL) are left out, so they never match.
             cur.execute(
@@ -499,11 +501,7 @@ class MetricStore:
         index scan that seeks from one key id to the next on the primary key."""
         rows = self.session.execute(
             text(
-                "WITH RECURSIVE k(key_id) AS ("
-                " SELECT min(key_id) FROM metric_point WHERE run_id = :run"
-                " UNION ALL"
-                " SELECT (SELECT min(key_id) FROM metric_point WHERE run_id = :run AND key_id > k.key_id)"
-                " FROM k WHERE k.key_id IS NOT NULL)"
+                _RUN_KEY_IDS +
                 " SELECT metric_key.name FROM k JOIN metric_key ON metric_key.id = k.key_id"
                 " ORDER BY metric_key.name"
             ),
@@ -584,7 +582,7 @@ class MetricStore:
     def _copy_out(self, run_id: int, key_ids: list[int], lo: int, hi: int) -> tuple[np.ndarray, ...]:
         # One row per key, each column packed server-side into a bytea of big-endian int8/float8:
         # the client then holds three buffers instead of a million row tuples.
-        conn = self.session.connection().connection.driver_connection
+        conn = driver_connection(self.session)
         keys_out, steps_out, values_out = [], [], []
         with conn.cursor(binary=True) as cur:
             # The sorted subquery feeds the aggregate in step order; the check below re-sorts
@@ -659,11 +657,7 @@ class MetricStore:
         keys, or None when none of them has one: one primary-key probe per key."""
         found = self.session.execute(
             text(
-                "WITH RECURSIVE k(key_id) AS ("
-                " SELECT min(key_id) FROM metric_point WHERE run_id = :run"
-                " UNION ALL"
-                " SELECT (SELECT min(key_id) FROM metric_point WHERE run_id = :run AND key_id > k.key_id)"
-                " FROM k WHERE k.key_id IS NOT NULL)"
+                _RUN_KEY_IDS +
                 " SELECT min((SELECT p.wall_time FROM metric_point AS p"
                 " WHERE p.run_id = :run AND p.key_id = k.key_id ORDER BY p.step LIMIT 1))"
                 " FROM k WHERE k.key_id IS NOT NULL"

@@ -33,6 +33,7 @@ from psycopg.pq import Format
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from backend.db import driver_connection
 from backend.models import MetricPointRow, MetricSummaryRow
 from backend.series_summary import LEVELS, NO_STEP, BucketStats, merge_buckets, point_buckets
 
@@ -372,8 +373,6 @@ class SummaryStore:
                 f"string_agg({_SEND[name]}(coalesce({name}, {_MISSING[name]})), ''::bytea)"
                 for name in names
             )
-            # One index range scan per span: the fenced (OFFSET 0) lateral subquery keeps the
-            # planner from joining the spans to all of the run's rows instead.
             # Grouped per key and level, both packed into one number (levels are below 32).
             # LATERAL range scans of the primary key, as in ``_read_points``.
             found = self._packed(
@@ -429,7 +428,7 @@ class SummaryStore:
     def _packed(self, query: str, params: tuple, wire: list[str]) -> list[np.ndarray]:
         """Run a query returning one row per key, each further column a bytea of packed
         big-endian values; returns the key per value and each column as one array."""
-        conn = self.session.connection().connection.driver_connection
+        conn = driver_connection(self.session)
         with conn.cursor(binary=True) as cur:
             cur.execute(query, params)
             rows = cur.fetchall()
@@ -469,7 +468,7 @@ class SummaryStore:
             self._upsert_merging(run_id, keys, levels, rows)
             return
         inner = ~edge
-        conn = self.session.connection().connection.driver_connection
+        conn = driver_connection(self.session)
         try:
             # psycopg's transaction block inside the open transaction is a savepoint.
             with conn.transaction(), conn.cursor() as cur:
@@ -517,7 +516,7 @@ class SummaryStore:
             "nan_step": f"least({old}.nan_step, {new}.nan_step)",
         }
         assert set(merge) == set(_STAT_FIELDS)
-        conn = self.session.connection().connection.driver_connection
+        conn = driver_connection(self.session)
         for array, dumper in _DUMPERS:
             conn.adapters.register_dumper(array, dumper)
         with conn.cursor() as cur:
@@ -539,45 +538,21 @@ class SummaryStore:
         updates = ", ".join(f"{name} = excluded.{name}" for name in _STAT_FIELDS)
         names = ", ".join(columns)
         if self._postgresql:
-            # One binary COPY built by numpy into a temporary table (NaN and NO_STEP stand for
-            # NULL there, so every tuple has one layout), then one merge.
-            layout = np.dtype(
-                [("n", ">i2"), ("l_key", ">i4"), ("key_id", ">i4"), ("l_level", ">i4"), ("level", ">i4"),
-                 ("l_bucket", ">i4"), ("bucket", ">i8")]
-                + [item for name in _STAT_FIELDS for item in ((f"l_{name}", ">i4"), (name, _WIRE[name]))]
-            )
-            tuples = np.empty(keys.size, dtype=layout)
-            tuples["n"] = len(columns)
-            tuples["l_key"], tuples["key_id"] = 4, keys
-            tuples["l_level"], tuples["level"] = 4, level_column
-            tuples["l_bucket"], tuples["bucket"] = 8, merged.bucket
-            for name in _STAT_FIELDS:
-                tuples[f"l_{name}"] = int(_WIRE[name][-1])
-                tuples[name] = getattr(merged, name)
-            payload = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + tuples.tobytes() + b"\xff\xff"
-            selected = ", ".join(
-                f"NULLIF({name}, {NO_STEP})" if name in _STEP_FIELDS
-                else f"NULLIF({name}, 'NaN'::float8)" if name not in _INT_FIELDS else name
-                for name in _STAT_FIELDS
-            )
-            conn = self.session.connection().connection.driver_connection
+            # One binary COPY built by numpy into a temporary table with metric_summary's
+            # columns, then one merge.
+            types = {">i2": "int2", ">i4": "int4", ">i8": "int8", ">f8": "float8"}
+            conn = driver_connection(self.session)
             with conn.cursor() as cur:
                 cur.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS ingest_summary (key_id int4, level int4,"
-                    " bucket int8, "
-                    + ", ".join(
-                        f"{name} {'int4' if _WIRE[name] == '>i4' else 'int8' if _WIRE[name] == '>i8' else 'float8'}"
-                        for name in _STAT_FIELDS
-                    )
-                    + ") ON COMMIT DELETE ROWS; TRUNCATE ingest_summary"
+                    "CREATE TEMP TABLE IF NOT EXISTS ingest_summary_rows (run_id int4, key_id int4, level int2, "
+                    + ", ".join(f"{name} {types[_WIRE[name]]}" for name in ["bucket", *_STAT_FIELDS])
+                    + ") ON COMMIT DELETE ROWS; TRUNCATE ingest_summary_rows"
                 )
-                with cur.copy("COPY ingest_summary FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.write(payload)
+                with cur.copy(f"COPY ingest_summary_rows (run_id, {names}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.write(_summary_copy_payload(run_id, keys, level_column, merged))
                 cur.execute(
-                    f"INSERT INTO metric_summary (run_id, {names})"
-                    f" SELECT %s, key_id, level, bucket, {selected} FROM ingest_summary"
-                    f" ON CONFLICT (run_id, key_id, level, bucket) DO UPDATE SET {updates}",
-                    (run_id,),
+                    f"INSERT INTO metric_summary (run_id, {names}) SELECT run_id, {names} FROM ingest_summary_rows"
+                    f" ON CONFLICT (run_id, key_id, level, bucket) DO UPDATE SET {updates}"
                 )
             return
         arrays: dict[str, list] = {
@@ -593,7 +568,7 @@ class SummaryStore:
                 arrays[name] = [None if v != v else v for v in values]
         rows = list(zip(*[arrays[name] for name in columns], strict=True))
         marks = ", ".join("?" for _ in columns)
-        cursor = self.session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = driver_connection(self.session).cursor()
         cursor.executemany(
             f"INSERT INTO metric_summary (run_id, {names}) VALUES ({run_id}, {marks})"
             f" ON CONFLICT (run_id, key_id, level, bucket) DO UPDATE SET {updates}",

@@ -296,10 +296,8 @@ def _write(
     batch = _point_batch(metrics)
     # MLflow clients log asynchronously from several threads; holding the run's lock makes
     # concurrent batches of one run (the same step logged twice, say) apply one after another.
-    # A batch with metrics takes the run's ingest lock before its row, the order every ingest
-    # keeps (docs/ARCHITECTURE.md, "An ingest").
-    # New metric keys are added before the lock, as ingestion adds them: a writer that adds
-    # the same new key waits for this one's key row, never while it holds the lock.
+    # A batch with metrics adds its new keys, then takes the run's ingest lock, then its row:
+    # the order every ingest keeps (docs/ARCHITECTURE.md, "An ingest").
     if metrics:
         MetricStore(session).key_ids(batch.names, create=True)
         lock_run_points(session, run.id)
